@@ -1,0 +1,156 @@
+"""`Program`: an IR module plus the values of its parameters and state.
+
+On disk a program is a directory with `model.mlir` (the IR, a readable page even for big
+models) and `weights.safetensors` (one tensor per `train.param` symbol).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.parser import Parser
+from xdsl.utils.exceptions import ParseError, VerifyException
+
+from . import types as T
+from .context import make_context
+from .interpreter import Interpreter
+from .ops.state import ParamOp
+
+MODEL_FILE = "model.mlir"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+class ProgramError(Exception):
+    """A program on disk or in memory is inconsistent; the message says where."""
+
+
+def parse_module(text: str, name: str = "<input>") -> ModuleOp:
+    """Parse IR text; raises xDSL's ParseError (with file:line:col) on bad input."""
+    module = Parser(make_context(), text, name).parse_module()
+    return module
+
+
+class Program:
+    def __init__(self, module: ModuleOp, weights: dict[str, np.ndarray] | None = None):
+        self.module = module
+        self.weights: dict[str, np.ndarray] = dict(weights or {})
+
+    # --- symbols ---------------------------------------------------------------
+    def params(self) -> list[ParamOp]:
+        return [op for op in self.module.ops if isinstance(op, ParamOp)]
+
+    def param(self, name: str) -> ParamOp:
+        for p in self.params():
+            if p.sym_name.data == name:
+                return p
+        raise KeyError(name)
+
+    def functions(self) -> dict[str, func.FuncOp]:
+        return {op.sym_name.data: op for op in self.module.ops if isinstance(op, func.FuncOp)}
+
+    def trainable(self) -> list[str]:
+        return [p.sym_name.data for p in self.params() if p.is_trainable]
+
+    # --- checks ----------------------------------------------------------------
+    def verify(self) -> None:
+        """IR verifier plus: every parameter has a value of its declared shape and dtype."""
+        self.module.verify()
+        for p in self.params():
+            name = p.sym_name.data
+            if name not in self.weights:
+                raise ProgramError(f"parameter @{name} has no value in the weights")
+            arr = self.weights[name]
+            want = tuple(p.type.get_shape())
+            if arr.shape != want:
+                raise ProgramError(f"parameter @{name}: value has shape {T.fmt(arr.shape)}, IR declares {T.fmt(want)}")
+            if arr.dtype != T.numpy_dtype(p.type.element_type):
+                raise ProgramError(f"parameter @{name}: value is {arr.dtype}, IR declares {p.type.element_type}")
+
+    # --- running -----------------------------------------------------------------
+    def run(self, fn: str, *arrays: np.ndarray, dtype=np.float32):
+        """Interpret function `fn`; a single result comes back as one array.
+
+        train.set updates `self.weights` (in the weights' own dtype)."""
+        interp = Interpreter(self.module, self.weights, dtype)
+        if np.dtype(dtype) != np.float32:
+            interp.weights = {k: interp.as_float(v) for k, v in self.weights.items()}
+        outs = interp.call(fn, *[np.asarray(a) for a in arrays])
+        if interp.weights is not self.weights:
+            for k, v in interp.weights.items():
+                self.weights[k] = v.astype(self.weights[k].dtype) if k in self.weights else v
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    # --- text and files -----------------------------------------------------------
+    def __str__(self) -> str:
+        return str(self.module)
+
+    def copy(self) -> Program:
+        return Program(self.module.clone(), {k: v.copy() for k, v in self.weights.items()})
+
+    @classmethod
+    def parse(cls, text: str, weights: dict[str, np.ndarray] | None = None, name: str = "<input>") -> Program:
+        return cls(parse_module(text, name), weights)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> Program:
+        d = Path(directory)
+        model = d / MODEL_FILE
+        if not model.is_file():
+            raise ProgramError(f"{d}: no {MODEL_FILE}")
+        weights = load_file(str(d / WEIGHTS_FILE)) if (d / WEIGHTS_FILE).is_file() else {}
+        try:
+            prog = cls(parse_module(model.read_text(), str(model)), weights)
+        except ParseError as e:
+            raise ProgramError(str(e)) from None
+        return prog
+
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write model.mlir + weights.safetensors atomically: the directory is complete or untouched."""
+        save_program_files(directory, {MODEL_FILE: str(self.module) + "\n"}, self.weights)
+
+
+def save_program_files(directory, texts: dict[str, str], weights: dict[str, np.ndarray]) -> None:
+    d = Path(directory).resolve()
+    d.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.", dir=d.parent))
+    try:
+        for name, text in texts.items():
+            (tmp / name).write_text(text)
+        save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(tmp / WEIGHTS_FILE))
+        _replace_dir(tmp, d)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _replace_dir(new: Path, dest: Path) -> None:
+    if not dest.exists():
+        os.replace(new, dest)
+        return
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    os.replace(dest, old)
+    os.replace(new, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def declare_params(module: ModuleOp, specs: Iterable[tuple[str, tuple[int, ...], str, bool]]) -> list[ParamOp]:
+    """Insert `train.param` declarations at the top of a module."""
+    ops = [ParamOp(name, T.tensor(shape), role, trainable) for name, shape, role, trainable in specs]
+    first = module.body.block.first_op
+    for op in ops:
+        if first is None:
+            module.body.block.add_op(op)
+        else:
+            module.body.block.insert_op_before(op, first)
+    return ops
+
+
+__all__ = ["Program", "ProgramError", "parse_module", "VerifyException"]
