@@ -2,6 +2,14 @@
 
 __version__ = "0.1.0"
 
-from .ir.program import Program  # noqa: E402
+
+def __getattr__(name: str):
+    # lazy, so that `pock-opt --help` and `pockengine --version` start without loading xDSL
+    if name == "Program":
+        from .ir.program import Program
+
+        return Program
+    raise AttributeError(f"module 'pockengine' has no attribute {name!r}")
+
 
 __all__ = ["Program", "__version__"]

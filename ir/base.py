@@ -27,17 +27,19 @@ from xdsl.dialects.builtin import (
     StringAttr,
     FunctionType,
     f64,
+    i1,
     i64,
 )
 from xdsl.ir import Attribute, SSAValue
 from xdsl.irdl import IRDLOperation, prop_def, traits_def
-from xdsl.irdl.constraints import ConstraintContext
+from xdsl.irdl.constraints import VerificationContext
 from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from . import types as T
+from . import xdsl_fixes  # noqa: F401  (hex floats in dense literals)
 
 # --- property helpers: declare a property by its Python kind ----------------------
 
@@ -129,7 +131,9 @@ class TrainOp(IRDLOperation):
     """Base of all `train` ops (not registered itself)."""
 
     traits = traits_def(Pure())
-    # ops whose first operand must be a float tensor set this
+    # element types the first operand may have (checked on build and verify): "any", "float",
+    # "numeric" (not i1), "integer" (integers and i1 masks) or "i1"; FLOAT_ONLY = True is "float"
+    ELEMENTS: ClassVar[str] = "any"
     FLOAT_ONLY: ClassVar[bool] = False
 
     @classmethod
@@ -148,7 +152,7 @@ class TrainOp(IRDLOperation):
                 raise VerifyException(f"{cls.name}: unknown property {key!r} (known: {known})")
             for cand in _candidates(value):
                 try:
-                    defs[key].constr.verify(cand, ConstraintContext())
+                    defs[key].constr.verify(cand, VerificationContext())
                 except VerifyException:
                     continue
                 if cand != defs[key].default_value:  # defaults stay implicit: one spelling per op
@@ -163,8 +167,23 @@ class TrainOp(IRDLOperation):
         """Create the op, inferring its result types. Properties are Python values."""
         attrs = cls.coerce_props({k: v for k, v in props.items() if v is not None})
         types = [o.type for o in operands]
-        results = cls.infer(types, Props(cls, attrs))
+        try:
+            results = cls.checked_infer(types, Props(cls, attrs))
+        except VerifyException as e:
+            raise VerifyException(f"{cls.name}: {e}") from None
         return cls.create(operands=list(operands), result_types=list(results), properties=attrs)
+
+    @classmethod
+    def checked_infer(cls, types: list[Attribute], p: Props) -> list[Attribute]:
+        """`infer` after checking the first operand's element type against ELEMENTS."""
+        kind = "float" if cls.FLOAT_ONLY else cls.ELEMENTS
+        if kind != "any" and types:
+            el = T.element(types[0])
+            ok = {"float": T.is_float(el), "numeric": el != i1, "i1": el == i1,
+                  "integer": isinstance(el, IntegerType)}[kind]
+            if not ok:
+                raise VerifyException(f"expects {_KIND_TEXT[kind]} tensor, got {types[0]}")
+        return list(cls.infer(types, p))
 
     @property
     def p(self) -> Props:
@@ -173,10 +192,8 @@ class TrainOp(IRDLOperation):
     # --- verification ---------------------------------------------------------
     def verify_(self) -> None:
         types = [o.type for o in self.operands]
-        if self.FLOAT_ONLY and types and not T.is_float(types[0]):
-            raise VerifyException(f"{self.name}: expects a float tensor, got {types[0]}")
         try:
-            expected = list(self.infer(types, self.p))
+            expected = self.checked_infer(types, self.p)
         except VerifyException as e:
             raise VerifyException(f"{self.name}: {e}") from None
         actual = list(self.result_types)
@@ -194,7 +211,7 @@ class TrainOp(IRDLOperation):
         self._print_props(printer)
         printer.print_string(" : ")
         types = [*self.operand_types, *self.result_types]
-        if types and all(t == types[0] for t in types) and self.results and self.operands:
+        if all(t == types[0] for t in types) and len(self.results) == 1 and self.operands:
             printer.print_attribute(types[0])
         else:
             printer.print_function_type(self.operand_types, self.result_types)
@@ -216,8 +233,10 @@ class TrainOp(IRDLOperation):
                 printer.print_string("[" + ", ".join(str(v) for v in value) + "]")
             elif isinstance(value, bool):
                 printer.print_string("true" if value else "false")
-            elif isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+            elif isinstance(value, int):
                 printer.print_string(repr(value))
+            elif isinstance(value, float) and math.isfinite(value):
+                printer.print_string(_float_literal(value))
             else:
                 printer.print_attribute(attr)
         printer.print_string("}")
@@ -256,6 +275,19 @@ class TrainOp(IRDLOperation):
             parser.raise_error(str(e), pos, parser.pos)
         attrs = {k: v for k, v in raw.items() if k not in defs}
         return cls.create(operands=operands, result_types=outs, properties=props, attributes=attrs)
+
+
+_KIND_TEXT = {"float": "a float", "numeric": "a numeric (non-i1)", "integer": "an integer or i1",
+              "i1": "an i1"}
+
+
+def _float_literal(v: float) -> str:
+    """Shortest exact spelling that MLIR's float-literal grammar accepts (`1e-06` needs `1.0e-06`)."""
+    r = repr(v)
+    if "e" in r and "." not in r:
+        mantissa, exp = r.split("e")
+        r = f"{mantissa}.0e{exp}"
+    return r
 
 
 def _types(ts: Sequence[Attribute]) -> str:

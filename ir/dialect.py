@@ -2,8 +2,9 @@
 
 from xdsl.ir import Dialect
 
-from .ops import elementwise, linalg, loss, norm, reduce, shape, state
+from .ops import elementwise, grad, linalg, loss, norm, optim, reduce, shape, state
 
-OPS = [*state.OPS, *elementwise.OPS, *linalg.OPS, *shape.OPS, *reduce.OPS, *norm.OPS, *loss.OPS]
+OPS = [*state.OPS, *elementwise.OPS, *linalg.OPS, *shape.OPS, *reduce.OPS, *norm.OPS, *loss.OPS,
+       *grad.OPS, *optim.OPS]
 
 Train = Dialect("train", OPS, [])

@@ -8,6 +8,7 @@ convention), so `pock-opt` starts fast. The same pipeline strings work from Pyth
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from xdsl.passes import ModulePass, PassPipeline
@@ -31,17 +32,75 @@ def _dce():
     return DeadCodeElimination
 
 
+def _autodiff():
+    from .autodiff import Autodiff
+
+    return Autodiff
+
+
+def _sparse_backprop():
+    from .sparse_backprop import SparseBackprop
+
+    return SparseBackprop
+
+
+def _dead_gradient_elimination():
+    from .dead_gradient_elimination import DeadGradientElimination
+
+    return DeadGradientElimination
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     return {
+        "autodiff": _autodiff,
         "canonicalize": _canonicalize,
         "cse": _cse,
         "dce": _dce,
+        "dead-gradient-elimination": _dead_gradient_elimination,
+        "sparse-backprop": _sparse_backprop,
     }
 
 
+def __getattr__(name: str):
+    if name == "cost":  # `pockengine.passes.cost(program)`: the cost report (passes/cost.py)
+        import importlib
+
+        return importlib.import_module(f"{__name__}.cost")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class PipelineError(ValueError):
+    """A pipeline string is malformed, names an unknown pass or option, or gives a bad value."""
+
+
 def parse_pipeline(spec: str, callback=None) -> PassPipeline:
-    """Pipeline string → PassPipeline; unknown names/options raise with the valid ones listed."""
-    return PassPipeline.parse_spec(get_all_passes(), spec, callback)
+    """Pipeline string → PassPipeline (xDSL's syntax: `a,b{opt=1 flag=true}`).
+
+    Errors raise PipelineError naming the pass and listing the valid passes or options."""
+    from xdsl.utils.arg_spec import parse_pipeline as parse_specs
+    from xdsl.utils.exceptions import ArgSpecParseError
+
+    available = get_all_passes()
+    try:
+        specs = list(parse_specs(spec))
+    except ArgSpecParseError as e:  # a BaseException in xDSL: catch it by name
+        raise PipelineError(str(e)) from None
+    passes = []
+    for s in specs:
+        if s.name not in available:
+            raise PipelineError(f"unknown pass '{s.name}'; valid passes: {', '.join(sorted(available))}")
+        cls = available[s.name]()
+        options = [f.name for f in dataclasses.fields(cls)]
+        for key in s.normalize_parameter_names().parameters:
+            if key not in options:
+                raise PipelineError(
+                    f"pass '{s.name}' has no option '{key}'; valid options: {', '.join(options) or 'none'}"
+                )
+        try:
+            passes.append(cls.from_spec(s))
+        except (ValueError, TypeError) as e:
+            raise PipelineError(f"pass '{s.name}': {e}") from None
+    return PassPipeline(tuple(passes), callback)
 
 
 def run_pipeline(program, spec: str, callback=None):
@@ -50,4 +109,20 @@ def run_pipeline(program, spec: str, callback=None):
 
     module = getattr(program, "module", program)
     parse_pipeline(spec, callback).apply(make_context(), module)
+    if hasattr(program, "weights"):
+        from .sparse_backprop import fit_state_values
+
+        fit_state_values(program)  # state sparse-backprop shrank or removed
+        _materialize_state(program)
     return program
+
+
+def _materialize_state(program) -> None:
+    """Optimizer state a pass declared (autodiff's momentum, Adam moments, step) starts at zero."""
+    import numpy as np
+
+    from pockengine.ir import types as T
+
+    for p in program.params():
+        if p.role.data == "optimizer_state" and p.sym_name.data not in program.weights:
+            program.weights[p.sym_name.data] = np.zeros(p.type.get_shape(), T.numpy_dtype(p.type.element_type))

@@ -8,14 +8,14 @@ import math
 import numpy as np
 
 from ..ops import elementwise as E
-from ..types import numpy_dtype
+from ..types import bf16, numpy_dtype
 from . import impl
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 
 
 def erf(x):
-    return _erf(x).astype(x.dtype)
+    return np.asarray(_erf(x), dtype=x.dtype)  # frompyfunc gives a Python float for 0-d input
 
 
 def sigmoid(x):
@@ -27,6 +27,13 @@ def gelu(x, approximate="none"):
         c = np.sqrt(2 / np.pi).astype(x.dtype)
         return 0.5 * x * (1 + np.tanh(c * (x + 0.044715 * x**3)))
     return 0.5 * x * (1 + erf(x / np.sqrt(2).astype(x.dtype)))
+
+
+def round_to_bf16(x):
+    """x rounded to bfloat16 (nearest, ties to even), held in float32: numpy has no bf16."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounded = (bits + np.uint32(0x7FFF) + ((bits >> 16) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    return np.where(np.isnan(x), np.float32(np.nan), rounded.view(np.float32))
 
 
 UNARY = {
@@ -79,7 +86,8 @@ def evaluate(op, *args: np.ndarray) -> np.ndarray:
     if t is E.ClampOp:
         return np.clip(args[0], op.p.min, op.p.max).astype(args[0].dtype)
     if t is E.CastOp:
-        return args[0].astype(numpy_dtype(op.result.type.element_type))
+        el = op.result.type.element_type
+        return round_to_bf16(args[0]) if el == bf16 else args[0].astype(numpy_dtype(el))
     if t is E.WhereOp:
         return np.where(*args)
     raise KeyError(op.name)

@@ -1,4 +1,4 @@
-"""reshape, transpose, broadcast, slice, concat, gather in numpy."""
+"""reshape, transpose, broadcast, slice, concat, gather, gather_elements in numpy."""
 
 import numpy as np
 
@@ -13,7 +13,7 @@ def run_reshape(interp, op, x):
 
 @impl(S.TransposeOp)
 def run_transpose(interp, op, x):
-    return np.ascontiguousarray(x.transpose(op.p.perm))
+    return x.transpose(op.p.perm).copy()  # (ascontiguousarray would make 0-d arrays 1-d)
 
 
 @impl(S.BroadcastOp)
@@ -38,3 +38,10 @@ def run_concat(interp, op, *xs):
 @impl(S.GatherOp)
 def run_gather(interp, op, x, idx):
     return np.take(x, idx, axis=op.p.axis)
+
+
+@impl(S.GatherElementsOp)
+def run_gather_elements(interp, op, x, idx):
+    ax = op.p.axis % x.ndim
+    x = x[tuple(slice(None) if a == ax else slice(0, n) for a, n in enumerate(idx.shape))]
+    return np.take_along_axis(x, idx, axis=ax)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..ops.state import ConstantOp, GetOp, SetOp
+from ..ops.state import ConstantOp, GetOp, SetOp, SetSliceOp
 from . import InterpretError, impl
 
 
@@ -20,6 +20,19 @@ def run_set(interp, op, value):
     old = interp.weights.get(name)
     # keep the stored dtype unless the interpreter runs wider (float64 checks)
     interp.weights[name] = np.array(value, dtype=old.dtype if old is not None and old.dtype.itemsize >= value.dtype.itemsize else value.dtype)
+    return ()
+
+
+@impl(SetSliceOp)
+def run_set_slice(interp, op, value):
+    name = op.param.root_reference.data
+    if name not in interp.weights:
+        raise InterpretError(f"train.set_slice @{name}: no value in the weights")
+    new = np.array(interp.weights[name])  # a copy: weights may be read-only views
+    idx = [slice(None)] * new.ndim
+    idx[op.slice_axis] = slice(op.slice_start, op.slice_start + value.shape[op.slice_axis])
+    new[tuple(idx)] = value
+    interp.weights[name] = new
     return ()
 
 

@@ -36,6 +36,7 @@ class NegOp(UnaryOp):
     """y = -x"""
 
     name = "train.neg"
+    ELEMENTS: ClassVar[str] = "numeric"
 
 
 @irdl_op_definition
@@ -43,6 +44,7 @@ class AbsOp(UnaryOp):
     """y = |x|"""
 
     name = "train.abs"
+    ELEMENTS: ClassVar[str] = "numeric"
 
 
 @irdl_op_definition
@@ -164,12 +166,7 @@ class LogicalNotOp(UnaryOp):
     """y = !x on i1 masks"""
 
     name = "train.logical_not"
-
-    @classmethod
-    def infer(cls, types, p):
-        if T.element(types[0]) != i1:
-            raise VerifyException(f"expects an i1 tensor, got {types[0]}")
-        return [types[0]]
+    ELEMENTS: ClassVar[str] = "i1"
 
 
 @irdl_op_definition
@@ -231,6 +228,7 @@ class SubOp(BinaryOp):
     """z = x - y"""
 
     name = "train.sub"
+    ELEMENTS: ClassVar[str] = "numeric"
 
 
 @irdl_op_definition
@@ -245,6 +243,7 @@ class DivOp(BinaryOp):
     """z = x / y (true division for floats)"""
 
     name = "train.div"
+    ELEMENTS: ClassVar[str] = "numeric"
 
 
 @irdl_op_definition
@@ -252,6 +251,7 @@ class PowOp(BinaryOp):
     """z = x ^ y"""
 
     name = "train.pow"
+    ELEMENTS: ClassVar[str] = "numeric"
 
 
 @irdl_op_definition
@@ -273,6 +273,7 @@ class AndOp(BinaryOp):
     """z = x & y (i1 masks; bitwise on integers)"""
 
     name = "train.and"
+    ELEMENTS: ClassVar[str] = "integer"
 
 
 @irdl_op_definition
@@ -280,6 +281,7 @@ class OrOp(BinaryOp):
     """z = x | y (i1 masks; bitwise on integers)"""
 
     name = "train.or"
+    ELEMENTS: ClassVar[str] = "integer"
 
 
 @irdl_op_definition

@@ -31,6 +31,7 @@ class SumOp(ReduceOp):
     """y = Σ x over axes"""
 
     name = "train.sum"
+    ELEMENTS: ClassVar[str] = "numeric"
 
 
 @irdl_op_definition
@@ -53,6 +54,7 @@ class AnyOp(ReduceOp):
     """y = any(x) over axes (i1)"""
 
     name = "train.any"
+    ELEMENTS: ClassVar[str] = "i1"
 
 
 class AxisOp(TrainOp):
@@ -90,6 +92,7 @@ class CumsumOp(AxisOp):
 
     name = "train.cumsum"
     FLOAT_ONLY: ClassVar[bool] = False
+    ELEMENTS: ClassVar[str] = "numeric"
 
 
 OPS = [SumOp, MeanOp, MaxOp, AnyOp, SoftmaxOp, LogSoftmaxOp, CumsumOp]

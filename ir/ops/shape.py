@@ -107,7 +107,8 @@ class SliceOp(TrainOp):
         xs = list(T.shape(types[0]))
         if not len(p.axes) == len(p.starts) == len(p.ends) == len(p.steps):
             raise VerifyException("axes, starts, ends and steps differ in length")
-        for a, s, e, k in zip(T.norm_axes(p.axes, len(xs)), p.starts, p.ends, p.steps):
+        T.norm_axes(p.axes, len(xs))  # no repeats
+        for a, s, e, k in zip([T.norm_axis(a, len(xs)) for a in p.axes], p.starts, p.ends, p.steps):
             if k <= 0 or not 0 <= s <= e <= xs[a]:
                 raise VerifyException(f"slice [{s}:{e}:{k}] out of bounds for dim {a} of size {xs[a]}")
             xs[a] = -(-(e - s) // k)
@@ -143,10 +144,35 @@ class ConcatOp(TrainOp):
 class GatherOp(TrainOp):
     """y = take(x, indices, axis): embedding lookup when x is the table and axis = 0.
 
-    Indices are integers; negative ones count from the end (numpy/ONNX).
+    Indices are integers; negative ones count from the end (numpy/ONNX). With
+    `padding_idx >= 0` (PyTorch's embedding) the VJP leaves that row of x without gradient.
     """
 
     name = "train.gather"
+    x = operand_def(TensorType)
+    indices = operand_def(TensorType)
+    result = result_def(TensorType)
+    axis = int_prop(0)
+    # PyTorch nn.Embedding: this row of the table gets no gradient (-1: none); forward unchanged
+    padding_idx = int_prop(-1)
+
+    @classmethod
+    def infer(cls, types, p):
+        xs, idx = T.shape(types[0]), T.shape(types[1])
+        if not isinstance(T.element(types[1]), IntegerType):
+            raise VerifyException(f"indices must be integers, got {types[1]}")
+        ax = T.norm_axis(p.axis, len(xs))
+        return [T.tensor((*xs[:ax], *idx, *xs[ax + 1:]), T.element(types[0]))]
+
+
+@irdl_op_definition
+class GatherElementsOp(TrainOp):
+    """y[i_0, .., i_r] = x[i_0, .., indices[i_0, .., i_r], .., i_r] with the index on `axis`
+    (torch.gather, ONNX GatherElements). indices have x's rank and y has their shape; off the
+    axis they may be shorter than x (PyTorch), never longer.
+    """
+
+    name = "train.gather_elements"
     x = operand_def(TensorType)
     indices = operand_def(TensorType)
     result = result_def(TensorType)
@@ -158,7 +184,9 @@ class GatherOp(TrainOp):
         if not isinstance(T.element(types[1]), IntegerType):
             raise VerifyException(f"indices must be integers, got {types[1]}")
         ax = T.norm_axis(p.axis, len(xs))
-        return [T.tensor((*xs[:ax], *idx, *xs[ax + 1:]), T.element(types[0]))]
+        if len(idx) != len(xs) or any(i > d for a, (i, d) in enumerate(zip(idx, xs)) if a != ax):
+            raise VerifyException(f"indices {T.fmt(idx)} do not fit input {T.fmt(xs)} off axis {ax}")
+        return [T.tensor(idx, T.element(types[0]))]
 
 
-OPS = [ReshapeOp, TransposeOp, BroadcastOp, SliceOp, ConcatOp, GatherOp]
+OPS = [ReshapeOp, TransposeOp, BroadcastOp, SliceOp, ConcatOp, GatherOp, GatherElementsOp]

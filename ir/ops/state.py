@@ -21,6 +21,8 @@ from xdsl.dialects.builtin import (
     SymbolRefAttr,
     TensorType,
     BytesAttr,
+    IntegerAttr,
+    i64,
 )
 from xdsl.ir import Attribute
 from xdsl.irdl import (
@@ -44,7 +46,7 @@ from xdsl.traits import (
 from xdsl.utils.exceptions import VerifyException
 
 from .. import types as T
-from ..base import TrainOp, bool_prop, str_prop
+from ..base import TrainOp, bool_prop, int_prop, str_prop
 
 ROLES = ("weight", "bias", "norm", "embedding", "running_mean", "running_var", "buffer", "optimizer_state")
 
@@ -175,6 +177,66 @@ class SetOp(_ParamAccess):
 
 
 @irdl_op_definition
+class SetSliceOp(IRDLOperation):
+    """train.set_slice @p, %v {axis = 1, start = 0} : T — overwrite p[.., start:start+len, ..]
+    along `axis` in place (a channel-ratio update: only the updated channels are written, so the
+    optimizer and its state work on the slice alone; see passes/sparse_backprop.py)."""
+
+    name = "train.set_slice"
+    param = prop_def(SymbolRefAttr)
+    value = operand_def(TensorType)
+    axis = int_prop()
+    start = int_prop(0)
+    traits = traits_def(MemoryWriteEffect())
+
+    @classmethod
+    def of(cls, param: str, value, axis: int, start: int = 0) -> SetSliceOp:
+        props = {"param": SymbolRefAttr(param), "axis": IntegerAttr(axis, i64), "start": IntegerAttr(start, i64)}
+        return cls.create(operands=[value], properties=props)
+
+    @property
+    def slice_axis(self) -> int:
+        return self.axis.value.data
+
+    @property
+    def slice_start(self) -> int:
+        return self.start.value.data if self.start is not None else 0
+
+    def verify_(self) -> None:
+        decl = lookup_param(self, self.param)
+        full, part = decl.type.get_shape(), self.value.type.get_shape()
+        ax, st = self.slice_axis, self.slice_start
+        ok = len(full) == len(part) and 0 <= ax < len(full) and self.value.type.element_type == decl.type.element_type
+        ok = ok and all(f == p for i, (f, p) in enumerate(zip(full, part)) if i != ax) and 0 <= st <= full[ax] - part[ax]
+        if not ok:
+            raise VerifyException(f"train.set_slice @{decl.sym_name.data}: {self.value.type} at axis {ax}, start {st} "
+                                  f"does not fit the declared {decl.type}")
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_attribute(self.param)
+        printer.print_string(", ")
+        printer.print_operand(self.value)
+        printer.print_string(f" {{axis = {self.slice_axis}, start = {self.slice_start}}} : ")
+        printer.print_attribute(self.value.type)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> SetSliceOp:
+        sym = parser.parse_attribute()
+        if not isinstance(sym, SymbolRefAttr):
+            parser.raise_error("train.set_slice expects a symbol like @name")
+        parser.parse_punctuation(",")
+        arg = parser.parse_unresolved_operand()
+        attrs = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        ty = parser.parse_type()
+        axis, start = attrs.pop("axis", None), attrs.pop("start", IntegerAttr(0, i64))
+        if not isinstance(axis, IntegerAttr) or not isinstance(start, IntegerAttr) or attrs:
+            parser.raise_error("train.set_slice expects `@p, %v {axis = A, start = S} : T`")
+        return cls.of(sym.root_reference.data, parser.resolve_operand(arg, ty), axis.value.data, start.value.data)
+
+
+@irdl_op_definition
 class ConstantOp(TrainOp):
     """%c = train.constant dense<...> : tensor<...> — a literal tensor (scalars are rank 0)."""
 
@@ -236,4 +298,4 @@ def dense_to_numpy(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
     return arr.reshape(shape).astype(np_dt, copy=True)
 
 
-OPS = [ParamOp, GetOp, SetOp, ConstantOp]
+OPS = [ParamOp, GetOp, SetOp, SetSliceOp, ConstantOp]

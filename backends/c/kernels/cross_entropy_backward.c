@@ -1,0 +1,26 @@
+/* cross_entropy_backward (train.cross_entropy_backward): dlogits = (softmax(logits) -
+   onehot(label))·dloss / count, zero where label == ignore (count = kept labels for mean,
+   1 for sum). */
+#define PK_DEFINE_CE_BACKWARD(NAME, TL)                                                   \
+static void NAME(long N, long C, long inner, const float *logits, const TL *labels,      \
+                 const float *dloss, long ignore, long mean, float *dx) {                \
+    long count = 0;                                                                      \
+    for (long k = 0; k < N * inner; k++) count += (long)labels[k] != ignore;             \
+    float scale = mean ? dloss[0] / (float)(count > 0 ? count : 1) : dloss[0];           \
+    for (long n = 0; n < N; n++)                                                         \
+        for (long i = 0; i < inner; i++) {                                               \
+            long label = (long)labels[n * inner + i];                                    \
+            const float *l = logits + n * C * inner + i;                                 \
+            float *d = dx + n * C * inner + i;                                           \
+            if (label == ignore) { for (long c = 0; c < C; c++) d[c * inner] = 0.0f; continue; } \
+            float m = -INFINITY;                                                         \
+            for (long c = 0; c < C; c++) m = l[c * inner] > m ? l[c * inner] : m;        \
+            double s = 0.0;                                                              \
+            for (long c = 0; c < C; c++) { float e = pk_expf(l[c * inner] - m); d[c * inner] = e; s += e; } \
+            float inv = (float)(1.0 / s);                                                \
+            for (long c = 0; c < C; c++) d[c * inner] = d[c * inner] * inv * scale;      \
+            if (label >= 0 && label < C) d[label * inner] -= scale;                      \
+        }                                                                                \
+}
+PK_DEFINE_CE_BACKWARD(pk_cross_entropy_backward, int64_t)
+PK_DEFINE_CE_BACKWARD(pk_cross_entropy_backward_i32, int32_t)

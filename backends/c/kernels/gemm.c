@@ -1,0 +1,165 @@
+/* gemm: C = A·B (+ C when beta), the engine under linear, matmul and conv.
+   Every operand has a row and a column stride, so transposes are only strides.
+   BLIS-style blocking: B is packed into KC×NR panels, A into MR×KC panels, and a register-
+   blocked micro-kernel (AVX2/FMA 6×16 on x86-64, NEON 8×8 on arm64, plain C elsewhere)
+   keeps the MR×NR tile of C in registers across the whole KC loop.
+   Workspace: pk_gemm_workspace(M, N, K) floats, given by the caller (planned in the arena). */
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define PK_MR 6
+#define PK_NR 16
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+#include <arm_neon.h>
+#define PK_MR 8
+#define PK_NR 8
+#else
+#define PK_MR 4
+#define PK_NR 4
+#endif
+#define PK_KC 256
+#define PK_MC (PK_MR * 24)
+#define PK_NC (PK_NR * 64)
+
+PK_INLINE long pk_round_up(long x, long m) { return (x + m - 1) / m * m; }
+
+static long pk_gemm_workspace(long M, long N, long K) {
+    long kc = pk_min(K, PK_KC);
+    return kc * (pk_min(pk_round_up(M, PK_MR), PK_MC) + pk_min(pk_round_up(N, PK_NR), PK_NC));
+}
+
+/* A[i, k] at a[i*rs + k*cs] → MR-row panels, k-major inside a panel, zero-padded rows. */
+static void pk_pack_a(long mc, long kc, const float *a, long rs, long cs, float *dst) {
+    for (long i0 = 0; i0 < mc; i0 += PK_MR) {
+        long m = pk_min(PK_MR, mc - i0);
+        const float *src = a + i0 * rs;
+        if (m == PK_MR && cs == 1) {
+            for (long k = 0; k < kc; k++)
+                for (long i = 0; i < PK_MR; i++) dst[k * PK_MR + i] = src[i * rs + k];
+        } else {
+            for (long k = 0; k < kc; k++)
+                for (long i = 0; i < PK_MR; i++) dst[k * PK_MR + i] = i < m ? src[i * rs + k * cs] : 0.0f;
+        }
+        dst += kc * PK_MR;
+    }
+}
+
+/* B[k, j] at b[k*rs + j*cs] → NR-column panels, zero-padded columns. */
+static void pk_pack_b(long kc, long nc, const float *b, long rs, long cs, float *dst) {
+    for (long j0 = 0; j0 < nc; j0 += PK_NR) {
+        long n = pk_min(PK_NR, nc - j0);
+        const float *src = b + j0 * cs;
+        if (n == PK_NR && cs == 1) {
+            for (long k = 0; k < kc; k++)
+                for (long j = 0; j < PK_NR; j++) dst[k * PK_NR + j] = src[k * rs + j];
+        } else {
+            for (long k = 0; k < kc; k++)
+                for (long j = 0; j < PK_NR; j++) dst[k * PK_NR + j] = j < n ? src[k * rs + j * cs] : 0.0f;
+        }
+        dst += kc * PK_NR;
+    }
+}
+
+/* The MR×NR tile product of two packed panels, stored to (or added into) `c`, rows rs apart. */
+static void pk_micro_kernel(long kc, const float *a, const float *b, float *c, long rs, int add) {
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
+           c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
+           c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
+           c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (long k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        __m256 a0 = _mm256_broadcast_ss(a), a1 = _mm256_broadcast_ss(a + 1);
+        c00 = _mm256_fmadd_ps(a0, b0, c00); c01 = _mm256_fmadd_ps(a0, b1, c01);
+        c10 = _mm256_fmadd_ps(a1, b0, c10); c11 = _mm256_fmadd_ps(a1, b1, c11);
+        a0 = _mm256_broadcast_ss(a + 2); a1 = _mm256_broadcast_ss(a + 3);
+        c20 = _mm256_fmadd_ps(a0, b0, c20); c21 = _mm256_fmadd_ps(a0, b1, c21);
+        c30 = _mm256_fmadd_ps(a1, b0, c30); c31 = _mm256_fmadd_ps(a1, b1, c31);
+        a0 = _mm256_broadcast_ss(a + 4); a1 = _mm256_broadcast_ss(a + 5);
+        c40 = _mm256_fmadd_ps(a0, b0, c40); c41 = _mm256_fmadd_ps(a0, b1, c41);
+        c50 = _mm256_fmadd_ps(a1, b0, c50); c51 = _mm256_fmadd_ps(a1, b1, c51);
+        a += 6; b += 16;
+    }
+#define PK_ST(r, lo, hi) do { float *p = c + (r) * rs; \
+        if (add) { lo = _mm256_add_ps(lo, _mm256_loadu_ps(p)); hi = _mm256_add_ps(hi, _mm256_loadu_ps(p + 8)); } \
+        _mm256_storeu_ps(p, lo); _mm256_storeu_ps(p + 8, hi); } while (0)
+    PK_ST(0, c00, c01); PK_ST(1, c10, c11); PK_ST(2, c20, c21);
+    PK_ST(3, c30, c31); PK_ST(4, c40, c41); PK_ST(5, c50, c51);
+#undef PK_ST
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+    float32x4_t c[8][2];
+    for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = vdupq_n_f32(0.0f);
+    for (long k = 0; k < kc; k++) {
+        float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4);
+        float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
+        c[0][0] = vfmaq_laneq_f32(c[0][0], b0, a0, 0); c[0][1] = vfmaq_laneq_f32(c[0][1], b1, a0, 0);
+        c[1][0] = vfmaq_laneq_f32(c[1][0], b0, a0, 1); c[1][1] = vfmaq_laneq_f32(c[1][1], b1, a0, 1);
+        c[2][0] = vfmaq_laneq_f32(c[2][0], b0, a0, 2); c[2][1] = vfmaq_laneq_f32(c[2][1], b1, a0, 2);
+        c[3][0] = vfmaq_laneq_f32(c[3][0], b0, a0, 3); c[3][1] = vfmaq_laneq_f32(c[3][1], b1, a0, 3);
+        c[4][0] = vfmaq_laneq_f32(c[4][0], b0, a1, 0); c[4][1] = vfmaq_laneq_f32(c[4][1], b1, a1, 0);
+        c[5][0] = vfmaq_laneq_f32(c[5][0], b0, a1, 1); c[5][1] = vfmaq_laneq_f32(c[5][1], b1, a1, 1);
+        c[6][0] = vfmaq_laneq_f32(c[6][0], b0, a1, 2); c[6][1] = vfmaq_laneq_f32(c[6][1], b1, a1, 2);
+        c[7][0] = vfmaq_laneq_f32(c[7][0], b0, a1, 3); c[7][1] = vfmaq_laneq_f32(c[7][1], b1, a1, 3);
+        a += 8; b += 8;
+    }
+    for (int i = 0; i < 8; i++) {
+        float *p = c + i * rs;
+        if (add) { c[i][0] = vaddq_f32(c[i][0], vld1q_f32(p)); c[i][1] = vaddq_f32(c[i][1], vld1q_f32(p + 4)); }
+        vst1q_f32(p, c[i][0]); vst1q_f32(p + 4, c[i][1]);
+    }
+#else
+    float t[PK_MR * PK_NR] = {0};
+    for (long k = 0; k < kc; k++, a += PK_MR, b += PK_NR)
+        for (int i = 0; i < PK_MR; i++)
+            for (int j = 0; j < PK_NR; j++) t[i * PK_NR + j] += a[i] * b[j];
+    for (int i = 0; i < PK_MR; i++)
+        for (int j = 0; j < PK_NR; j++) c[i * rs + j] = add ? c[i * rs + j] + t[i * PK_NR + j] : t[i * PK_NR + j];
+#endif
+}
+
+/* C[i, j] at c[i*rsc + j*csc]; `accumulate` adds to C instead of overwriting it. */
+static void pk_gemm(long M, long N, long K,
+                    const float *a, long rsa, long csa,
+                    const float *b, long rsb, long csb,
+                    float *c, long rsc, long csc, int accumulate, float *work) {
+    if (K == 0) {
+        if (!accumulate)
+            for (long i = 0; i < M; i++)
+                for (long j = 0; j < N; j++) c[i * rsc + j * csc] = 0.0f;
+        return;
+    }
+    long mc_max = pk_min(pk_round_up(M, PK_MR), PK_MC);
+    float *pa = work, *pb = work + mc_max * pk_min(K, PK_KC);
+    for (long jc = 0; jc < N; jc += PK_NC) {
+        long nc = pk_min(PK_NC, N - jc);
+        for (long pc = 0; pc < K; pc += PK_KC) {
+            long kc = pk_min(PK_KC, K - pc);
+            int acc_here = accumulate || pc > 0;
+            pk_pack_b(kc, nc, b + pc * rsb + jc * csb, rsb, csb, pb);
+            for (long ic = 0; ic < M; ic += PK_MC) {
+                long mc = pk_min(PK_MC, M - ic);
+                pk_pack_a(mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
+                long n_panels = (nc + PK_NR - 1) / PK_NR;
+                PK_PARALLEL_FOR(mc * nc * kc > 65536)
+                for (long jp = 0; jp < n_panels; jp++) {
+                    long jr = jp * PK_NR, n = pk_min(PK_NR, nc - jr);
+                    for (long ir = 0; ir < mc; ir += PK_MR) {
+                        long m = pk_min(PK_MR, mc - ir);
+                        float *ct = c + (ic + ir) * rsc + (jc + jr) * csc;
+                        if (m == PK_MR && n == PK_NR && csc == 1) {
+                            pk_micro_kernel(kc, pa + ir * kc, pb + jr * kc, ct, rsc, acc_here);
+                            continue;
+                        }
+                        float acc[PK_MR * PK_NR] PK_ALIGNED(64);
+                        pk_micro_kernel(kc, pa + ir * kc, pb + jr * kc, acc, PK_NR, 0);
+                        for (long i = 0; i < m; i++)
+                            for (long j = 0; j < n; j++) {
+                                float *dst = ct + i * rsc + j * csc;
+                                *dst = acc_here ? *dst + acc[i * PK_NR + j] : acc[i * PK_NR + j];
+                            }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,320 @@
+"""One C-style renderer for the kernel IR; languages are subclasses that override hooks.
+
+The renderer decides nothing: library calls print as calls to backends/c/kernels/<op>.c,
+maps print as loop nests whose body comes from `SCALAR_OPS` (one format per scalar
+instruction, keyed by the train op name), and every pointer is its region base plus the
+planned offset. Hooks a language overrides: `restrict`, `type_map`, `scalar_ops`,
+`loop_prefix` (a pragma before a loop nest), `function_qualifier`, `kernel_dir`.
+
+Names that come from the model (parameter names, value names) never reach C as code: they
+appear only in comments, filtered by `c_comment`, and function names pass `c_identifier`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import math
+from pathlib import Path
+import re
+
+import numpy as np
+
+from pockengine.backends.kernel_ir import (
+    C_TYPES, ITEMSIZE, Call, Instr, IntArray, KernelFunction, KernelProgram, Map, View, broadcast_strides,
+)
+
+KERNEL_DIR = Path(__file__).parent / "c" / "kernels"
+
+# How each scalar instruction prints; {0}.. are operands, {a0}.. attributes. Float forms;
+# INT_OPS overrides where integers differ.
+SCALAR_OPS: dict[str, str] = {
+    "train.neg": "(-{0})", "train.abs": "fabsf({0})", "train.sqrt": "sqrtf({0})",
+    "train.rsqrt": "(1.0f / sqrtf({0}))", "train.reciprocal": "(1.0f / {0})", "train.exp": "pk_expf({0})",
+    "train.log": "logf({0})", "train.tanh": "pk_tanhf({0})", "train.sin": "sinf({0})", "train.cos": "cosf({0})",
+    "train.erf": "pk_erff({0})", "train.sigmoid": "pk_sigmoidf({0})",
+    "train.relu": "({0} > 0.0f ? {0} : 0.0f)", "train.relu6": "({0} > 0.0f ? ({0} < 6.0f ? {0} : 6.0f) : 0.0f)",
+    "train.silu": "({0} * pk_sigmoidf({0}))",
+    "train.add": "({0} + {1})", "train.sub": "({0} - {1})", "train.mul": "({0} * {1})", "train.div": "({0} / {1})",
+    "train.pow": "powf({0}, {1})", "train.maximum": "({0} > {1} ? {0} : {1})",
+    "train.minimum": "({0} < {1} ? {0} : {1})", "train.and": "({0} & {1})", "train.or": "({0} | {1})",
+    "train.eq": "({0} == {1})", "train.ne": "({0} != {1})", "train.lt": "({0} < {1})", "train.le": "({0} <= {1})",
+    "train.gt": "({0} > {1})", "train.ge": "({0} >= {1})", "train.where": "({0} ? {1} : {2})",
+    "train.logical_not": "(!{0})",
+    "train.silu_backward": "({1} * pk_silu_grad({0}))",
+    # optimizer scalars, computed in double like torch.optim's Python floats
+    "optim.adam_step_size": "((float)({a0} / (1.0 - pow({a1}, (double){0}))))",
+    "optim.adam_bias2_sqrt": "((float)sqrt(1.0 - pow({a0}, (double){0})))",
+}
+INT_OPS: dict[str, str] = {
+    "train.abs": "({0} < 0 ? -{0} : {0})", "train.div": "pk_floordiv({0}, {1})",
+    "train.relu": "({0} > 0 ? {0} : 0)",
+}
+
+
+def c_identifier(name: str) -> str:
+    """A model-given name as a C identifier: letters, digits and _ only, never a keyword."""
+    s = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return s if s and not s[0].isdigit() else f"_{s}"
+
+
+def c_comment(text: str) -> str:
+    """Text safe inside /* */: printable ASCII without comment or line breaks."""
+    s = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)
+    return s.replace("*/", "*?").replace("/*", "/?").replace("\\", "?")[:120]
+
+
+def c_float(x: float) -> str:
+    x = float(np.float32(x))
+    if math.isnan(x):
+        return "NAN"
+    if math.isinf(x):
+        return "INFINITY" if x > 0 else "(-INFINITY)"
+    return f"{x!r}f" if "e" in repr(x) or "." in repr(x) else f"{x!r}.0f"
+
+
+def collapse(shape, strides_list) -> tuple[list[int], list[list[int]]]:
+    """Drop size-1 dims and merge neighbours that every operand walks as one."""
+    dims: list[int] = []
+    sts: list[list[int]] = [[] for _ in strides_list]
+    for i, d in enumerate(shape):
+        if d == 1:
+            continue
+        if dims and all(s[-1] == st[i] * d for s, st in zip(sts, strides_list)):
+            dims[-1] *= d
+            for s, st in zip(sts, strides_list):
+                s[-1] = st[i]
+            continue
+        dims.append(d)
+        for s, st in zip(sts, strides_list):
+            s.append(st[i])
+    return dims, sts
+
+
+@dataclass
+class CStyleRenderer:
+    """Prints a KernelProgram as one C translation unit (plus its header)."""
+
+    restrict: str = "restrict"
+    function_qualifier: str = ""
+    loop_prefix: str = ""
+    type_map: dict = field(default_factory=lambda: dict(C_TYPES))
+    scalar_ops: dict = field(default_factory=lambda: dict(SCALAR_OPS))
+    int_ops: dict = field(default_factory=lambda: dict(INT_OPS))
+    kernel_dir: Path = KERNEL_DIR
+    prefix: str = "pock_"
+
+    # --- names ------------------------------------------------------------------------
+    def function_names(self, kp: KernelProgram) -> dict[str, str]:
+        out, used = {}, set()
+        for name in kp.functions:
+            c = self.prefix + c_identifier(name)
+            while c in used:
+                c += "_"
+            used.add(c)
+            out[name] = c
+        return out
+
+    # --- pointers -----------------------------------------------------------------------
+    def pointer(self, v: View, const: bool = False) -> str:
+        s = v.storage.resolve()
+        ty = self.type_map[v.dtype]
+        q = "const " if const else ""
+        if s.region == "arena":
+            base = f"({q}{ty} *)(A + {s.offset})"
+        elif s.region == "params":
+            base = f"({q}{ty} *)(P + {s.offset})"
+        elif s.region == "input":
+            base = f"(({q}{ty} *)in[{s.index}])"
+        elif s.region == "output":
+            base = f"(({ty} *)out[{s.index}])"
+        else:
+            base = f"(({q}{ty} *){self.const_name(s.index)})"
+        return base if v.offset == 0 else f"({base} + {v.offset})"
+
+    def const_name(self, i: int) -> str:
+        return f"pk_const{i}"
+
+    # --- whole program ------------------------------------------------------------------
+    def kernel_files(self, kp: KernelProgram) -> list[str]:
+        """The kernel sources the program calls, dependencies (`requires:`) first."""
+        order: list[str] = []
+
+        def visit(name: str) -> None:
+            if name in order:
+                return
+            path = self.kernel_dir / f"{name}.c"
+            if not path.is_file():
+                raise FileNotFoundError(f"no kernel {name}.c in {self.kernel_dir}")
+            m = re.search(r"requires:\s*([\w, ]+)", path.read_text())
+            for dep in (m.group(1).replace(",", " ").split() if m else []):
+                visit(dep)
+            order.append(name)
+
+        for k in kp.kernels_used():
+            visit(k)
+        return order
+
+    def header(self, kp: KernelProgram) -> str:
+        names = self.function_names(kp)
+        lines = ["/* Generated by pockengine: the model's training step, forward and state layout. */",
+                 "#ifndef POCK_MODEL_H", "#define POCK_MODEL_H", "",
+                 f"#define POCK_PARAMS_BYTES {max(kp.params_bytes, 64)}L",
+                 f"#define POCK_ARENA_BYTES {max(kp.arena_bytes, 64)}L", ""]
+        for name, fn in kp.functions.items():
+            lines.append(f"void {names[name]}(unsigned char *P, unsigned char *A, void *const *in, void *const *out);")
+            lines.append(f"extern const long {names[name]}_in_bytes[], {names[name]}_out_bytes[];")
+            lines.append(f"#define {names[name].upper()}_N_IN {len(fn.inputs)}")
+            lines.append(f"#define {names[name].upper()}_N_OUT {len(fn.outputs)}")
+        if "train_step" in kp.functions:
+            lines.append("#define POCK_HAS_TRAIN_STEP 1")
+        lines += ["", "#endif", ""]
+        return "\n".join(lines)
+
+    def source(self, kp: KernelProgram, title: str = "model") -> str:
+        names = self.function_names(kp)
+        out = [f"/* Generated by pockengine from {c_comment(title)}. Do not edit: regenerate. */",
+               '#include "pock.h"']
+        out += [f'#include "kernels/{k}.c"' for k in self.kernel_files(kp)]
+        out += ['#include "model.h"', ""]
+        self._tables: dict[tuple, str] = {}
+        body = []
+        for name, fn in kp.functions.items():
+            body.append(self.function(fn, names[name]))
+        out += self.consts(kp)
+        out += [f"static const long {n}[] = {{{', '.join(map(str, vals))}}};" for vals, n in self._tables.items()]
+        for name, fn in kp.functions.items():
+            ins = ", ".join(str(v.nbytes) for v in fn.inputs) or "0"
+            outs = ", ".join(str(v.nbytes) for v in fn.outputs) or "0"
+            out.append(f"const long {names[name]}_in_bytes[] = {{{ins}}};")
+            out.append(f"const long {names[name]}_out_bytes[] = {{{outs}}};")
+        out.append("")
+        return "\n".join(out + body)
+
+    def consts(self, kp: KernelProgram) -> list[str]:
+        lines = []
+        for st in kp.consts:
+            arr = np.asarray(st.data).reshape(-1)
+            dt = {np.dtype(np.float32): "f32", np.dtype(np.int64): "i64", np.dtype(np.int32): "i32",
+                  np.dtype(np.bool_): "i1", np.dtype(np.float64): "f32"}[arr.dtype]
+            if arr.dtype == np.float64:
+                arr = arr.astype(np.float32)
+            vals = [c_float(x) for x in arr] if dt == "f32" else [str(int(x)) for x in arr]
+            body = ",\n  ".join(", ".join(vals[i:i + 8]) for i in range(0, len(vals), 8))
+            lines.append(f"static const {self.type_map[dt]} {self.const_name(st.index)}[{max(len(vals), 1)}] "
+                         f"PK_ALIGNED(64) = {{\n  {body or '0'}}};")
+        return lines
+
+    def table(self, values) -> str:
+        key = tuple(int(v) for v in values)
+        if key not in self._tables:
+            self._tables[key] = f"pk_shape{len(self._tables)}"
+        return self._tables[key]
+
+    def function(self, fn: KernelFunction, cname: str) -> str:
+        r = self.restrict
+        lines = [f"{self.function_qualifier}void {cname}(unsigned char *{r} P, unsigned char *{r} A, "
+                 f"void *const *in, void *const *out) {{",
+                 "    PK_UNUSED(P); PK_UNUSED(A); PK_UNUSED(in); PK_UNUSED(out);"]
+        for i, step in enumerate(fn.steps):
+            lines.append(f"    /* {i}: {c_comment(step.origin or 'step')} */")
+            if isinstance(step, Call):
+                lines.append("    " + self.call(step) + ";")
+            else:
+                lines += ["    " + ln for ln in self.map(step)]
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    # --- steps --------------------------------------------------------------------------
+    def call(self, c: Call) -> str:
+        written = {id(v) for v in c.writes}
+        args = []
+        for a in c.args:
+            if isinstance(a, View):
+                args.append(self.pointer(a, const=id(a) not in written))
+            elif isinstance(a, IntArray):
+                args.append(self.table(a.values))
+            elif isinstance(a, float):
+                args.append(c_float(a))
+            else:
+                args.append(str(int(a)))
+        return f"{c.fn}({', '.join(args)})"
+
+    def map(self, m: Map) -> list[str]:
+        views = [*m.inputs, *m.outputs]
+        splat = {i: v for i, v in enumerate(m.inputs) if v.storage.resolve().region == "const"
+                 and all(s == 0 for s in broadcast_strides(v, m.shape)) and v.storage.resolve().data is not None}
+        strides = [broadcast_strides(v, m.shape) for v in views]
+        dims, sts = collapse(m.shape, strides)
+        lines = ["{"]
+        for i, v in enumerate(m.inputs):
+            if i not in splat:
+                lines.append(f"    const {self.type_map[v.dtype]} *i{i} = {self.pointer(v, const=True)};")
+        for i, v in enumerate(m.outputs):
+            lines.append(f"    {self.type_map[v.dtype]} *o{i} = {self.pointer(v)};")
+        ind = "    "
+        if self.loop_prefix and dims:
+            lines.append(ind + self.loop_prefix)
+        for d, n in enumerate(dims):
+            lines.append(f"{ind}for (long j{d} = 0; j{d} < {n}; j{d}++)")
+        lines.append(ind + "{")
+
+        def index(k: int) -> str:
+            terms = [f"j{d}" if s == 1 else f"j{d} * {s}" for d, s in enumerate(sts[k]) if s != 0]
+            return " + ".join(terms) or "0"
+
+        vals: list[str] = []
+        types: list[str] = []
+        for i, v in enumerate(m.inputs):
+            ty = self.type_map[v.dtype]
+            if i in splat:
+                x = np.asarray(splat[i].storage.resolve().data).reshape(-1)[0]
+                vals.append(c_float(x) if v.dtype == "f32" else str(int(x)))
+            else:
+                lines.append(f"{ind}    {ty} v{i} = i{i}[{index(i)}];")
+                vals.append(f"v{i}")
+            types.append(v.dtype)
+        n_in = len(m.inputs)
+        for j, ins in enumerate(m.body):
+            expr = self.scalar(ins, [vals[k] for k in ins.operands], [types[k] for k in ins.operands])
+            name = f"v{n_in + j}"
+            lines.append(f"{ind}    {self.type_map[ins.dtype]} {name} = {expr};")
+            vals.append(name)
+            types.append(ins.dtype)
+        for i, (res, o) in enumerate(zip(m.results, m.outputs)):
+            v = vals[res]
+            if types[res] != o.dtype:
+                v = f"({self.type_map[o.dtype]}){v}"
+            lines.append(f"{ind}    o{i}[{index(n_in + i)}] = {v};")
+        lines += [ind + "}", "}"]
+        return lines
+
+    def scalar(self, ins: Instr, args: list[str], types: list[str]) -> str:
+        op = ins.op
+        if op == "const":
+            return c_float(ins.attrs[0]) if ins.dtype == "f32" else str(int(ins.attrs[0]))
+        if op == "train.cast":
+            if ins.dtype == "i1":
+                return f"({args[0]} != 0)"
+            return f"({self.type_map[ins.dtype]}){args[0]}"
+        if op == "train.clamp":
+            lo, hi = ins.attrs
+            x = args[0]
+            if math.isfinite(lo):
+                x = f"({x} < {c_float(lo)} ? {c_float(lo)} : {x})"
+            if math.isfinite(hi):
+                x = f"({x} > {c_float(hi)} ? {c_float(hi)} : {x})"
+            return x
+        if op == "train.gelu":
+            return f"pk_gelu_tanhf({args[0]})" if ins.attrs and ins.attrs[0] == "tanh" else f"pk_geluf({args[0]})"
+        if op == "train.gelu_backward":
+            grad = "pk_gelu_tanh_grad" if ins.attrs and ins.attrs[0] == "tanh" else "pk_gelu_grad"
+            return f"({args[1]} * {grad}({args[0]}))"
+        if op == "train.pow" and args[1] in ("2.0f", "0.5f", "1.0f", "3.0f"):
+            x = args[0]
+            return {"2.0f": f"({x} * {x})", "0.5f": f"sqrtf({x})", "1.0f": x, "3.0f": f"({x} * {x} * {x})"}[args[1]]
+        is_int = types and types[-1] != "f32"
+        fmt = (self.int_ops.get(op) if is_int else None) or self.scalar_ops.get(op)
+        if fmt is None:
+            raise KeyError(f"no C form for scalar {op}")
+        attrs = {f"a{i}": repr(float(a)) if isinstance(a, float) else a for i, a in enumerate(ins.attrs)}
+        return fmt.format(*args, **attrs)

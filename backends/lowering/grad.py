@@ -1,0 +1,146 @@
+"""Backward-only ops (ir/ops/grad.py). Convolution and linear gradients run on the packed
+GEMM; activation gradients are scalar instructions, so fusion can merge them with the
+elementwise ops around them."""
+
+from __future__ import annotations
+
+import math
+
+from pockengine.backends.kernel_ir import contiguous_strides
+from pockengine.backends.lowering.linalg import as_matrix, conv_args, gemm_workspace
+from pockengine.backends.lowering.norm import rows
+from pockengine.backends.lowering.reduce import axis_layout
+from pockengine.ir.ops import grad as G
+from pockengine.passes.lower_to_kernels import lowers
+
+
+def _conv_backward_workspace(xs, ws, p, ys, weight_grad: bool) -> int:
+    n, c, h, w = xs
+    o, i, kh, kw = ws
+    g = p.groups
+    ho, wo = ys[2:]
+    if g == c and i == 1 and g > 1:
+        return 0
+    pointwise = kh == kw == 1 and tuple(p.stride) == (1, 1) and not any(p.padding)
+    col = 0 if pointwise else i * kh * kw * ho * wo
+    k = i * kh * kw
+    return col + (gemm_workspace(o // g, k, ho * wo) if weight_grad else gemm_workspace(k, ho * wo, o // g))
+
+
+@lowers(G.Conv2dBackwardInputOp)
+def lower_conv2d_backward_input(lw, op):
+    dy, w = lw.contiguous(lw.view(op.dy)), lw.contiguous(lw.view(op.weight))
+    dx = lw.result(op.result)
+    work = lw.scratch(_conv_backward_workspace(dx.shape, w.shape, op.p, dy.shape, False))
+    lw.call("conv2d_backward_input", "pk_conv2d_backward_input",
+            [*conv_args(op.p, dx.shape, w.shape, dy.shape), dy, w, dx, work], [dy, w], [dx, work])
+
+
+@lowers(G.Conv2dBackwardWeightOp)
+def lower_conv2d_backward_weight(lw, op):
+    x, dy = lw.contiguous(lw.view(op.x)), lw.contiguous(lw.view(op.dy))
+    dw = lw.result(op.result)
+    work = lw.scratch(_conv_backward_workspace(x.shape, dw.shape, op.p, dy.shape, True))
+    lw.call("conv2d_backward_weight", "pk_conv2d_backward_weight",
+            [*conv_args(op.p, x.shape, dw.shape, dy.shape), x, dy, dw, work], [x, dy], [dw, work])
+
+
+@lowers(G.LinearBackwardWeightOp)
+def lower_linear_backward_weight(lw, op):
+    x, m, rsx, csx = as_matrix(lw, lw.view(op.x))
+    dy, _, rsd, csd = as_matrix(lw, lw.view(op.dy))
+    dw = lw.result(op.result)
+    n, k = dw.shape
+    work = lw.scratch(gemm_workspace(n, k, m))
+    lw.call("linear_backward_weight", "pk_linear_backward_weight",
+            [m, n, k, x, rsx, csx, dy, rsd, csd, dw, work], [x, dy], [dw, work])
+
+
+def _pool_geometry(op, xs, ys, dilation) -> list[int]:
+    p = op.p
+    pt, pl, _, _ = p.padding
+    return [xs[0] * xs[1], xs[2], xs[3], *p.kernel, *p.stride, pt, pl, *dilation, ys[2], ys[3]]
+
+
+@lowers(G.MaxPool2dBackwardOp)
+def lower_max_pool2d_backward(lw, op):
+    x, dy = lw.contiguous(lw.view(op.x)), lw.contiguous(lw.view(op.dy))
+    dx = lw.result(op.result)
+    lw.call("max_pool2d_backward", "pk_max_pool2d_backward",
+            [*_pool_geometry(op, x.shape, dy.shape, op.p.dilation), x, dy, dx], [x, dy], [dx])
+
+
+@lowers(G.AvgPool2dBackwardOp)
+def lower_avg_pool2d_backward(lw, op):
+    dy = lw.contiguous(lw.view(op.dy))
+    dx = lw.result(op.result)
+    geo = _pool_geometry(op, dx.shape, dy.shape, (1, 1))
+    del geo[9:11]  # no dilation
+    _, _, pb, pr = op.p.padding
+    lw.call("avg_pool2d_backward", "pk_avg_pool2d_backward",
+            [*geo, pb, pr, int(op.p.count_include_pad), dy, dx], [dy], [dx])
+
+
+@lowers(G.SliceBackwardOp)
+def lower_slice_backward(lw, op):
+    dy = lw.view(op.dy)
+    dx = lw.result(op.result)
+    st = list(contiguous_strides(dx.shape))
+    offset = 0
+    p = op.p
+    for a, s, k in zip(p.axes, p.starts, p.steps):
+        offset += s * st[a]
+        st[a] *= k
+    lw.fill(dx, 0.0)
+    lw.copy(dy, dx.with_strides(dy.shape, st, offset))
+
+
+@lowers(G.GatherBackwardOp)
+def lower_gather_backward(lw, op):
+    dy, idx = lw.contiguous(lw.view(op.dy)), lw.contiguous(lw.view(op.indices))
+    dx = lw.result(op.result)
+    outer, n, inner = axis_layout(dx.shape, op.p.axis)
+    fn = "pk_gather_backward_i32" if idx.dtype == "i32" else "pk_gather_backward"
+    lw.call("gather_backward", fn, [outer, n, inner, idx.size, dy, idx, op.p.padding_idx, dx], [dy, idx], [dx])
+
+
+@lowers(G.SoftmaxBackwardOp, G.LogSoftmaxBackwardOp)
+def lower_softmax_backward(lw, op):
+    y, dy = lw.contiguous(lw.view(op.y)), lw.contiguous(lw.view(op.dy))
+    dx = lw.result(op.result)
+    fn = "pk_softmax_backward" if isinstance(op, G.SoftmaxBackwardOp) else "pk_log_softmax_backward"
+    lw.call("softmax_backward", fn, [*axis_layout(y.shape, op.p.axis), y, dy, dx], [y, dy], [dx])
+
+
+@lowers(G.LayerNormBackwardOp, G.RmsNormBackwardOp)
+def lower_norm_backward(lw, op):
+    x, g, dy = (lw.contiguous(lw.view(v)) for v in (op.x, op.gamma, op.dy))
+    dx = lw.result(op.result)
+    kernel = "layer_norm_backward" if isinstance(op, G.LayerNormBackwardOp) else "rms_norm_backward"
+    lw.call(kernel, f"pk_{kernel}", [*rows(op, x), x, g, dy, op.p.eps, dx], [x, g, dy], [dx])
+
+
+@lowers(G.LayerNormBackwardGammaOp, G.RmsNormBackwardGammaOp)
+def lower_norm_backward_gamma(lw, op):
+    x, dy = lw.contiguous(lw.view(op.x)), lw.contiguous(lw.view(op.dy))
+    dg = lw.result(op.result)
+    kernel = "layer_norm_backward" if isinstance(op, G.LayerNormBackwardGammaOp) else "rms_norm_backward"
+    lw.call(kernel, f"pk_{kernel}_gamma", [*rows(op, x), x, dy, op.p.eps, dg], [x, dy], [dg])
+
+
+@lowers(G.CrossEntropyBackwardOp)
+def lower_cross_entropy_backward(lw, op):
+    logits, labels = lw.contiguous(lw.view(op.logits)), lw.contiguous(lw.view(op.labels))
+    dloss = lw.contiguous(lw.view(op.dloss))
+    dx = lw.result(op.result)
+    n, c = logits.shape[:2]
+    inner = math.prod(logits.shape[2:])
+    fn = "pk_cross_entropy_backward_i32" if labels.dtype == "i32" else "pk_cross_entropy_backward"
+    lw.call("cross_entropy_backward", fn, [n, c, inner, logits, labels, dloss, op.p.ignore_index,
+                                           int(op.p.reduction == "mean"), dx], [logits, labels, dloss], [dx])
+
+
+@lowers(G.GeluBackwardOp, G.SiluBackwardOp)
+def lower_activation_backward(lw, op):
+    lw.elementwise(op)
+

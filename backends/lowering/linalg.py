@@ -1,0 +1,161 @@
+"""conv2d, matmul, linear, pooling, pad. Contractions call the packed GEMM; their operands
+may be strided views (a transposed K in attention costs no copy: it is only strides)."""
+
+from __future__ import annotations
+
+import math
+
+from pockengine.backends.kernel_ir import View, contiguous_strides
+from pockengine.ir.ops import linalg as L
+from pockengine.passes.lower_to_kernels import lowers, shape_of
+
+# (MR, NR) of the GEMM micro-kernels in backends/c/kernels/gemm.c: AVX2, NEON, plain C.
+# The workspace is planned for the largest, so one plan serves every target.
+_TILES = ((6, 16), (8, 8), (4, 4))
+KC = 256
+
+
+def gemm_workspace(m: int, n: int, k: int) -> int:
+    """Floats of packing space pk_gemm needs (mirrors pk_gemm_workspace in gemm.c)."""
+    if k == 0:
+        return 0
+    kc = min(k, KC)
+    up = lambda x, t: -(-x // t) * t  # noqa: E731
+    return max(kc * (min(up(m, mr), mr * 24) + min(up(n, nr), nr * 64)) for mr, nr in _TILES)
+
+
+def as_matrix(lw, v: View) -> tuple[View, int, int, int]:
+    """v [..., K] as rows × K: (view, rows, row stride, column stride); packs it if the
+    leading dims do not collapse into one stride."""
+    if len(v.shape) == 1:
+        return v, 1, 0, v.elem_strides()[0]
+    st, sh = v.elem_strides(), v.shape
+    if all(st[i] == st[i + 1] * sh[i + 1] for i in range(len(sh) - 2)):
+        return v, math.prod(sh[:-1]), st[-2], st[-1]
+    v = lw.contiguous(v)
+    return v, math.prod(sh[:-1]), sh[-1], 1
+
+
+@lowers(L.LinearOp)
+def lower_linear(lw, op):
+    x, m, rsx, csx = as_matrix(lw, lw.view(op.x))
+    w = lw.view(op.weight)
+    n, k = w.shape
+    ws0, ws1 = w.elem_strides()
+    y = lw.result(op.result)
+    work = lw.scratch(gemm_workspace(m, n, k))
+    lw.call("linear", "pk_linear", [m, n, k, x, rsx, csx, w, ws0, ws1, y, work], [x, w], [y, work])
+
+
+def batch_layout(shape, views: list[View]) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+    """Collapse the batch dims `shape` of several broadcast operands where every operand
+    allows it; returns the collapsed shape and each operand's strides over it."""
+    from pockengine.backends.kernel_ir import broadcast_strides
+
+    strides = [broadcast_strides(View(v.storage, v.dtype, v.shape[:-2], v.offset, v.elem_strides()[:-2]), shape)
+               for v in views]
+    dims, sts = [], [[] for _ in views]
+    for i, d in enumerate(shape):
+        if d == 1:
+            continue
+        if dims and all(s[-1] == st[i] * d for s, st in zip(sts, strides)):
+            dims[-1] *= d
+            for s, st in zip(sts, strides):
+                s[-1] = st[i]
+            continue
+        dims.append(d)
+        for s, st in zip(sts, strides):
+            s.append(st[i])
+    return tuple(dims), [tuple(s) for s in sts]
+
+
+@lowers(L.MatmulOp)
+def lower_matmul(lw, op):
+    a, b = lw.view(op.lhs), lw.view(op.rhs)
+    c = lw.result(op.result)
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    batch, (sa, sb, sc) = batch_layout(c.shape[:-2], [a, b, c])
+    ra, ca = a.elem_strides()[-2:]
+    rb, cb = b.elem_strides()[-2:]
+    work = lw.scratch(gemm_workspace(m, n, k))
+    lw.call("matmul", "pk_matmul", [len(batch), batch or (1,), sa or (0,), sb or (0,), sc or (0,),
+                                    m, n, k, a, ra, ca, b, rb, cb, c, work], [a, b], [c, work])
+
+
+def conv_workspace(xs, ws, p, out) -> int:
+    """Floats of im2col + GEMM packing space pk_conv2d needs for these shapes."""
+    n, c, h, w = xs
+    o, i, kh, kw = ws
+    g = p.groups
+    ho, wo = out[2:]
+    if g == c and i == 1 and g > 1:  # depthwise: direct loops
+        return 0
+    pointwise = kh == kw == 1 and tuple(p.stride) == (1, 1) and not any(p.padding)
+    col = 0 if pointwise else i * kh * kw * ho * wo
+    return col + gemm_workspace(o // g, ho * wo, i * kh * kw)
+
+
+def conv_args(p, xs, ws, out) -> list[int]:
+    n, c, h, w = xs
+    o, i, kh, kw = ws
+    pt, pl, _, _ = p.padding
+    return [n, c, h, w, o, kh, kw, *p.stride, pt, pl, *p.dilation, p.groups, out[2], out[3]]
+
+
+@lowers(L.Conv2dOp)
+def lower_conv2d(lw, op):
+    x, w = lw.contiguous(lw.view(op.x)), lw.contiguous(lw.view(op.weight))
+    y = lw.result(op.result)
+    work = lw.scratch(conv_workspace(x.shape, w.shape, op.p, y.shape))
+    lw.call("conv2d", "pk_conv2d", [*conv_args(op.p, x.shape, w.shape, y.shape), x, w, y, work],
+            [x, w], [y, work])
+
+
+def pool_args(op, x: View, y: View) -> list[int]:
+    p = op.p
+    n, c, h, w = x.shape
+    kh, kw = p.kernel
+    pt, pl, _, _ = p.padding
+    dh, dw = getattr(p, "dilation", (1, 1)) if isinstance(op, L.MaxPool2dOp) else (1, 1)
+    return [n * c, h, w, kh, kw, *p.stride, pt, pl, dh, dw, y.shape[2], y.shape[3]]
+
+
+@lowers(L.MaxPool2dOp)
+def lower_max_pool2d(lw, op):
+    x = lw.contiguous(lw.view(op.x))
+    y = lw.result(op.result)
+    lw.call("max_pool2d", "pk_max_pool2d", [*pool_args(op, x, y), x, y], [x], [y])
+
+
+@lowers(L.AvgPool2dOp)
+def lower_avg_pool2d(lw, op):
+    x = lw.contiguous(lw.view(op.x))
+    y = lw.result(op.result)
+    _, _, pb, pr = op.p.padding
+    lw.call("avg_pool2d", "pk_avg_pool2d", [*pool_args(op, x, y), pb, pr, int(op.p.count_include_pad), x, y],
+            [x], [y])
+
+
+@lowers(L.GlobalAvgPoolOp)
+def lower_global_avg_pool(lw, op):
+    x = lw.contiguous(lw.view(op.x))
+    y = lw.result(op.result)
+    n, c, h, w = x.shape
+    lw.call("global_avg_pool", "pk_global_avg_pool", [n * c, h * w, x, y], [x], [y])
+
+
+@lowers(L.PadOp)
+def lower_pad(lw, op):
+    x = lw.view(op.x)
+    out = lw.result(op.result)
+    r = len(x.shape)
+    lo, hi = op.p.pads[:r], op.p.pads[r:]
+    xst, ost = x.elem_strides(), contiguous_strides(out.shape)
+    # negative pads crop the input; positive ones place it inside the filled output
+    x_off = sum(max(-a, 0) * s for a, s in zip(lo, xst))
+    inner = [d - max(-a, 0) - max(-b, 0) for d, a, b in zip(x.shape, lo, hi)]
+    lw.fill(out, op.p.value)
+    if math.prod(inner):
+        o_off = sum(max(a, 0) * s for a, s in zip(lo, ost))
+        lw.copy(x.with_strides(inner, xst, x_off), out.with_strides(inner, ost, o_off))

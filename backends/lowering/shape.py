@@ -1,0 +1,72 @@
+"""Data movement as views: reshape, transpose, broadcast and slice only change how the same
+bytes are addressed (no step at all); concat and gather write new storage."""
+
+from __future__ import annotations
+
+import math
+
+from pockengine.backends.kernel_ir import ITEMSIZE, contiguous_strides
+from pockengine.ir.ops import shape as S
+from pockengine.passes.lower_to_kernels import lowers, shape_of
+
+
+@lowers(S.ReshapeOp)
+def lower_reshape(lw, op):
+    x = lw.view(op.x)
+    shape = shape_of(op.result)
+    if x.shape and not any(x.elem_strides()):  # a broadcast scalar stays one element
+        lw.bind(op.result, x.with_strides(shape, (0,) * len(shape)))
+        return
+    lw.alias(op.result, lw.contiguous(x))
+
+
+@lowers(S.TransposeOp)
+def lower_transpose(lw, op):
+    x = lw.view(op.x)
+    st = x.elem_strides()
+    perm = op.p.perm
+    lw.bind(op.result, x.with_strides([x.shape[i] for i in perm], [st[i] for i in perm]))
+
+
+@lowers(S.BroadcastOp)
+def lower_broadcast(lw, op):
+    from pockengine.backends.kernel_ir import broadcast_strides
+
+    x = lw.view(op.x)
+    shape = shape_of(op.result)
+    lw.bind(op.result, x.with_strides(shape, broadcast_strides(x, shape)))
+
+
+@lowers(S.SliceOp)
+def lower_slice(lw, op):
+    x = lw.view(op.x)
+    st = list(x.elem_strides())
+    offset = 0
+    p = op.p
+    for a, s, k in zip(p.axes, p.starts, p.steps):
+        offset += s * st[a]
+        st[a] *= k
+    lw.bind(op.result, x.with_strides(shape_of(op.result), st, offset))
+
+
+@lowers(S.ConcatOp)
+def lower_concat(lw, op):
+    out = lw.result(op.result)
+    ax = op.p.axis % len(out.shape)
+    st = contiguous_strides(out.shape)
+    at = 0
+    for v in op.inputs:
+        x = lw.view(v)
+        lw.copy(x, out.with_strides(x.shape, st, at * st[ax]))
+        at += x.shape[ax]
+
+
+@lowers(S.GatherOp)
+def lower_gather(lw, op):
+    x = lw.contiguous(lw.view(op.x))
+    idx = lw.contiguous(lw.view(op.indices))
+    ax = op.p.axis % len(x.shape)
+    outer, n, inner = math.prod(x.shape[:ax]), x.shape[ax], math.prod(x.shape[ax + 1:])
+    out = lw.result(op.result)
+    fn = "pk_gather_i32" if idx.dtype == "i32" else "pk_gather"
+    lw.call("gather", fn, [outer, n, inner * ITEMSIZE[x.dtype], idx.size, x, idx, out], [x, idx], [out])

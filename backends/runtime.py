@@ -1,0 +1,200 @@
+"""Build the emitted C as a shared library (cached by content) and drive it from Python.
+
+    trainer = pockengine.compile(program, loss="cross_entropy", optimizer="sgd", lr=0.05,
+                                 momentum=0.9, scheme="scheme.pock", target="c")
+    loss = trainer.step(x, labels)        # one training step in C; returns the loss
+    logits = trainer.forward(x)           # the eval function
+    trainer.parameters()                  # name → array (weights and optimizer state)
+    trainer.save("trained/")              # a Program directory, written atomically
+    trainer.memory                        # planned bytes by category
+
+The library is keyed by a hash of everything that goes into it (generated sources, kernel
+library, compiler and flags), so compiling the same IR twice builds once. The cache lives in
+$POCKENGINE_CACHE, else ~/.cache/pockengine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+from pathlib import Path
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+
+from pockengine.backends.kernel_ir import NUMPY, KernelProgram
+from pockengine.backends.project import blob_bytes, pack_params, param_views
+from pockengine.backends.targets import Target, get_target
+
+
+class BuildError(RuntimeError):
+    """The C compiler rejected the generated code; the message holds its output."""
+
+
+def cache_dir() -> Path:
+    d = os.environ.get("POCKENGINE_CACHE")
+    return Path(d) if d else Path.home() / ".cache" / "pockengine"
+
+
+def build_library(kp: KernelProgram, target: Target, title: str = "model", openmp: bool = False,
+                  extra_cflags: tuple[str, ...] = ()) -> Path:
+    """Compile the program into libmodel.so (or reuse the cached one); returns its path."""
+    files = target.sources(kp, title)
+    flags = [*target.cflags, *(["-fopenmp"] if openmp else []), *extra_cflags]
+    key = hashlib.sha256(json.dumps([files, flags, target.cc], sort_keys=True).encode()).hexdigest()[:20]
+    final = cache_dir() / key
+    lib = final / "libmodel.so"
+    if lib.is_file():
+        return lib
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+    try:
+        for name, text in files.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_text(text)
+        cmd = [target.cc, "-std=c99", *flags, "-fPIC", "-shared", "-o", "libmodel.so", "model.c", "-lm"]
+        res = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise BuildError(f"{' '.join(cmd)} failed in {tmp}:\n{res.stderr[-4000:]}")
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process built the same library meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return lib
+
+
+class Trainer:
+    """A compiled program loaded into this process. Parameters and optimizer state live in
+    one blob owned here (the C code updates it in place); the arena is allocated once."""
+
+    def __init__(self, program, kp: KernelProgram, library: Path):
+        self.program, self.kernels = program, kp
+        self._lib = ctypes.CDLL(str(library))
+        from pockengine.backends.c_renderer import CStyleRenderer
+
+        names = CStyleRenderer().function_names(kp)
+        self._fns = {}
+        for name, cname in names.items():
+            fn = getattr(self._lib, cname)
+            fn.argtypes = [ctypes.c_void_p] * 4
+            fn.restype = None
+            self._fns[name] = fn
+        self._blob = pack_params(kp, program.weights)
+        self._arena = np.zeros(max(kp.arena_bytes, 64), np.uint8)
+        self.library = library
+
+    # --- running ----------------------------------------------------------------------
+    def call(self, function: str, *arrays) -> list[np.ndarray]:
+        kf = self.kernels.functions.get(function)
+        if kf is None:
+            raise KeyError(f"no function @{function}; compiled: {', '.join(self.kernels.functions)}")
+        if len(arrays) != len(kf.inputs):
+            raise TypeError(f"@{function} takes {len(kf.inputs)} inputs, got {len(arrays)}")
+        ins = []
+        for i, (a, v) in enumerate(zip(arrays, kf.inputs)):
+            a = np.asarray(a, dtype=NUMPY[v.dtype], order="C")
+            if a.shape != v.shape:
+                raise ValueError(f"@{function} input {i}: shape {a.shape}, the program was compiled for {v.shape}")
+            ins.append(a)
+        outs = [np.empty(v.shape, NUMPY[v.dtype]) for v in kf.outputs]
+        in_ptrs = (ctypes.c_void_p * max(len(ins), 1))(*[a.ctypes.data for a in ins])
+        out_ptrs = (ctypes.c_void_p * max(len(outs), 1))(*[a.ctypes.data for a in outs])
+        self._fns[function](self._blob.ctypes.data, self._arena.ctypes.data, in_ptrs, out_ptrs)
+        return outs
+
+    def step(self, *inputs) -> float:
+        """One training step (forward, loss, backward, updates); returns the loss."""
+        return float(self.call("train_step", *inputs)[0])
+
+    def forward(self, *inputs):
+        outs = self.call("forward", *inputs)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    # --- state ------------------------------------------------------------------------
+    def parameters(self) -> dict[str, np.ndarray]:
+        """Every parameter and state tensor, as copies."""
+        return {k: v.copy() for k, v in param_views(self.kernels, self._blob).items()}
+
+    def load_parameters(self, weights: dict[str, np.ndarray]) -> None:
+        pack_params(self.kernels, {**self.parameters(), **weights}, self._blob)
+
+    def save(self, directory) -> None:
+        """The program with its current weights, as a Program directory (atomic)."""
+        prog = self.program.copy()
+        prog.weights = self.parameters()
+        prog.save(directory)
+
+    @property
+    def memory(self) -> dict[str, int]:
+        from pockengine.passes.memory_plan import memory_summary
+
+        fn = "train_step" if "train_step" in self.kernels.functions else next(iter(self.kernels.functions))
+        return memory_summary(self.kernels, fn)
+
+    @property
+    def blob_bytes(self) -> int:
+        return blob_bytes(self.kernels)
+
+
+def compile(program, loss: str | None = None, optimizer: str | None = None, scheme=None, target: str = "c",
+            optimize: bool = True, openmp: bool = False, **hyper) -> Trainer:
+    """Compile a Program into a Trainer. Without a @train_step the program first goes through
+    autodiff (loss, optimizer, hyper-parameters such as lr, momentum) and, given a scheme,
+    sparse-backprop and dead-gradient-elimination; then operator-reordering and fusion."""
+    from pockengine.passes import get_all_passes, run_pipeline
+    from pockengine.passes.lower_to_kernels import lower_program
+
+    prog = program.copy()
+    if "train_step" not in prog.functions() and (loss or optimizer):
+        run_pipeline(prog, training_pipeline(loss or "cross_entropy", optimizer or "sgd", scheme, **hyper))
+        _fill_state(prog)
+    elif scheme is not None:
+        raise ValueError("a scheme needs autodiff: pass a program without @train_step, with loss= and optimizer=")
+    available = get_all_passes()
+    if optimize:
+        spec = ",".join(p for p in ("operator-reordering", "fusion") if p in available)
+        if spec:
+            run_pipeline(prog, spec)
+    kp = lower_program(prog)
+    tgt = get_target(target)
+    if not tgt.can_load:
+        raise ValueError(f"target {target!r} does not run in this process; write a project with "
+                         f"`pockengine compile --target {target}` instead")
+    return Trainer(prog, kp, build_library(kp, tgt, openmp=openmp))
+
+
+def training_pipeline(loss: str, optimizer: str, scheme=None, **hyper) -> str:
+    opts = " ".join(f"{k}={_opt(v)}" for k, v in {"loss": loss, "optimizer": optimizer, **hyper}.items())
+    spec = f"autodiff{{{opts}}}"
+    if scheme is not None:
+        spec += f",sparse-backprop{{scheme={_opt(str(scheme))}}},dead-gradient-elimination"
+    return spec
+
+
+def _opt(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def _fill_state(prog) -> None:
+    """Optimizer state the pipeline declared starts at zero (as run_pipeline gives it)."""
+    for p in prog.params():
+        name = p.sym_name.data
+        if name not in prog.weights:
+            from pockengine.ir import types as T
+
+            prog.weights[name] = np.zeros(tuple(p.type.get_shape()), T.numpy_dtype(p.type.element_type))
+
+
+def as_target(name: str) -> Target:
+    return get_target(name)

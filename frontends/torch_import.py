@@ -1,0 +1,323 @@
+"""PyTorch → `train`: `from_torch(module, example_args)` imports a module through torch.export.
+
+    program = from_torch(model.eval(), (torch.randn(1, 3, 96, 96),))
+    program.run("forward", x.numpy())
+
+The module is exported (`torch.export.export`) and decomposed to core ATen
+(`run_decompositions()`); every node is then lowered by the function registered for its ATen
+overload in frontends/torch_ops.py. Parameters keep their PyTorch names as `train.param`
+(trainable unless `requires_grad=False`); buffers (BatchNorm statistics, rotary `inv_freq`,
+...) become non-trainable state. Whatever depends only on shapes and constants (causal masks,
+position ids, `arange`s) is folded at import by running the interpreter's own implementation
+of each op, so there is one semantics. Finally the canonical forms of frontends/canonical.py
+are recognised (Linear, RMSNorm, cross-entropy) and dead ops removed; docs/frontends.md.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    BytesAttr,
+    DenseIntOrFPElementsAttr,
+    FunctionType,
+    ModuleOp,
+    TensorType,
+    i1,
+)
+from xdsl.ir import Block, Region, SSAValue
+from xdsl.utils.exceptions import VerifyException
+
+from ..ir import types as T
+from ..ir.interpreter import IMPLS, Interpreter
+from ..ir.ops.state import ConstantOp, GetOp, ParamOp, SetOp
+from ..ir.program import Program
+from . import FrontendError
+from .canonical import assign_roles, canonicalize
+
+FOLD_LIMIT = 1 << 20  # elements: larger constant results stay as ops instead of dense literals
+
+ELEMENT_OF_DTYPE = {torch.float32: T.f32, torch.float64: T.f64, torch.float16: T.f16, torch.bfloat16: T.bf16,
+                    torch.int64: T.i64, torch.int32: T.i32, torch.bool: T.i1}
+DTYPE_OF_ELEMENT = {v: k for k, v in ELEMENT_OF_DTYPE.items()}
+
+
+class Unsupported(Exception):
+    """Raised by a lowering for an argument combination it cannot express (e.g. a transposed
+    convolution); from_torch turns it into a located FrontendError."""
+
+
+def element_of(dtype: torch.dtype):
+    if dtype not in ELEMENT_OF_DTYPE:
+        raise Unsupported(f"dtype {dtype} (supported: {', '.join(str(d) for d in ELEMENT_OF_DTYPE)})")
+    return ELEMENT_OF_DTYPE[dtype]
+
+
+@dataclass
+class Unavailable:
+    """An output of a multi-result ATen op that has no lowering (max_pool2d's indices, ...)."""
+
+    what: str
+
+
+class Builder:
+    """Appends `train` ops to the forward block, folding ops whose operands are all known.
+
+    Values known at import (constants, `arange`, folded masks) are *virtual*: SSA values with a
+    type but no defining op, their array kept in `known`. They become `train.constant` ops only
+    when a runtime op consumes them (`materialize`), so a chain of folded ops leaves no trace.
+    """
+
+    def __init__(self, block: Block):
+        self.block = block
+        self.known: dict[SSAValue, np.ndarray] = {}
+        self._materialized: dict[SSAValue, SSAValue] = {}
+        self._interp = Interpreter(ModuleOp([]))
+        self.node: torch.fx.Node | None = None  # the node being lowered
+
+    # --- constants ------------------------------------------------------------------
+    def const(self, array, element=None) -> SSAValue:
+        """A virtual value holding `array` (element type from the array's dtype unless given)."""
+        arr = np.asarray(array)
+        el = element if element is not None else T.element_of(arr.dtype)
+        arr = np.require(arr, dtype=T.numpy_dtype(el), requirements="C")  # keeps rank 0
+        v = Block(arg_types=[T.tensor(arr.shape, el)]).args[0]
+        self.known[v] = arr
+        return v
+
+    def scalar(self, value, element) -> SSAValue:
+        return self.const(np.asarray(value), element)
+
+    def array(self, v) -> np.ndarray | None:
+        """The import-time value of v, or None when it is only known at run time."""
+        return self.known.get(v) if isinstance(v, SSAValue) else None
+
+    def materialize(self, v: SSAValue) -> SSAValue:
+        if v not in self.known:
+            return v
+        if v not in self._materialized:
+            op = ConstantOp.create(result_types=[v.type], properties={"value": _dense(self.known[v], v.type)})
+            self.block.add_op(op)
+            self._materialized[v] = op.result
+        return self._materialized[v]
+
+    # --- ops ----------------------------------------------------------------------------
+    def op(self, cls, *operands: SSAValue, **props):
+        """Build `cls` (result types inferred); fold it when every operand is known."""
+        op = cls.build(*operands, **props)
+        if all(o in self.known for o in operands) and _size(op) <= FOLD_LIMIT:
+            outs = IMPLS[cls](self._interp, op, *[self.known[o] for o in operands])
+            outs = outs if isinstance(outs, tuple) else (outs,)
+            vals = [self.const(np.asarray(a).reshape(r.type.get_shape()), r.type.element_type)
+                    for a, r in zip(outs, op.results, strict=True)]
+            op.drop_all_references()
+            return vals[0] if len(vals) == 1 else tuple(vals)
+        op.operands = [self.materialize(o) for o in operands]
+        self.block.add_op(op)
+        return op.results[0] if len(op.results) == 1 else tuple(op.results)
+
+    def add(self, op):
+        """Append an op built elsewhere (train.get / train.set)."""
+        self.block.add_op(op)
+        return op.results[0] if op.results else None
+
+    # --- the current node -------------------------------------------------------------
+    def out_element(self, i: int | None = None):
+        """Element type PyTorch computed for the current node's result (its i-th, for tuples)."""
+        val = self.node.meta["val"]
+        return element_of((val[i] if i is not None else val).dtype)
+
+    def out_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.node.meta["val"].shape)
+
+
+def _size(op) -> int:
+    return sum(math.prod(r.type.get_shape()) for r in op.results)
+
+
+def _dense(arr: np.ndarray, ty: TensorType) -> DenseIntOrFPElementsAttr:
+    """numpy → dense attribute; uniform arrays become splats (full_like, masks of one value)."""
+    flat = arr.reshape(-1)
+    if arr.dtype == np.bool_:  # xDSL stores i1 as one byte, 0xFF for true (never as a splat)
+        return DenseIntOrFPElementsAttr(ty, BytesAttr((flat.astype(np.uint8) * 255).tobytes()))
+    if flat.size > 1 and (flat == flat[0]).all():
+        flat = flat[:1]
+    return DenseIntOrFPElementsAttr(ty, BytesAttr(flat.astype(arr.dtype.newbyteorder("<")).tobytes()))
+
+
+# --- the exported program → a train module ----------------------------------------------
+
+
+def from_torch(module: torch.nn.Module, example_args, *, dynamic: bool = False) -> Program:
+    """Import `module` called on `example_args` (a tuple) as a Program with `func.func @forward`.
+
+    Shapes are specialized to the example inputs: the train dialect compiles for static shapes
+    (PockEngine compiles the training graph ahead of time for one deployment shape), so
+    `dynamic=True` is refused with a clear error rather than silently specialized.
+    """
+    if dynamic:
+        raise FrontendError("from_torch(dynamic=True): the train dialect has static shapes only; "
+                            "import once per deployment shape (example_args fix every dimension)")
+    args = tuple(example_args) if isinstance(example_args, (tuple, list)) else (example_args,)
+    try:
+        ep = torch.export.export(module, args).run_decompositions()
+    except Exception as e:  # export errors are long; keep the first lines
+        msg = "\n".join(str(e).strip().splitlines()[:6])
+        raise FrontendError(f"torch.export failed for {type(module).__name__}: {msg}") from e
+    return _Importer(ep, module).run()
+
+
+class _Importer:
+    def __init__(self, ep, module: torch.nn.Module):
+        from .torch_ops import ATEN, DROPPED
+
+        self.ep, self.aten, self.dropped = ep, ATEN, DROPPED
+        self.frozen = {n for n, p in module.named_parameters() if not p.requires_grad}
+        self.params: dict[str, ParamOp] = {}
+        self.weights: dict[str, np.ndarray] = {}
+        self.env: dict[torch.fx.Node, object] = {}
+        self.gets: dict[str, SSAValue] = {}
+
+    def run(self) -> Program:
+        kinds = {s.arg.name: s for s in self.ep.graph_signature.input_specs}
+        block = Block()
+        self.b = Builder(block)
+        for node in self.ep.graph.nodes:
+            if node.op != "placeholder":
+                continue
+            spec = kinds[node.name]
+            kind = spec.kind.name
+            if kind in ("PARAMETER", "BUFFER"):
+                self._declare(spec.target, kind == "PARAMETER")
+                self.env[node] = _Param(spec.target)
+            elif kind == "CONSTANT_TENSOR":
+                self.env[node] = self.b.const(_numpy(self.ep.constants[spec.target]))
+            elif kind == "USER_INPUT":
+                val = node.meta.get("val")
+                if isinstance(val, torch.Tensor):
+                    ty = T.tensor(tuple(int(d) for d in val.shape), self._element(val.dtype, node))
+                    self.env[node] = block.insert_arg(ty, len(block.args))
+                else:  # ints/floats are specialized by torch.export
+                    self.env[node] = val
+            else:
+                raise FrontendError(f"input {node.name}: {kind} inputs are not supported")
+        arg_types = [a.type for a in block.args]
+        results = []
+        for node in self.ep.graph.nodes:
+            if node.op == "call_function":
+                self._lower(node)
+            elif node.op == "output":
+                results = self._outputs(node)
+        block.add_op(func.ReturnOp(*results))
+        fn = func.FuncOp("forward", FunctionType.from_lists(arg_types, [r.type for r in results]), Region(block))
+        module = ModuleOp([*self.params.values(), fn])
+        canonicalize(module)
+        assign_roles(module)
+        program = Program(module, self.weights)
+        try:
+            program.verify()
+        except VerifyException as e:  # a lowering built wrong IR: a frontend bug, say where
+            raise FrontendError(f"imported IR does not verify: {e}") from e
+        return program
+
+    # --- state ----------------------------------------------------------------------------
+    def _declare(self, name: str, is_param: bool) -> None:
+        tensor = self.ep.state_dict.get(name)
+        if tensor is None:
+            tensor = self.ep.constants[name]  # non-persistent buffers live here
+        arr = _numpy(tensor)
+        el = self._element(tensor.dtype, None, name)
+        trainable = is_param and name not in self.frozen and T.is_float(el)
+        role = "weight" if is_param else "buffer"  # refined by assign_roles from the uses
+        self.params[name] = ParamOp(name, T.tensor(arr.shape, el), role, trainable)
+        self.weights[name] = arr
+
+    def _element(self, dtype, node, name=None):
+        try:
+            return element_of(dtype)
+        except Unsupported as e:
+            raise FrontendError(f"{name or node.name}: {e}") from None
+
+    # --- nodes ----------------------------------------------------------------------------
+    def _value(self, node, user):
+        v = self.env[node]
+        if isinstance(v, _Param):
+            if v.name not in self.gets:
+                self.gets[v.name] = self.b.add(GetOp.of(self.params[v.name]))
+            return self.gets[v.name]
+        if isinstance(v, Unavailable):
+            raise FrontendError(f"{_describe(user)} uses {v.what}, which has no lowering{_where(user)}")
+        return v
+
+    def _lower(self, node: torch.fx.Node) -> None:
+        if node.target in self.dropped:
+            return
+        if node.target is operator.getitem:
+            seq, i = node.args
+            self.env[node] = self.env[seq][i]
+            return
+        fn = self.aten.get(node.target)
+        if fn is None:
+            supported = ", ".join(sorted(str(k) for k in self.aten))
+            raise FrontendError(f"unsupported op {node.target} (node '{node.name}'){_where(node)}\n"
+                                f"supported ATen ops: {supported}")
+        args = torch.fx.node.map_arg(node.args, lambda n: self._value(n, node))
+        kwargs = torch.fx.node.map_arg(node.kwargs, lambda n: self._value(n, node))
+        self.b.node = node
+        try:
+            self.env[node] = fn(self.b, *args, **kwargs)
+        except (Unsupported, VerifyException) as e:
+            raise FrontendError(f"cannot lower {node.target} (node '{node.name}'){_where(node)}: {e}") from e
+
+    def _outputs(self, node) -> list[SSAValue]:
+        results = []
+        specs = self.ep.graph_signature.output_specs
+        for spec, arg in zip(specs, node.args[0], strict=True):
+            if arg is None:  # HF ModelOutputs may hold None
+                continue
+            v = self._value(arg, node) if isinstance(arg, torch.fx.Node) else self.b.const(np.asarray(arg))
+            if not isinstance(v, SSAValue):
+                v = self.b.const(np.asarray(v))
+            v = self.b.materialize(v)
+            kind = spec.kind.name
+            if kind == "BUFFER_MUTATION":
+                self.b.add(SetOp.of(spec.target, v))
+            elif kind in ("USER_OUTPUT", "LOSS_OUTPUT"):
+                results.append(v)
+            else:
+                raise FrontendError(f"output {spec.arg.name}: {kind} outputs are not supported")
+        return results
+
+
+@dataclass(frozen=True)
+class _Param:
+    name: str
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        raise FrontendError("bfloat16 weights: convert the module to float32 before importing")
+    return np.ascontiguousarray(t.numpy()).copy()
+
+
+def _describe(node) -> str:
+    return f"{node.target} (node '{node.name}')" if node.op == "call_function" else f"output '{node.name}'"
+
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)\n\s*(.*)')
+
+
+def _where(node) -> str:
+    """' at model.py:12 in forward: `y = self.act(x)`' from the node's recorded stack trace."""
+    frames = _FRAME.findall(node.meta.get("stack_trace") or "")
+    if not frames:
+        return ""
+    path, line, fn, code = frames[-1]
+    return f" at {path}:{line} in {fn}: `{code.strip()}`"

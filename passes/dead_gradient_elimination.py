@@ -1,0 +1,319 @@
+"""`dead-gradient-elimination`: keep exactly what lies on a path from the loss to an update.
+
+After `sparse-backprop` most of the backward pass of a fine-tuning step feeds nothing: frozen
+weights lost their updates, and a channel-ratio update reads only a slice of its gradient.
+This pass
+
+1. pushes channel slices of gradients towards the activations they come from, so that only
+   the channels an update reads are computed and kept alive:
+
+       slice(conv2d_backward_weight(x, dy), axis 1, :k)  →  conv2d_backward_weight(slice(x, axis 1, :k), dy)
+       slice(conv2d_backward_weight(x, dy), axis 0, :k)  →  conv2d_backward_weight(x[:, :k], dy[:, :k], groups = k)   (depthwise)
+       slice(linear_backward_weight(x, dy), axis 1, :k)  →  linear_backward_weight(slice(x, axis -1, :k), dy)
+       slice(conv2d_backward_input(dy, w), axis 1, :k)   →  conv2d_backward_input(dy, slice(w, axis 1, :k))
+       slice(matmul(a, b)) / slice(transpose(a)) / slice(sum(a)) / slice(a ∘ b)  →  the same op on slices
+
+   (each only when the slice is the value's one use, so nothing is computed twice);
+2. erases every op whose results no update, state write or return needs (the walk from the
+   updates back), so backpropagation stops at the earliest layer that still needs a gradient;
+3. moves each slice of a forward value right after that value is produced, so the full
+   activation dies in the forward pass and only the slice is saved for backward.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pockengine.ir import types as T
+from pockengine.ir.ops import elementwise as E
+from pockengine.ir.ops import grad as G
+from pockengine.ir.ops import linalg as L
+from pockengine.ir.ops import reduce as R
+from pockengine.ir.ops.shape import SliceOp, TransposeOp
+from pockengine.ir.ops.state import ConstantOp, GetOp, SetOp, SetSliceOp
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Block, Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+    op_type_rewrite_pattern,
+)
+from xdsl.rewriter import InsertPoint, Rewriter
+from xdsl.transforms.dead_code_elimination import dce
+
+# elementwise ops a channel slice commutes with
+SLICEABLE_ELEMENTWISE = (*E.UNARY_OPS, *E.BINARY_OPS, E.WhereOp)
+
+
+def channel_slice(op: SliceOp) -> tuple[int, int, int] | None:
+    """(axis, start, end) of a unit-step slice along one axis, else None."""
+    p = op.p
+    if len(p.axes) != 1 or p.steps[0] != 1:
+        return None
+    return p.axes[0], p.starts[0], p.ends[0]
+
+
+def cutter(before: Operation, rewriter: PatternRewriter) -> Callable[[SSAValue, int, int, int], SSAValue]:
+    """cut(v, axis, start, end) inserts `v[.., start:end, ..]` before `before` (a full range is `v`)."""
+
+    def cut(v: SSAValue, axis: int, start: int, end: int) -> SSAValue:
+        if start == 0 and end == T.shape(v)[axis]:
+            return v
+        sliced = SliceOp.build(v, axes=[axis], starts=[start], ends=[end])
+        return rewriter.insert(sliced, InsertPoint.before(before)).result
+
+    return cut
+
+
+def _only_use(op: SliceOp) -> Operation | None:
+    """The op producing the sliced value, when this slice is its result's one use."""
+    src = op.x.owner
+    if isinstance(src, Operation) and len(src.results) == 1 and src.results[0].has_one_use():
+        return src
+    return None
+
+
+def _geometry(p) -> dict:
+    return {"stride": list(p.stride), "padding": list(p.padding), "dilation": list(p.dilation)}
+
+
+class SliceConvWeightGrad(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: SliceOp, rewriter: PatternRewriter) -> None:
+        src, sl = _only_use(op), channel_slice(op)
+        if not isinstance(src, G.Conv2dBackwardWeightOp) or sl is None:
+            return
+        axis, s, e = sl
+        cut = cutter(op, rewriter)
+        x, dy, p = src.x, src.dy, src.p
+        props = _geometry(p) | {"kernel": list(p.kernel)}
+        channels = T.shape(x)[1]
+        if axis == 1 and p.groups == 1:
+            new = G.Conv2dBackwardWeightOp.build(cut(x, 1, s, e), dy, groups=1, **props)
+        elif axis == 0 and p.groups == channels == T.shape(dy)[1]:  # depthwise: channel c reads x[:, c]
+            new = G.Conv2dBackwardWeightOp.build(cut(x, 1, s, e), cut(dy, 1, s, e), groups=e - s,
+                                                 **props)
+        else:
+            return
+        rewriter.replace(op, new)
+
+
+class SliceConvInputGrad(RewritePattern):
+    """Input channels of dx come from the matching input channels of the weight."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: SliceOp, rewriter: PatternRewriter) -> None:
+        src, sl = _only_use(op), channel_slice(op)
+        if not isinstance(src, G.Conv2dBackwardInputOp) or sl is None or sl[0] != 1:
+            return
+        _, s, e = sl
+        cut = cutter(op, rewriter)
+        dy, w, p = src.dy, src.weight, src.p
+        props = _geometry(p) | {"input_size": list(p.input_size)}
+        if p.groups == 1:
+            new = G.Conv2dBackwardInputOp.build(dy, cut(w, 1, s, e), groups=1, **props)
+        elif p.groups == T.shape(dy)[1] == T.shape(op.x)[1] and T.shape(w)[1] == 1:  # depthwise
+            new = G.Conv2dBackwardInputOp.build(cut(dy, 1, s, e), cut(w, 0, s, e), groups=e - s,
+                                                **props)
+        else:
+            return
+        rewriter.replace(op, new)
+
+
+class SliceLinearWeightGrad(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: SliceOp, rewriter: PatternRewriter) -> None:
+        src, sl = _only_use(op), channel_slice(op)
+        if not isinstance(src, G.LinearBackwardWeightOp) or sl is None:
+            return
+        axis, s, e = sl
+        cut = cutter(op, rewriter)
+        if axis == 1:
+            x = cut(src.x, len(T.shape(src.x)) - 1, s, e)
+            rewriter.replace(op, G.LinearBackwardWeightOp.build(x, src.dy))
+        else:  # output rows: slice dy instead
+            dy = cut(src.dy, len(T.shape(src.dy)) - 1, s, e)
+            rewriter.replace(op, G.LinearBackwardWeightOp.build(src.x, dy))
+
+
+class SliceThroughOps(RewritePattern):
+    """slice(f(a, b)) → f(slice(a), slice(b)) for matmul, transpose, sum and elementwise ops."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: SliceOp, rewriter: PatternRewriter) -> None:
+        src, sl = _only_use(op), channel_slice(op)
+        if src is None or sl is None:
+            return
+        axis, s, e = sl
+        cut = cutter(op, rewriter)
+        rank = len(T.shape(src.results[0]))
+        if isinstance(src, TransposeOp):
+            new = TransposeOp.build(cut(src.x, src.p.perm[axis], s, e), perm=list(src.p.perm))
+        elif isinstance(src, L.MatmulOp) and axis >= rank - 2:
+            a, b = src.lhs, src.rhs
+            if axis == rank - 2 and len(T.shape(a)) >= 2:
+                a = cut(a, len(T.shape(a)) - 2, s, e)
+            elif axis == rank - 1:
+                b = cut(b, len(T.shape(b)) - 1, s, e)
+            else:
+                return
+            new = L.MatmulOp.build(a, b)
+        elif isinstance(src, R.SumOp):
+            kept = [i for i in range(len(T.shape(src.x))) if i not in T.norm_axes(src.p.axes, len(T.shape(src.x)))]
+            in_axis = axis if src.p.keepdims else kept[axis]
+            new = R.SumOp.build(cut(src.x, in_axis, s, e), axes=list(src.p.axes), keepdims=src.p.keepdims)
+        elif isinstance(src, SLICEABLE_ELEMENTWISE):
+            operands = [_broadcast_cut(cut, v, rank, axis, s, e) for v in src.operands]
+            new = type(src).create(operands=operands, result_types=[op.result.type],
+                                   properties=dict(src.properties), attributes=dict(src.attributes))
+        else:
+            return
+        rewriter.replace(op, new)
+
+
+def _broadcast_cut(cut, v: SSAValue, rank: int, axis: int, s: int, e: int) -> SSAValue:
+    """Slice an operand of a broadcasting op along the result axis, unless it is broadcast there."""
+    shape = T.shape(v)
+    a = axis - (rank - len(shape))
+    if a < 0 or shape[a] == 1:
+        return v
+    return cut(v, a, s, e)
+
+
+def _numel(v: SSAValue) -> int:
+    return math.prod(T.shape(v))
+
+
+def forward_end(block: Block) -> Operation | None:
+    """The loss of a training step (the op defining the returned value), else None."""
+    ret = block.last_op
+    if not isinstance(ret, func.ReturnOp) or len(ret.operands) != 1 or \
+            not any(isinstance(op, (SetOp, SetSliceOp)) for op in block.ops):
+        return None
+    owner = ret.operands[0].owner
+    return owner if isinstance(owner, Operation) and owner.parent is block else None
+
+
+def hoist_slices(block: Block) -> None:
+    """Move the slices of a forward activation to right after the activation is produced, when
+    the forward part is its only other reader: the full tensor then dies in the forward part and
+    only the slices are saved for backward. (When backward reads the full tensor anyway, a
+    hoisted slice would only add to what is saved.) Identical slices are merged."""
+    seen: dict[tuple, SliceOp] = {}
+    for op in list(block.ops):
+        if isinstance(op, SliceOp):
+            key = (op.x, op.result.type, tuple(sorted((k, str(v)) for k, v in op.properties.items())))
+            if key in seen:
+                op.result.replace_all_uses_with(seen[key].result)
+                Rewriter.erase_op(op)
+            else:
+                seen[key] = op
+    loss = forward_end(block)
+    if loss is None:
+        return
+    position = {op: i for i, op in enumerate(block.ops)}
+    boundary = position[loss]
+    groups: dict[SSAValue, list[SliceOp]] = {}
+    for op in seen.values():
+        src = op.x.owner
+        if not isinstance(src, GetOp) and (not isinstance(src, Operation) or position[src] <= boundary):
+            groups.setdefault(op.x, []).append(op)
+    for value, cuts in groups.items():
+        others = [u.operation for u in value.uses if u.operation not in cuts]
+        if any(position[o] > boundary for o in others) or sum(_numel(c.result) for c in cuts) >= _numel(value):
+            continue
+        for op in cuts:
+            op.detach()
+            src = value.owner
+            if isinstance(src, Operation):
+                block.insert_op_after(op, src)
+            else:
+                block.insert_op_before(op, block.first_op)
+
+
+MASK_OPS = (E.EqOp, E.NeOp, E.LtOp, E.LeOp, E.GtOp, E.GeOp, E.AndOp, E.OrOp, E.LogicalNotOp)
+
+
+def forward_masks(block: Block) -> None:
+    """Compute in the forward part the boolean masks backward derives from activations
+    (ReLU/ReLU6/clamp gradients: `x > 0`, `x >= 0 & x <= 6`), when that lets the float
+    activation die in the forward part: 1 byte per element is saved instead of 4."""
+    loss = forward_end(block)
+    if loss is None:
+        return
+    position = {op: i for i, op in enumerate(block.ops)}
+    boundary = position[loss]
+
+    def early(v: SSAValue) -> bool:
+        return not isinstance(v.owner, Operation) or position[v.owner] <= boundary
+
+    movable: list[Operation] = []
+    for op in block.ops:
+        if position[op] > boundary and isinstance(op, MASK_OPS) and all(
+                early(v) or isinstance(v.owner, ConstantOp) or v.owner in movable for v in op.operands):
+            movable.append(op)
+    for group in _connected(movable):
+        inputs = {v for op in group for v in op.operands if early(v)}
+        freed = [v for v in inputs if all(u.operation in group for u in v.uses if position[u.operation] > boundary)]
+        kept = [r for op in group for r in op.results if any(u.operation not in group for u in r.uses)]
+        if not inputs or sum(_bytes(v) for v in kept) >= sum(_bytes(v) for v in freed):
+            continue
+        last = max((v.owner for v in inputs if isinstance(v.owner, Operation)), key=position.get, default=None)
+        at = InsertPoint.after(last) if last is not None else InsertPoint.at_start(block)
+        for op in group:
+            for i, v in enumerate(op.operands):
+                if isinstance(v.owner, ConstantOp) and v.owner not in group and not early(v):
+                    const = v.owner.clone()
+                    Rewriter.insert_op(const, at)
+                    at = InsertPoint.after(const)
+                    op.operands[i] = const.result
+            op.detach()
+            Rewriter.insert_op(op, at)
+            at = InsertPoint.after(op)
+
+
+def _connected(ops: list[Operation]) -> list[list[Operation]]:
+    """Groups of ops linked by def-use edges, each in the original order."""
+    group_of = {op: [op] for op in ops}
+    for op in ops:
+        for v in op.operands:
+            other = v.owner
+            if other in group_of and group_of[other] is not group_of[op]:
+                merged = group_of[other] + group_of[op]
+                for o in merged:
+                    group_of[o] = merged
+    order = {op: i for i, op in enumerate(ops)}
+    unique = {id(g): g for g in group_of.values()}.values()
+    return [sorted(g, key=order.get) for g in unique]
+
+
+def _bytes(v: SSAValue) -> int:
+    width = getattr(T.element(v), "bitwidth", 32)
+    return _numel(v) * max(width, 8) // 8
+
+
+def dead_gradient_elimination(module: ModuleOp) -> None:
+    patterns = [SliceConvWeightGrad(), SliceConvInputGrad(), SliceLinearWeightGrad(), SliceThroughOps()]
+    PatternRewriteWalker(GreedyRewritePatternApplier(patterns), apply_recursively=True).rewrite_module(module)
+    dce(module)
+    for fn in module.ops:
+        if isinstance(fn, func.FuncOp) and fn.body.blocks:
+            forward_masks(fn.body.block)
+            hoist_slices(fn.body.block)
+
+
+@dataclass(frozen=True)
+class DeadGradientElimination(ModulePass):
+    """Drop gradients and saved activations no update needs; slice activations for ratio updates."""
+
+    name = "dead-gradient-elimination"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        dead_gradient_elimination(op)

@@ -1,0 +1,277 @@
+"""memory-plan: one static arena for every intermediate tensor, and as little of it as the
+step order allows.
+
+Runs on the kernel IR of each function (passes/lower_to_kernels.py), in four moves:
+
+1. In-place parameter updates: `train.set @w, %v` makes %v's storage the parameter's own
+   bytes when every read of the old @w comes before %v is written (or in the same aligned
+   elementwise step, as `w - lr * m` is) — no copy and no arena bytes for %v.
+2. Outputs: a returned value is computed straight into the caller's buffer.
+3. In-place steps: an elementwise step (or a kernel that declares it) writes its result over
+   an input whose last use it is.
+4. Offsets: live ranges over the step order, then greedy-by-size placement (largest first,
+   lowest offset that no overlapping live range uses), 64-byte aligned.
+
+The report compares the arena with its lower bound, the maximum bytes live at one step, and
+splits the peak into weights, optimizer state, saved activations (forward values still live
+in the backward), gradients (and other backward temporaries), workspace (kernel scratch).
+`memory-plan` the pass annotates each value of the train IR with its place (`mem = ...`) and
+the module with the report, so pock-opt shows the plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import json
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
+from xdsl.passes import ModulePass
+
+from pockengine.backends.kernel_ir import (
+    Call, KernelFunction, KernelProgram, Map, Storage, View, align, broadcast_strides,
+)
+
+
+def _storages(views) -> set[int]:
+    return {id(v.storage.resolve()) for v in views}
+
+
+def _covers(v: View, s: Storage) -> bool:
+    return v.offset == 0 and v.is_contiguous and v.nbytes == s.nbytes
+
+
+def _aligned_reads(step, written: Storage, read: Storage) -> bool:
+    """Every read of `read` in `step` addresses exactly the element `step` writes to
+    `written` at the same time (so reading then writing in place is safe)."""
+    if isinstance(step, Map):
+        outs = [o for o in step.outputs if o.storage.resolve() is written]
+        for v in step.inputs:
+            if v.storage.resolve() is not read:
+                continue
+            vs = broadcast_strides(v, step.shape)
+            if 0 in vs or not any(broadcast_strides(o, step.shape) == vs and o.offset == v.offset for o in outs):
+                return False
+        return True
+    if isinstance(step, Call):
+        pairs = {(w, r) for w, r in step.inplace}
+        for j, v in enumerate(step.reads):
+            if v.storage.resolve() is read and not any(
+                    (w, j) in pairs and step.writes[w].storage.resolve() is written for w in range(len(step.writes))):
+                return False
+        return True
+    return False
+
+
+def inplace_parameter_updates(kf: KernelFunction) -> int:
+    """Move 1. Returns how many updates became in place."""
+    steps = kf.steps
+    removed: set[int] = set()
+    done = 0
+    last_set: dict[str, int] = {}
+    for req in kf.sets:
+        k = next(i for i, s in enumerate(steps) if s is req.step)
+        S, PS = req.value.storage.resolve(), req.slot.storage.resolve()
+        start = last_set.get(req.slot.name, -1)
+        last_set[req.slot.name] = k
+        if S.region != "arena" or not _covers(req.value, S) or S.nbytes != PS.nbytes or req.value.dtype != req.slot.dtype:
+            continue
+        reads_old = [i for i in range(start + 1, k) if i not in removed and id(PS) in _storages(steps[i].reads)]
+        last_read = max(reads_old, default=-1)
+        writes = [i for i, s in enumerate(steps) if i not in removed and id(S) in _storages(s.writes)]
+        if not writes or max(writes) > k:
+            continue
+        if not all(i > last_read or (i == last_read and _aligned_reads(steps[i], S, PS)) for i in writes):
+            continue
+        # a later update of the same parameter must not overwrite this value while it is read
+        later = [s for s in kf.sets if s.slot.name == req.slot.name and s is not req]
+        later_k = [next(i for i, s in enumerate(steps) if s is r.step) for r in later]
+        after = [i for i in later_k if i > k]
+        if after and any(id(S) in _storages(steps[i].reads) for i in range(min(after), len(steps))):
+            continue
+        S.alias = PS
+        removed.add(k)
+        done += 1
+    kf.steps = [s for i, s in enumerate(steps) if i not in removed]
+    return done
+
+
+def place_outputs(kf: KernelFunction) -> None:
+    """Move 2."""
+    from pockengine.backends.kernel_ir import Map as MapStep
+
+    placed: set[int] = set()
+    for idx, v in enumerate(kf.outputs):
+        S = v.storage.resolve()
+        if S.region == "arena" and _covers(v, S) and id(S) not in placed:
+            S.region, S.index = "output", idx
+            placed.add(id(S))
+            continue
+        out = Storage("output", max(v.nbytes, 1), "outputs", f"out{idx}", index=idx)
+        dst = View(out, v.dtype, v.shape)
+        kf.steps.append(MapStep(v.shape, [v], [], [dst], [0], "func.return"))
+        kf.outputs[idx] = dst
+
+
+def _first_last(steps) -> tuple[dict[int, int], dict[int, int], dict[int, set[int]]]:
+    first, last, writers = {}, {}, {}
+    for i, s in enumerate(steps):
+        for v in s.writes:
+            k = id(v.storage.resolve())
+            first.setdefault(k, i)
+            last[k] = i
+            writers.setdefault(k, set()).add(i)
+        for v in s.reads:
+            k = id(v.storage.resolve())
+            first.setdefault(k, i)
+            last[k] = i
+    return first, last, writers
+
+
+def coalesce_inplace(kf: KernelFunction, segments: dict[int, list]) -> int:
+    """Move 3: a step's output takes over an input whose last use it is."""
+    done = 0
+    first, last, writers = _first_last(kf.steps)
+    for i, s in enumerate(kf.steps):
+        for w, r in s.inplace:
+            W, R = s.writes[w].storage.resolve(), s.reads[r].storage.resolve()
+            if W is R or W.region != "arena" or R.region != "arena" or W.category == "workspace":
+                continue
+            if writers.get(id(W)) != {i} or last.get(id(R)) != i or W.nbytes != R.nbytes:
+                continue
+            if not (_covers(s.writes[w], W) and _covers(s.reads[r], R)):
+                continue
+            W.alias = R
+            segments.setdefault(id(R), [(first[id(R)], R.category)]).append((i, W.category))
+            last[id(R)] = last.get(id(W), i)
+            writers[id(R)] = writers.get(id(R), set()) | writers[id(W)]
+            done += 1
+    return done
+
+
+@dataclass
+class Interval:
+    storage: Storage
+    start: int
+    end: int
+
+
+def live_ranges(kf: KernelFunction) -> list[Interval]:
+    first, last, _ = _first_last(kf.steps)
+    out, seen = [], set()
+    for s in kf.steps:
+        for v in (*s.writes, *s.reads):
+            st = v.storage.resolve()
+            if st.region == "arena" and id(st) not in seen:
+                seen.add(id(st))
+                out.append(Interval(st, first[id(st)], last[id(st)]))
+    return out
+
+
+def assign_offsets(intervals: list[Interval]) -> int:
+    """Move 4: greedy by size; returns the arena bytes this function needs."""
+    placed: list[tuple[int, int, Interval]] = []  # (offset, end offset, interval)
+    top = 0
+    for iv in sorted(intervals, key=lambda x: (-x.storage.nbytes, x.start)):
+        size = align(iv.storage.nbytes)
+        busy = sorted((o, e) for o, e, other in placed if other.start <= iv.end and iv.start <= other.end)
+        offset = 0
+        for o, e in busy:
+            if offset + size <= o:
+                break
+            offset = max(offset, e)
+        iv.storage.offset = offset
+        placed.append((offset, offset + size, iv))
+        top = max(top, offset + size)
+    return top
+
+
+def _category_at(iv: Interval, t: int, segments, boundary: int | None) -> str:
+    cat = iv.storage.category
+    for start, c in segments.get(id(iv.storage), []):
+        if start <= t:
+            cat = c
+    if cat == "activations" and boundary is not None and t > boundary:
+        return "saved_activations"
+    return cat
+
+
+def plan_function(kf: KernelFunction) -> dict:
+    n_params = inplace_parameter_updates(kf)
+    place_outputs(kf)
+    segments: dict[int, list] = {}
+    n_inplace = coalesce_inplace(kf, segments)
+    intervals = live_ranges(kf)
+    arena = assign_offsets(intervals)
+    boundary = next((i for i, s in enumerate(kf.steps) if s is kf.loss_step), None)
+    live = [0] * max(len(kf.steps), 1)
+    for iv in intervals:
+        for t in range(iv.start, iv.end + 1):
+            live[t] += align(iv.storage.nbytes)
+    peak_t = max(range(len(live)), key=live.__getitem__)
+    at_peak: dict[str, int] = {}
+    for iv in intervals:
+        if iv.start <= peak_t <= iv.end:
+            c = _category_at(iv, peak_t, segments, boundary)
+            at_peak[c] = at_peak.get(c, 0) + align(iv.storage.nbytes)
+    return {"arena_bytes": arena, "lower_bound": max(live), "peak_step": peak_t, "steps": len(kf.steps),
+            "at_peak": at_peak, "inplace_updates": n_params, "inplace_steps": n_inplace}
+
+
+def plan_program(kp: KernelProgram) -> dict:
+    functions = {name: plan_function(kf) for name, kf in kp.functions.items()}
+    kp.arena_bytes = max((r["arena_bytes"] for r in functions.values()), default=0)
+    weights = sum(align(s.storage.nbytes) for s in kp.params.values() if s.category == "weights")
+    state = sum(align(s.storage.nbytes) for s in kp.params.values() if s.category == "optimizer_state")
+    kp.memory = {"weights": weights, "optimizer_state": state, "arena_bytes": kp.arena_bytes,
+                 "functions": functions}
+    return kp.memory
+
+
+def memory_summary(kp: KernelProgram, function: str = "train_step") -> dict[str, int]:
+    """Planned bytes by category for one function: the parameter blob's two parts plus the
+    arena peak split (saved activations, gradients, workspace, ...) and the plan's slack."""
+    rep = kp.memory["functions"].get(function) or next(iter(kp.memory["functions"].values()))
+    out = {"weights": kp.memory["weights"], "optimizer_state": kp.memory["optimizer_state"]}
+    for c in ("saved_activations", "activations", "gradients", "workspace"):
+        out[c] = rep["at_peak"].get(c, 0)
+    out["arena"] = kp.arena_bytes
+    out["lower_bound"] = rep["lower_bound"]
+    out["training_extra"] = kp.arena_bytes + kp.memory["optimizer_state"]
+    return out
+
+
+def _place(view: View) -> str:
+    s = view.storage.resolve()
+    if s.region == "arena":
+        return f"arena[{s.offset}+{s.nbytes}]"
+    if s.region == "params":
+        return f"params[@{s.label}]"
+    return f"{s.region}{s.index}"
+
+
+@dataclass(frozen=True)
+class MemoryPlanPass(ModulePass):
+    """Plan every function's memory; annotate values with their place (`mem`) and the
+    module with the report (`pock.memory`). The IR's meaning does not change."""
+
+    name = "memory-plan"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from pockengine.passes.lower_to_kernels import lower_program
+
+        kp = lower_program(op)
+        for fname, env in kp.envs.items():
+            for value, view in env.items():
+                owner = value.owner
+                if isinstance(owner, func.FuncOp) or not hasattr(owner, "attributes"):
+                    continue
+                places = [_place(env[r]) for r in owner.results if r in env]
+                if places:
+                    owner.attributes["mem"] = StringAttr(places[0]) if len(places) == 1 else \
+                        ArrayAttr([StringAttr(p) for p in places])
+        summary = {k: v for k, v in kp.memory.items() if k != "functions"}
+        summary["functions"] = {k: {kk: vv for kk, vv in v.items() if kk != "peak_step"}
+                                for k, v in kp.memory["functions"].items()}
+        op.attributes["pock.memory"] = StringAttr(json.dumps(summary, sort_keys=True))

@@ -1,0 +1,268 @@
+"""`pock-opt`: run pass pipelines on `train` IR text, like mlir-opt and xdsl-opt.
+
+    pock-opt examples/mlp.mlir -p canonicalize,cse
+    cat in.mlir | pock-opt -p 'a,b{opt=1 flag=true}' --print-ir-after-all -o out.mlir
+    pock-opt --list-passes
+    pock-opt invalid.mlir --split-input-file --verify-diagnostics
+
+Input is verified after parsing and after every pass. Errors are printed as
+`file:line:col: error: message`. Exit status: 0 success; 1 the errors differ from the
+`expected-error` comments (--verify-diagnostics); 2 bad input (file, IR text, invalid IR,
+pipeline string).
+
+xDSL's `xDSLOptMain` was considered as a base: it loads every dialect of the xDSL universe,
+raises tracebacks on bad input and lacks located verifier errors and expected-error checking,
+so overriding it would replace most of it; this tool reuses its parts instead (Parser,
+Printer, PassPipeline and the pipeline-string syntax).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+
+EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
+
+# stock xDSL passes without docstrings; pockengine's passes describe themselves
+STOCK_DESCRIPTIONS = {
+    "cse": "Common subexpression elimination: merges identical side-effect-free ops.",
+    "dce": "Dead code elimination: erases ops whose results are unused and that have no effects.",
+}
+
+
+# --emit formats: name → (module, function) with function(module_op) -> str; "mlir" is built in.
+# A backend adds its listing here, e.g. "kernels": ("pockengine.backends.kernel_ir", "listing").
+EMITTERS: dict[str, tuple[str, str]] = {}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", nargs="?", help="input .mlir file (default or '-': stdin)")
+    parser.add_argument("-p", "--passes", default="", metavar="PIPELINE",
+                        help="pass pipeline, e.g. 'canonicalize,cse' or 'a{opt=1 flag=true}'")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the IR here (atomically), not to stdout")
+    parser.add_argument("--generic", action="store_true", help="print ops in the generic MLIR form")
+    parser.add_argument("--emit", default="mlir", choices=["mlir", *EMITTERS],
+                        help="what to print after the passes (default: the IR)")
+    parser.add_argument("--print-ir-after-all", action="store_true", help="dump the IR to stderr after every pass")
+    parser.add_argument("--print-ir-after", action="append", default=[], metavar="PASS",
+                        help="dump the IR to stderr after this pass (repeatable)")
+    parser.add_argument("--list-passes", action="store_true", help="list the passes with their options and exit")
+    parser.add_argument("--split-input-file", action="store_true",
+                        help="treat each part between '// -----' lines as its own input")
+    parser.add_argument("--verify-diagnostics", action="store_true",
+                        help="check the errors against the input's `// expected-error {{...}}` comments")
+    parser.add_argument("--stats", action="store_true", help="print per-function statistics to stderr")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="pock-opt", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_arguments(parser)
+    try:
+        return run(parser.parse_args(argv))
+    except BrokenPipeError:  # `pock-opt ... | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_MISMATCH
+
+
+def run(args: argparse.Namespace) -> int:
+    from pockengine.passes import PipelineError, get_all_passes, parse_pipeline
+
+    from . import UserError
+
+    if args.list_passes:
+        print(list_passes())
+        return EXIT_OK
+    try:
+        pipeline = parse_pipeline(args.passes)
+        available = get_all_passes()
+        dump_after = {n for names in args.print_ir_after for n in names.split(",")}
+        if unknown := sorted(dump_after - set(available)):
+            raise UserError(f"--print-ir-after: unknown pass '{unknown[0]}'; valid passes: {', '.join(sorted(available))}")
+        name, source = read_input(args.input)
+    except (PipelineError, UserError) as e:
+        print(f"pock-opt: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    chunks = split_input(source) if args.split_input_file else [source]
+    outputs, diags = [], []
+    for chunk in chunks:
+        text, errors = process(chunk, name, pipeline, args, dump_after)
+        diags += errors
+        if text is not None:
+            outputs.append(text)
+
+    if args.verify_diagnostics:
+        from .expected_diagnostics import check, find_expectations
+
+        problems = check(diags, find_expectations(source), name)
+        for p in problems:
+            print(p, file=sys.stderr)
+        write_output(args.output, "// -----\n".join(outputs))
+        return EXIT_MISMATCH if problems else EXIT_OK
+    if diags:
+        for d in diags:
+            print(d.render(source), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    write_output(args.output, "// -----\n".join(outputs))
+    return EXIT_OK
+
+
+def read_input(path: str | None) -> tuple[str, str]:
+    from . import UserError
+
+    if path in (None, "-"):
+        return "<stdin>", sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return path, f.read()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read ({e})") from None
+
+
+def split_input(source: str) -> list[str]:
+    """Parts between `// -----` lines; each is padded with the newlines before it so that
+    line numbers in errors stay those of the whole file."""
+    parts, start = [], 0
+    for m in re.finditer(r"^// -----.*$", source, flags=re.M):
+        parts.append((start, source[start : m.start()]))
+        start = m.end()
+    parts.append((start, source[start:]))
+    return ["\n" * source.count("\n", 0, begin) + text for begin, text in parts]
+
+
+def process(text: str, name: str, pipeline, args, dump_after: set[str]):
+    """Parse, verify, run the passes (verifying after each); (printed IR or None, errors)."""
+    from pockengine.ir.context import make_context
+    from xdsl.utils.exceptions import DiagnosticException, ParseError
+
+    from .diagnostics import Diagnostic, parse_error_diagnostic, parse_located, verify_located
+
+    ctx = make_context()
+    try:
+        module = parse_located(text, name, ctx)
+    except ParseError as e:
+        return None, [parse_error_diagnostic(e, ctx)]
+    if errors := verify_located(module):
+        return None, errors
+    for p in pipeline.passes:
+        try:
+            p.apply(ctx, module)
+        except DiagnosticException as e:
+            return None, [Diagnostic(f"pass '{p.name}' failed: {e}")]
+        if errors := verify_located(module):
+            return None, [type(d)(f"{d.message} (after pass '{p.name}')", d.file, d.line, d.col) for d in errors]
+        if args.print_ir_after_all or p.name in dump_after:
+            print(f"// -----// IR Dump After {p.name} //----- //", file=sys.stderr)
+            print(render(module, args.generic), file=sys.stderr)
+    if args.stats:
+        print(stats_report(module), file=sys.stderr)
+    if args.emit != "mlir":
+        import importlib
+
+        module_name, function = EMITTERS[args.emit]
+        return getattr(importlib.import_module(module_name), function)(module), []
+    return render(module, args.generic) + "\n", []
+
+
+def render(module, generic: bool = False) -> str:
+    from io import StringIO
+
+    from xdsl.printer import Printer
+
+    out = StringIO()
+    Printer(stream=out, print_generic_format=generic).print_op(module)
+    return out.getvalue()
+
+
+def write_output(path: str | None, text: str) -> None:
+    """To stdout, or to `path` via a temporary file and a rename: never a half-written file."""
+    if path is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def stats_report(module) -> str:
+    """The --stats report. Extension point: once `pockengine.passes.cost` exists, its
+    `report(module) -> str` (the cost report) is printed; until then, op counts per function."""
+    import importlib
+
+    try:
+        cost = importlib.import_module("pockengine.passes.cost")
+    except ModuleNotFoundError as e:
+        if e.name != "pockengine.passes.cost":
+            raise
+        return op_counts(module)
+    return cost.report(module)
+
+
+def op_counts(module) -> str:
+    from collections import Counter
+
+    from xdsl.dialects import func
+
+    lines = []
+    for fn in module.ops:
+        if not isinstance(fn, func.FuncOp):
+            continue
+        counts = Counter(op.name for op in fn.walk() if op is not fn)
+        lines.append(f"// @{fn.sym_name.data}: {sum(counts.values())} ops")
+        lines += [f"//   {n:<28} {c:>6}" for n, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return "\n".join(lines) or "// no functions"
+
+
+def list_passes() -> str:
+    """Every registered pass: name, one-line description, options with types and defaults."""
+    import dataclasses
+    import typing
+
+    from pockengine.passes import get_all_passes
+
+    out = []
+    for name, factory in sorted(get_all_passes().items()):
+        cls = factory()
+        out.append(f"{name:<28} {describe(name, cls)}")
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                default = f" = {f.default!r}"
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f" = {f.default_factory()!r}"
+            else:
+                default = " (required)"
+            out.append(f"    {f.name}: {_type_name(hints.get(f.name, f.type))}{default}")
+    return "\n".join(out)
+
+
+def describe(name: str, cls) -> str:
+    doc = cls.__dict__.get("__doc__") or ""
+    if doc.startswith(cls.__name__ + "("):  # dataclass' generated signature, not a docstring
+        doc = ""
+    first = doc.strip().split("\n")[0].strip()
+    return first or STOCK_DESCRIPTIONS.get(name, "(no description)")
+
+
+def _type_name(t) -> str:
+    return t.__name__ if isinstance(t, type) else str(t).replace("typing.", "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
