@@ -33,7 +33,9 @@ def main() -> int:
     for rel, n in counts.items():
         key = str(rel.parent) if rel.parent != Path(".") else "(root)"
         per_package[key] = per_package.get(key, 0) + n
-    print(f"pockengine: {sum(counts.values())} lines in {len(counts)} modules (budget {MAX_LINES} per module)")
+    print(
+        f"pockengine: {sum(counts.values())} lines in {len(counts)} modules (budget {MAX_LINES} per module)"
+    )
     for key, n in sorted(per_package.items()):
         print(f"  {key:<24} {n:>6}")
     over = {rel: n for rel, n in counts.items() if n > MAX_LINES}

@@ -102,6 +102,7 @@ class CStyleRenderer:
     int_ops: dict = field(default_factory=lambda: dict(INT_OPS))
     kernel_dir: Path = KERNEL_DIR
     prefix: str = "pock_"
+    steps_per_part: int = 24
 
     # --- names ------------------------------------------------------------------------
     def function_names(self, kp: KernelProgram) -> dict[str, str]:
@@ -211,18 +212,25 @@ class CStyleRenderer:
         return self._tables[key]
 
     def function(self, fn: KernelFunction, cname: str) -> str:
+        """The function, split into parts of `steps_per_part` steps: compilers optimize many
+        small functions far faster than one huge one (GCC's PRE is superlinear)."""
         r = self.restrict
-        lines = [f"{self.function_qualifier}void {cname}(unsigned char *{r} P, unsigned char *{r} A, "
-                 f"void *const *in, void *const *out) {{",
-                 "    PK_UNUSED(P); PK_UNUSED(A); PK_UNUSED(in); PK_UNUSED(out);"]
-        for i, step in enumerate(fn.steps):
-            lines.append(f"    /* {i}: {c_comment(step.origin or 'step')} */")
-            if isinstance(step, Call):
-                lines.append("    " + self.call(step) + ";")
-            else:
-                lines += ["    " + ln for ln in self.map(step)]
-        lines.append("}")
-        return "\n".join(lines) + "\n"
+        params = f"unsigned char *{r} P, unsigned char *{r} A, void *const *in, void *const *out"
+        parts, chunks = [], [fn.steps[i:i + self.steps_per_part]
+                             for i in range(0, len(fn.steps), self.steps_per_part)] or [[]]
+        for k, chunk in enumerate(chunks):
+            lines = [f"PK_NOINLINE static void {cname}_part{k}({params}) {{",
+                     "    PK_UNUSED(P); PK_UNUSED(A); PK_UNUSED(in); PK_UNUSED(out);"]
+            for i, step in enumerate(chunk, start=k * self.steps_per_part):
+                lines.append(f"    /* {i}: {c_comment(step.origin or 'step')} */")
+                if isinstance(step, Call):
+                    lines.append("    " + self.call(step) + ";")
+                else:
+                    lines += ["    " + ln for ln in self.map(step)]
+            parts.append("\n".join(lines + ["}", ""]))
+        calls = [f"    {cname}_part{k}(P, A, in, out);" for k in range(len(chunks))]
+        parts.append("\n".join([f"{self.function_qualifier}void {cname}({params}) {{", *calls, "}", ""]))
+        return "\n".join(parts)
 
     # --- steps --------------------------------------------------------------------------
     def call(self, c: Call) -> str:
@@ -245,12 +253,24 @@ class CStyleRenderer:
                  and all(s == 0 for s in broadcast_strides(v, m.shape)) and v.storage.resolve().data is not None}
         strides = [broadcast_strides(v, m.shape) for v in views]
         dims, sts = collapse(m.shape, strides)
+        # restrict where no other pointer of this loop touches the same storage (in-place
+        # outputs share their input's), so compilers vectorize without alias checks
+        written = {id(o.storage.resolve()) for o in m.outputs}
+        count: dict[int, int] = {}
+        for v in views:
+            count[id(v.storage.resolve())] = count.get(id(v.storage.resolve()), 0) + 1
+
+        def qual(v: View) -> str:
+            k = id(v.storage.resolve())
+            alone = count[k] == 1 or k not in written
+            return f" {self.restrict}" if alone and self.restrict else ""
+
         lines = ["{"]
         for i, v in enumerate(m.inputs):
             if i not in splat:
-                lines.append(f"    const {self.type_map[v.dtype]} *i{i} = {self.pointer(v, const=True)};")
+                lines.append(f"    const {self.type_map[v.dtype]} *{qual(v)} i{i} = {self.pointer(v, const=True)};")
         for i, v in enumerate(m.outputs):
-            lines.append(f"    {self.type_map[v.dtype]} *o{i} = {self.pointer(v)};")
+            lines.append(f"    {self.type_map[v.dtype]} *{qual(v)} o{i} = {self.pointer(v)};")
         ind = "    "
         if self.loop_prefix and dims:
             lines.append(ind + self.loop_prefix)

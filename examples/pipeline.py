@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from pockengine import Program
 from pockengine.passes import run_pipeline
 
@@ -19,8 +18,9 @@ from pockengine.passes import run_pipeline
 def main(path: str = str(Path(__file__).with_name("mlp.mlir")), spec: str = "canonicalize,cse,dce") -> None:
     rng = np.random.default_rng(0)
     program = Program.parse(Path(path).read_text(), name=path)
-    program.weights = {p.sym_name.data: rng.standard_normal(p.type.get_shape()).astype(np.float32)
-                       for p in program.params()}
+    program.weights = {
+        p.sym_name.data: rng.standard_normal(p.type.get_shape()).astype(np.float32) for p in program.params()
+    }
     program.verify()
     fn_name, fn = next(iter(program.functions().items()))
     inputs = [rng.standard_normal(t.get_shape()).astype(np.float32) for t in fn.function_type.inputs]

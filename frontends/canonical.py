@@ -212,7 +212,7 @@ class CrossEntropySum(RewritePattern):
 
 
 class CrossEntropyMean(RewritePattern):
-    """cross_entropy(z, y, sum) / float(sum(y != ii)) → cross_entropy(z, y, mean)"""
+    """cross_entropy(z, y, sum) / float(sum(int(y != ii))) → cross_entropy(z, y, mean)"""
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: E.DivOp, rewriter: PatternRewriter):
@@ -221,7 +221,8 @@ class CrossEntropyMean(RewritePattern):
         count = producer(cast.x, R.SumOp) if cast else None
         if ce is None or ce.p.reduction != "sum" or count is None or not ce.result.has_one_use():
             return
-        if valid_labels(count.x) != (ce.labels, ce.p.ignore_index):
+        mask = producer(count.x, E.CastOp)  # PyTorch sums the bool mask as int64
+        if valid_labels(mask.x if mask else count.x) != (ce.labels, ce.p.ignore_index):
             return
         rewriter.replace(op, Lo.CrossEntropyOp.build(ce.logits, ce.labels, ignore_index=ce.p.ignore_index))
 

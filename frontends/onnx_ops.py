@@ -70,7 +70,17 @@ def _binary(op, g, n):
             b = reshape(g, b, [*shape(b), *[1] * (ra - axis_of(n, a, axis) - rb)])
     if op is E.PowOp:
         b = cast(g, b, element(a))  # exponent may have another type (Pow-7+)
+    if op is E.DivOp and not T.is_float(a):
+        return _trunc_div(g, a, b)
     return g.emit(op, a, b)
+
+
+def _trunc_div(g, a, b):
+    """Integer Div truncates toward zero (C), train.div floors: divide magnitudes, restore the sign."""
+    q = g.emit(E.DivOp, g.emit(E.AbsOp, a), g.emit(E.AbsOp, b))
+    zero = scalar(g, 0, a)
+    negative = g.emit(E.NeOp, g.emit(E.LtOp, a, zero), g.emit(E.LtOp, b, zero))
+    return g.emit(E.WhereOp, negative, g.emit(E.NegOp, q), q)
 
 
 for _name, _op in BINARY.items():
@@ -178,6 +188,11 @@ def shape_op(g, n):
     s = shape(n.input(0))
     start, end = n.attr("start", 0), n.attr("end")
     return Known(np.array(s[start:end], dtype=np.int64))
+
+
+@translates("Size", 1)
+def size_op(g, n):
+    return Known(np.array(math.prod(shape(n.input(0))), dtype=np.int64))
 
 
 # --- shape ops -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import operator
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,6 +121,10 @@ class Builder:
             return vals[0] if len(vals) == 1 else tuple(vals)
         op.operands = [self.materialize(o) for o in operands]
         self.block.add_op(op)
+        if self.node is not None:  # %convolution_3 etc.: values keep the exported node's name
+            hint = self.node.name if not self.node.name.startswith("_") else op.name.split(".")[-1]
+            for r in op.results:
+                r.name_hint = hint
         return op.results[0] if len(op.results) == 1 else tuple(op.results)
 
     def add(self, op):
@@ -166,7 +171,9 @@ def from_torch(module: torch.nn.Module, example_args, *, dynamic: bool = False) 
                             "import once per deployment shape (example_args fix every dimension)")
     args = tuple(example_args) if isinstance(example_args, (tuple, list)) else (example_args,)
     try:
-        ep = torch.export.export(module, args).run_decompositions()
+        with warnings.catch_warnings():  # torch-internal deprecation notices, not the user's
+            warnings.simplefilter("ignore", FutureWarning)
+            ep = torch.export.export(module, args).run_decompositions()
     except Exception as e:  # export errors are long; keep the first lines
         msg = "\n".join(str(e).strip().splitlines()[:6])
         raise FrontendError(f"torch.export failed for {type(module).__name__}: {msg}") from e
@@ -203,6 +210,7 @@ class _Importer:
                 if isinstance(val, torch.Tensor):
                     ty = T.tensor(tuple(int(d) for d in val.shape), self._element(val.dtype, node))
                     self.env[node] = block.insert_arg(ty, len(block.args))
+                    self.env[node].name_hint = node.name
                 else:  # ints/floats are specialized by torch.export
                     self.env[node] = val
             else:
@@ -250,6 +258,8 @@ class _Importer:
         if isinstance(v, _Param):
             if v.name not in self.gets:
                 self.gets[v.name] = self.b.add(GetOp.of(self.params[v.name]))
+                if SSAValue.is_valid_name(v.name):
+                    self.gets[v.name].name_hint = v.name
             return self.gets[v.name]
         if isinstance(v, Unavailable):
             raise FrontendError(f"{_describe(user)} uses {v.what}, which has no lowering{_where(user)}")

@@ -193,6 +193,13 @@ def logical_not(b, x):
     return b.op(E.LogicalNotOp, as_bool(b, x))
 
 
+@lower(aten.bitwise_not.default)
+def bitwise_not(b, x):
+    if T.element(x) == T.i1:
+        return b.op(E.LogicalNotOp, x)
+    return b.op(E.SubOp, b.op(E.NegOp, x), b.scalar(1, T.element(x)))  # ~n == -n - 1
+
+
 @lower(aten.gelu.default)
 def gelu(b, x, approximate="none"):
     return b.op(E.GeluOp, x, approximate=approximate)

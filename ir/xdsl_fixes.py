@@ -6,12 +6,20 @@ has no exact short decimal form, and every inf and nan, as its bit pattern: `den
 converts that to a float, so printing and parsing a constant with -inf (attention masks) or a
 7-digit integer value (16777216.0) silently changes it. MLIR reads the bit pattern; so do we.
 (Scalar `FloatAttr`s are parsed correctly upstream: xdslproject/xdsl#3370.)
+
+Unterminated string literals. The lexer's string regex nests `+` inside `*`, so a `"` that is
+not closed on its line makes it backtrack exponentially: 30 characters after the quote take
+seconds, and a Python file given to pock-opt by mistake hangs it. The same regex with
+possessive quantifiers (Python 3.11) matches the same strings in linear time.
 """
 
 from __future__ import annotations
 
+import re
+
 from xdsl.dialects.builtin import AnyFloat
 from xdsl.parser.attribute_parser import AttrParser
+from xdsl.utils.mlir_lexer import MLIRLexer
 
 _Element = AttrParser._TensorLiteralElement
 _to_type = _Element.to_type
@@ -31,3 +39,5 @@ def _to_type_reading_hex_floats(self, parser, type):
 if not getattr(_to_type, "_pockengine_fix", False):
     _to_type_reading_hex_floats._pockengine_fix = True
     _Element.to_type = _to_type_reading_hex_floats
+
+MLIRLexer._unescaped_characters_regex = re.compile(r'"(?:[^"\\\n\v\f]++|\\(?:["nt\\]|[0-9A-Fa-f]{2}))*+"')

@@ -106,12 +106,18 @@ class Updates:
     b: Builder
     step: SSAValue | None = None
 
-    def declare(self, name: str, like: ParamOp) -> SSAValue:
-        if any(isinstance(o, ParamOp) and o.sym_name.data == name for o in self.module.ops):
+    def __post_init__(self):
+        decls = [o for o in self.module.ops if isinstance(o, ParamOp)]
+        self.names = {d.sym_name.data for d in decls}
+        self.anchor = decls[-1]  # new state goes after the last declaration, in creation order
+
+    def declare(self, name: str, like: ParamOp | None) -> SSAValue:
+        if name in self.names:
             raise PassFailedException(f"autodiff: optimizer state @{name} already exists (run autodiff once)")
         decl = ParamOp(name, like.type if like is not None else T.tensor(()), "optimizer_state", False)
-        last = [o for o in self.module.ops if isinstance(o, ParamOp)][-1]
-        self.module.body.block.insert_op_after(decl, last)
+        self.module.body.block.insert_op_after(decl, self.anchor)
+        self.names.add(name)
+        self.anchor = decl
         return self.b.insert(GetOp.of(decl)).results[0]
 
     def stateful(self) -> bool:

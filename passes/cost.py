@@ -158,6 +158,11 @@ class FunctionCost:
     trained_tensors: int = 0
 
     @property
+    def compute_ops(self) -> int:
+        """Ops that compute (not data movement, state access or constants)."""
+        return sum(n for name, n in self.ops.items() if name not in ZERO)
+
+    @property
     def total_flops(self) -> int:
         return self.forward_flops + self.backward_flops + self.optimizer_flops
 
@@ -254,6 +259,7 @@ def compare(before: CostReport, after: CostReport, fn: str = "train_step") -> st
     """A before/after table of one function's numbers (e.g. around sparse-backprop + DGE)."""
     a, b = before[fn], after[fn]
     rows = [("ops", sum(a.ops.values()), sum(b.ops.values())),
+            ("compute ops", a.compute_ops, b.compute_ops),
             ("forward FLOPs", a.forward_flops, b.forward_flops),
             ("backward FLOPs", a.backward_flops, b.backward_flops),
             ("optimizer FLOPs", a.optimizer_flops, b.optimizer_flops),

@@ -201,11 +201,8 @@ def forward_end(block: Block) -> Operation | None:
     return owner if isinstance(owner, Operation) and owner.parent is block else None
 
 
-def hoist_slices(block: Block) -> None:
-    """Move the slices of a forward activation to right after the activation is produced, when
-    the forward part is its only other reader: the full tensor then dies in the forward part and
-    only the slices are saved for backward. (When backward reads the full tensor anyway, a
-    hoisted slice would only add to what is saved.) Identical slices are merged."""
+def merge_slices(block: Block) -> None:
+    """Identical slices of one value become one."""
     seen: dict[tuple, SliceOp] = {}
     for op in list(block.ops):
         if isinstance(op, SliceOp):
@@ -215,36 +212,17 @@ def hoist_slices(block: Block) -> None:
                 Rewriter.erase_op(op)
             else:
                 seen[key] = op
-    loss = forward_end(block)
-    if loss is None:
-        return
-    position = {op: i for i, op in enumerate(block.ops)}
-    boundary = position[loss]
-    groups: dict[SSAValue, list[SliceOp]] = {}
-    for op in seen.values():
-        src = op.x.owner
-        if not isinstance(src, GetOp) and (not isinstance(src, Operation) or position[src] <= boundary):
-            groups.setdefault(op.x, []).append(op)
-    for value, cuts in groups.items():
-        others = [u.operation for u in value.uses if u.operation not in cuts]
-        if any(position[o] > boundary for o in others) or sum(_numel(c.result) for c in cuts) >= _numel(value):
-            continue
-        for op in cuts:
-            op.detach()
-            src = value.owner
-            if isinstance(src, Operation):
-                block.insert_op_after(op, src)
-            else:
-                block.insert_op_before(op, block.first_op)
 
 
 MASK_OPS = (E.EqOp, E.NeOp, E.LtOp, E.LeOp, E.GtOp, E.GeOp, E.AndOp, E.OrOp, E.LogicalNotOp)
 
 
-def forward_masks(block: Block) -> None:
-    """Compute in the forward part the boolean masks backward derives from activations
-    (ReLU/ReLU6/clamp gradients: `x > 0`, `x >= 0 & x <= 6`), when that lets the float
-    activation die in the forward part: 1 byte per element is saved instead of 4."""
+def move_to_forward(block: Block) -> None:
+    """Compute in the forward part what backward derives from an activation alone — channel
+    slices for ratio updates and boolean masks for ReLU/ReLU6/clamp gradients — right after
+    the activation is produced, when that lets the full float tensor die in the forward part:
+    only the slice (or 1 byte per element of mask) is then saved for backward. Each connected
+    group of such ops moves only if it saves fewer bytes than it frees."""
     loss = forward_end(block)
     if loss is None:
         return
@@ -256,12 +234,15 @@ def forward_masks(block: Block) -> None:
 
     movable: list[Operation] = []
     for op in block.ops:
-        if position[op] > boundary and isinstance(op, MASK_OPS) and all(
-                early(v) or isinstance(v.owner, ConstantOp) or v.owner in movable for v in op.operands):
+        if position[op] <= boundary or not isinstance(op, (SliceOp, *MASK_OPS)):
+            continue
+        if isinstance(op, SliceOp) and isinstance(op.x.owner, GetOp):
+            continue  # a parameter, not an activation: leave it by its update
+        if all(early(v) or isinstance(v.owner, ConstantOp) or v.owner in movable for v in op.operands):
             movable.append(op)
-    for group in _connected(movable):
+    for group in _connected(movable, lambda v: early(v) and not isinstance(v.owner, ConstantOp)):
         inputs = {v for op in group for v in op.operands if early(v)}
-        freed = [v for v in inputs if all(u.operation in group for u in v.uses if position[u.operation] > boundary)]
+        freed = [v for v in inputs if all(u.operation in group or position[u.operation] <= boundary for u in v.uses)]
         kept = [r for op in group for r in op.results if any(u.operation not in group for u in r.uses)]
         if not inputs or sum(_bytes(v) for v in kept) >= sum(_bytes(v) for v in freed):
             continue
@@ -269,8 +250,11 @@ def forward_masks(block: Block) -> None:
         at = InsertPoint.after(last) if last is not None else InsertPoint.at_start(block)
         for op in group:
             for i, v in enumerate(op.operands):
-                if isinstance(v.owner, ConstantOp) and v.owner not in group and not early(v):
-                    const = v.owner.clone()
+                if isinstance(v.owner, ConstantOp) and not early(v):  # constants go along (copied if shared)
+                    alone = all(u.operation in group for u in v.uses)
+                    const = v.owner if alone else v.owner.clone()
+                    if alone:
+                        const.detach()
                     Rewriter.insert_op(const, at)
                     at = InsertPoint.after(const)
                     op.operands[i] = const.result
@@ -279,19 +263,30 @@ def forward_masks(block: Block) -> None:
             at = InsertPoint.after(op)
 
 
-def _connected(ops: list[Operation]) -> list[list[Operation]]:
-    """Groups of ops linked by def-use edges, each in the original order."""
-    group_of = {op: [op] for op in ops}
+def _connected(ops: list[Operation], shared: Callable[[SSAValue], bool]) -> list[list[Operation]]:
+    """Groups of ops linked by def-use edges or by reading the same `shared` value, each in
+    the original order (union-find over the ops)."""
+    parent = {op: op for op in ops}
+
+    def root(op):
+        while parent[op] is not op:
+            parent[op] = parent[parent[op]]
+            op = parent[op]
+        return op
+
+    reader: dict[SSAValue, Operation] = {}
     for op in ops:
         for v in op.operands:
-            other = v.owner
-            if other in group_of and group_of[other] is not group_of[op]:
-                merged = group_of[other] + group_of[op]
-                for o in merged:
-                    group_of[o] = merged
-    order = {op: i for i, op in enumerate(ops)}
-    unique = {id(g): g for g in group_of.values()}.values()
-    return [sorted(g, key=order.get) for g in unique]
+            if v.owner in parent:
+                parent[root(v.owner)] = root(op)
+            elif shared(v):
+                if v in reader:
+                    parent[root(reader[v])] = root(op)
+                reader[v] = op
+    groups: dict[Operation, list[Operation]] = {}
+    for op in ops:
+        groups.setdefault(root(op), []).append(op)
+    return list(groups.values())
 
 
 def _bytes(v: SSAValue) -> int:
@@ -305,8 +300,8 @@ def dead_gradient_elimination(module: ModuleOp) -> None:
     dce(module)
     for fn in module.ops:
         if isinstance(fn, func.FuncOp) and fn.body.blocks:
-            forward_masks(fn.body.block)
-            hoist_slices(fn.body.block)
+            merge_slices(fn.body.block)
+            move_to_forward(fn.body.block)
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,9 @@ def package_dir(dotted: str) -> Path:
 
 def _skipped(rel: Path) -> bool:
     top = rel.parts[0] if rel.parts else ""
-    return top in NOT_PACKAGE or any(p.startswith(".") or p == "__pycache__" or p.endswith(".egg-info")
-                                     for p in rel.parts)
+    return top in NOT_PACKAGE or any(
+        p.startswith(".") or p == "__pycache__" or p.endswith(".egg-info") for p in rel.parts
+    )
 
 
 def package_dirs_on_disk() -> set[str]:
@@ -62,8 +63,12 @@ def test_every_package_directory_is_listed_in_pyproject():
 
 
 def test_every_data_file_is_declared_as_package_data():
-    covered = {f.relative_to(REPO) for pkg, patterns in PACKAGE_DATA.items()
-               for pattern in patterns for f in package_dir(pkg).glob(pattern)}
+    covered = {
+        f.relative_to(REPO)
+        for pkg, patterns in PACKAGE_DATA.items()
+        for pattern in patterns
+        for f in package_dir(pkg).glob(pattern)
+    }
     missing = sorted(str(f) for f in data_files_on_disk() - covered)
     assert missing == [], "declare these in [tool.setuptools.package-data] (or move them out of the package)"
 
@@ -71,8 +76,9 @@ def test_every_data_file_is_declared_as_package_data():
 def test_console_scripts_resolve_to_callables():
     scripts = PYPROJECT["project"]["scripts"]
     assert set(scripts) >= {"pock-opt", "pockengine"}
-    installed = {ep.name: ep for ep in importlib.metadata.entry_points(group="console_scripts")
-                 if ep.name in scripts}
+    installed = {
+        ep.name: ep for ep in importlib.metadata.entry_points(group="console_scripts") if ep.name in scripts
+    }
     for name, target in scripts.items():
         assert name in installed, f"{name} is not installed: re-run `pip install -e .`"
         assert installed[name].value == target
@@ -81,16 +87,17 @@ def test_console_scripts_resolve_to_callables():
 
 
 def test_every_registered_pass_follows_the_xdsl_conventions():
-    from xdsl.passes import ModulePass
-
     from pockengine.passes import get_all_passes
     from pockengine.tools.pock_opt import describe
+    from xdsl.passes import ModulePass
 
     for name, factory in get_all_passes().items():
         cls = factory()
         assert issubclass(cls, ModulePass), name
         assert cls.name == name, f"registered as {name!r} but the pass calls itself {cls.name!r}"
-        assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, f"{name}: not a frozen dataclass"
+        assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, (
+            f"{name}: not a frozen dataclass"
+        )
         assert describe(name, cls) != "(no description)", f"{name}: give the pass a docstring"
         if cls.__module__.startswith("pockengine."):  # one module per pass, named after it
             assert cls.__module__ == f"pockengine.passes.{name.replace('-', '_')}", (name, cls.__module__)
@@ -114,11 +121,29 @@ def test_the_wheel_holds_every_module_and_data_file(tmp_path):
     tops = {package_dir(p).relative_to(REPO).parts[0] for p in PACKAGES if p != "pockengine"}
     for top in tops:
         shutil.copytree(REPO / top, src / top, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    str(src), "-w", str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(src),
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = (tmp_path / "dist").glob("pockengine-*.whl")
     shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("pockengine/")}
-    modules = {Path("pockengine", package_dir(p).relative_to(REPO), f.name).as_posix()
-               for p in PACKAGES for f in package_dir(p).glob("*.py")}
+    modules = {
+        Path("pockengine", package_dir(p).relative_to(REPO), f.name).as_posix()
+        for p in PACKAGES
+        for f in package_dir(p).glob("*.py")
+    }
     data = {Path("pockengine", f).as_posix() for f in data_files_on_disk()}
     assert sorted(modules - shipped) == [] and sorted(data - shipped) == []

@@ -85,9 +85,10 @@ def parse_error_diagnostic(e: ParseError, ctx: Context | None = None) -> Diagnos
         if use:
             line = text.count("\n", 0, use.start()) + 1
             return Diagnostic(msg, loc.file, line, use.start() - text.rfind("\n", 0, use.start()))
+    msg = _explain_parse_error(msg, ctx)
     if isinstance(text, str) and not text[e.span.start :].strip():
         msg = f"unexpected end of input ({msg})" if msg else "unexpected end of input"
-    return Diagnostic(_explain_parse_error(msg, ctx), loc.file, loc.line, loc.col)
+    return Diagnostic(msg, loc.file, loc.line, loc.col)
 
 
 def _explain_parse_error(msg: str, ctx: Context | None) -> str:

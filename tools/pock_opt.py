@@ -40,26 +40,54 @@ EMITTERS: dict[str, tuple[str, str]] = {}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", nargs="?", help="input .mlir file (default or '-': stdin)")
-    parser.add_argument("-p", "--passes", default="", metavar="PIPELINE",
-                        help="pass pipeline, e.g. 'canonicalize,cse' or 'a{opt=1 flag=true}'")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write the IR here (atomically), not to stdout")
+    parser.add_argument(
+        "-p",
+        "--passes",
+        default="",
+        metavar="PIPELINE",
+        help="pass pipeline, e.g. 'canonicalize,cse' or 'a{opt=1 flag=true}'",
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write the IR here (atomically), not to stdout"
+    )
     parser.add_argument("--generic", action="store_true", help="print ops in the generic MLIR form")
-    parser.add_argument("--emit", default="mlir", choices=["mlir", *EMITTERS],
-                        help="what to print after the passes (default: the IR)")
-    parser.add_argument("--print-ir-after-all", action="store_true", help="dump the IR to stderr after every pass")
-    parser.add_argument("--print-ir-after", action="append", default=[], metavar="PASS",
-                        help="dump the IR to stderr after this pass (repeatable)")
-    parser.add_argument("--list-passes", action="store_true", help="list the passes with their options and exit")
-    parser.add_argument("--split-input-file", action="store_true",
-                        help="treat each part between '// -----' lines as its own input")
-    parser.add_argument("--verify-diagnostics", action="store_true",
-                        help="check the errors against the input's `// expected-error {{...}}` comments")
+    parser.add_argument(
+        "--emit",
+        default="mlir",
+        choices=["mlir", *EMITTERS],
+        help="what to print after the passes (default: the IR)",
+    )
+    parser.add_argument(
+        "--print-ir-after-all", action="store_true", help="dump the IR to stderr after every pass"
+    )
+    parser.add_argument(
+        "--print-ir-after",
+        action="append",
+        default=[],
+        metavar="PASS",
+        help="dump the IR to stderr after this pass (repeatable)",
+    )
+    parser.add_argument(
+        "--list-passes", action="store_true", help="list the passes with their options and exit"
+    )
+    parser.add_argument(
+        "--split-input-file",
+        action="store_true",
+        help="treat each part between '// -----' lines as its own input",
+    )
+    parser.add_argument(
+        "--verify-diagnostics",
+        action="store_true",
+        help="check the errors against the input's `// expected-error {{...}}` comments",
+    )
     parser.add_argument("--stats", action="store_true", help="print per-function statistics to stderr")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="pock-opt", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="pock-opt",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
     try:
@@ -82,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
         available = get_all_passes()
         dump_after = {n for names in args.print_ir_after for n in names.split(",")}
         if unknown := sorted(dump_after - set(available)):
-            raise UserError(f"--print-ir-after: unknown pass '{unknown[0]}'; valid passes: {', '.join(sorted(available))}")
+            raise UserError(
+                f"--print-ir-after: unknown pass '{unknown[0]}'; valid passes: {', '.join(sorted(available))}"
+            )
         name, source = read_input(args.input)
     except (PipelineError, UserError) as e:
         print(f"pock-opt: error: {e}", file=sys.stderr)
@@ -132,7 +162,7 @@ def split_input(source: str) -> list[str]:
     """Parts between `// -----` lines; each is padded with the newlines before it so that
     line numbers in errors stay those of the whole file."""
     parts, start = [], 0
-    for m in re.finditer(r"^// -----.*$", source, flags=re.M):
+    for m in re.finditer(r"^// -----.*$", source, flags=re.MULTILINE):
         parts.append((start, source[start : m.start()]))
         start = m.end()
     parts.append((start, source[start:]))
@@ -159,7 +189,9 @@ def process(text: str, name: str, pipeline, args, dump_after: set[str]):
         except DiagnosticException as e:
             return None, [Diagnostic(f"pass '{p.name}' failed: {e}")]
         if errors := verify_located(module):
-            return None, [type(d)(f"{d.message} (after pass '{p.name}')", d.file, d.line, d.col) for d in errors]
+            return None, [
+                type(d)(f"{d.message} (after pass '{p.name}')", d.file, d.line, d.col) for d in errors
+            ]
         if args.print_ir_after_all or p.name in dump_after:
             print(f"// -----// IR Dump After {p.name} //----- //", file=sys.stderr)
             print(render(module, args.generic), file=sys.stderr)

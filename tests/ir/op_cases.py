@@ -56,7 +56,8 @@ class Case:
 
     def inputs(self, rng: np.random.Generator) -> list[np.ndarray]:
         arrays = [random_array(t, rng) for t in self.operands]
-        return self.domain(rng, arrays) if self.domain else arrays
+        arrays = self.domain(rng, arrays) if self.domain else arrays
+        return [np.asarray(a) for a in arrays]  # 0-d arrays, not numpy scalars
 
     def weights(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {n: random_array(t, rng) for n, t, _, _ in self.params}

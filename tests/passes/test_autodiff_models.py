@@ -26,8 +26,11 @@ STEPS = 3
 OPTIMIZERS = {
     "sgd-momentum": ("optimizer=sgd lr=0.05 momentum=0.9 weight_decay=0.0001",
                      lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=1e-4)),
-    "adamw": ("optimizer=adamw lr=0.001 weight_decay=0.01",
-              lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.01)),
+    # eps 1e-5, not 1e-8: Adam turns a gradient at rounding-noise level (|g| ~ 1e-9, e.g. BERT's
+    # key biases, whose true gradient is 0 since softmax ignores them) into a full lr-sized step
+    # whose sign is the noise's; with eps 1e-8 a handful of such elements differ from PyTorch.
+    "adamw": ("optimizer=adamw lr=0.001 weight_decay=0.01 eps=1e-5",
+              lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.01, eps=1e-5)),
 }
 
 

@@ -20,8 +20,12 @@ def run(*args) -> subprocess.CompletedProcess:
 def test_version_and_help_start_without_loading_xdsl():
     r = run("--version")
     assert r.returncode == 0 and r.stdout.startswith(f"pockengine {pockengine.__version__} (xdsl 0.74")
-    probe = "import sys; from pockengine.tools import driver; driver.build_parser(['--help']); print('xdsl' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+    probe = (
+        "import sys; from pockengine.tools import driver; driver.build_parser(['--help']); "
+        "print('xdsl' in sys.modules)"
+    )
+    probed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert probed.stdout.strip() == "False"
 
 
 def test_opt_subcommand_runs_pock_opt_and_bad_input_exits_2():
@@ -38,7 +42,8 @@ def test_opt_subcommand_runs_pock_opt_and_bad_input_exits_2():
 def test_a_new_command_is_one_table_entry_and_user_errors_are_one_line(tmp_path, monkeypatch, capsys):
     (tmp_path / "fake_cmd.py").write_text(
         "from pockengine.tools import UserError\n"
-        "def add_arguments(p):\n    p.add_argument('name')\n    p.add_argument('--loud', action='store_true')\n"
+        "def add_arguments(p):\n"
+        "    p.add_argument('name')\n    p.add_argument('--loud', action='store_true')\n"
         "def run(args):\n"
         "    if args.name == 'bad':\n        raise UserError('no model called bad\\n(more detail)')\n"
         "    if args.name == 'gone':\n        open('/nonexistent/file')\n"

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from pockengine.ir.program import parse_module
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,8 +38,9 @@ BAD_SHAPES = """builtin.module {
 
 
 def pock_opt(*args, stdin: str | None = None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(POCK_OPT), *map(str, args)], input=stdin, capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [str(POCK_OPT), *map(str, args)], input=stdin, capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 def _lists_all_passes(message: str) -> bool:
@@ -99,7 +99,10 @@ def test_print_ir_after_all_and_after_one_pass():
     r = pock_opt(MLP, "-p", "canonicalize,cse", "--print-ir-after-all")
     assert r.returncode == 0
     headers = [line for line in r.stderr.splitlines() if "IR Dump After" in line]
-    assert headers == ["// -----// IR Dump After canonicalize //----- //", "// -----// IR Dump After cse //----- //"]
+    assert headers == [
+        "// -----// IR Dump After canonicalize //----- //",
+        "// -----// IR Dump After cse //----- //",
+    ]
     assert "%w1b" not in r.stderr  # canonicalize already removed it
     r = pock_opt(MLP, "-p", "canonicalize,cse", "--print-ir-after=cse")
     assert [line for line in r.stderr.splitlines() if "IR Dump After" in line] == headers[1:]
@@ -118,14 +121,35 @@ def test_generic_form_round_trips_to_the_same_custom_form():
 @pytest.mark.parametrize(
     "text, where, words",
     [
-        ("builtin.module {\n  func.func @f() {\n    %x = train.relu %y : tensor<2xf32>\n", ":4:1:", ["end of input"]),
+        (
+            "builtin.module {\n  func.func @f() {\n    %x = train.relu %y : tensor<2xf32>\n",
+            ":4:1:",
+            ["end of input"],
+        ),
         ("builtin.module {\n  %x = train.relu %y : tensor<2xf32>\n}\n", ":2:19:", ["not defined", "%y"]),
         ("builtin.module {\n  %x = train.relu %x, : tensor<2xf32>\n}\n", ":2:", ["expected"]),
-        ("builtin.module {\n  %x = train.frobnicate : tensor<2xf32>\n}\n", ":2:", ["unknown op 'train.frobnicate'", "relu"]),
-        ("builtin.module {\n  %x = nodialect.op : tensor<2xf32>\n}\n", ":2:", ["no dialect 'nodialect'", "train"]),
+        (
+            "builtin.module {\n  %x = train.frobnicate : tensor<2xf32>\n}\n",
+            ":2:",
+            ["unknown op 'train.frobnicate'", "relu"],
+        ),
+        (
+            "builtin.module {\n  %x = nodialect.op : tensor<2xf32>\n}\n",
+            ":2:",
+            ["no dialect 'nodialect'", "train"],
+        ),
+        ('builtin.module {\n  %x = "train.relu' + "x" * 60 + "\n}\n", ":2:8:", ["closing string literal"]),
         (BAD_SHAPES, ":3:5:", ["train.linear", "8x16", "4x32"]),
     ],
-    ids=["truncated", "undefined-value", "malformed", "unknown-op", "unknown-dialect", "verifier"],
+    ids=[
+        "truncated",
+        "undefined-value",
+        "malformed",
+        "unknown-op",
+        "unknown-dialect",
+        "unclosed-string",
+        "verifier",
+    ],
 )
 def test_bad_input_is_a_located_error_with_exit_2(tmp_path, text, where, words):
     bad = tmp_path / "bad.mlir"
@@ -185,10 +209,14 @@ def test_verify_diagnostics_accepts_right_and_rejects_wrong_expectations(tmp_pat
     assert f'{wrong}:1:4: error: expected error "some other message" at line 4 was not produced' in r.stderr
 
     unmet = tmp_path / "unmet.mlir"
-    unmet.write_text(INVALID.replace("    func.return %y : tensor<3x2xf32>",
-                                     "    func.return %y : tensor<3x2xf32>  // expected-error {{never}}"))
+    unmet.write_text(
+        INVALID.replace(
+            "    func.return %y : tensor<3x2xf32>",
+            "    func.return %y : tensor<3x2xf32>  // expected-error {{never}}",
+        )
+    )
     r = pock_opt(unmet, "--split-input-file", "--verify-diagnostics")
-    assert r.returncode == 1 and "expected error \"never\" at line 16 was not produced" in r.stderr
+    assert r.returncode == 1 and 'expected error "never" at line 16 was not produced' in r.stderr
 
     r = pock_opt(good, "--split-input-file")  # without the flag: all errors, exit 2
     assert r.returncode == 2 and f"{good}:4:5: error:" in r.stderr and f"{good}:10:" in r.stderr
@@ -207,11 +235,10 @@ def _register(monkeypatch, **extra):
 def test_a_pass_that_breaks_the_ir_is_reported_at_the_op_with_the_pass_name(monkeypatch, capsys):
     from dataclasses import dataclass
 
-    from xdsl.dialects.builtin import TensorType, f32
-    from xdsl.passes import ModulePass
-
     from pockengine.ir.ops.elementwise import ReluOp
     from pockengine.tools.pock_opt import main
+    from xdsl.dialects.builtin import TensorType, f32
+    from xdsl.passes import ModulePass
 
     @dataclass(frozen=True)
     class BreakRelu(ModulePass):
@@ -227,15 +254,16 @@ def test_a_pass_that_breaks_the_ir_is_reported_at_the_op_with_the_pass_name(monk
     _register(monkeypatch, **{"break-relu": lambda: BreakRelu})
     assert main([str(MLP), "-p", "cse,break-relu"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"{MLP}:12:5: error: train.relu: result types") and "(after pass 'break-relu')" in err
+    assert (
+        err.startswith(f"{MLP}:12:5: error: train.relu: result types") and "(after pass 'break-relu')" in err
+    )
 
 
 def test_list_passes_shows_options_with_types_and_defaults(monkeypatch, capsys):
     from dataclasses import dataclass
 
-    from xdsl.passes import ModulePass
-
     from pockengine.tools.pock_opt import main
+    from xdsl.passes import ModulePass
 
     @dataclass(frozen=True)
     class Knobs(ModulePass):

@@ -12,7 +12,9 @@
 #if defined(__GNUC__)
 #define PK_INLINE static inline __attribute__((always_inline))
 #define PK_ALIGNED(n) __attribute__((aligned(n)))
+#define PK_NOINLINE __attribute__((noinline))
 #else
+#define PK_NOINLINE
 #define PK_INLINE static inline
 #define PK_ALIGNED(n)
 #endif
