@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
-# extra pytest arguments, e.g. `make test PYTEST_ARGS="tests/tools -x"`
-PYTEST_ARGS ?=
+# what pytest runs: the whole suite, or e.g. `make test PYTEST_ARGS="tests/tools -x"`
+PYTEST_ARGS ?= tests
 
 .PHONY: install test demo size lint clean
 
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 # pytest's exit 5 (nothing collected, e.g. a PYTEST_ARGS selection) is reported, not failed
 test: $(STAMP)
 	$(PY) .ci/size_budget.py
-	$(PY) -m pytest tests $(PYTEST_ARGS) || { rc=$$?; \
+	$(PY) -m pytest $(PYTEST_ARGS) || { rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest: no tests collected (exit 5)"; exit 0; fi; exit $$rc; }
 
 demo: $(STAMP)

@@ -9,7 +9,11 @@ def __getattr__(name: str):
         from .ir.program import Program
 
         return Program
+    if name in ("from_torch", "from_onnx"):  # frontends load torch/onnx only when called
+        from . import frontends
+
+        return getattr(frontends, name)
     raise AttributeError(f"module 'pockengine' has no attribute {name!r}")
 
 
-__all__ = ["Program", "__version__"]
+__all__ = ["Program", "from_onnx", "from_torch", "__version__"]

@@ -178,6 +178,8 @@ class CStyleRenderer:
         out += [f'#include "kernels/{k}.c"' for k in self.kernel_files(kp)]
         out += ['#include "model.h"', ""]
         self._tables: dict[tuple, str] = {}
+        self._maps: dict[tuple, str] = {}
+        self._map_sources: list[str] = []
         body = []
         for name, fn in kp.functions.items():
             body.append(self.function(fn, names[name]))
@@ -189,7 +191,7 @@ class CStyleRenderer:
             out.append(f"const long {names[name]}_in_bytes[] = {{{ins}}};")
             out.append(f"const long {names[name]}_out_bytes[] = {{{outs}}};")
         out.append("")
-        return "\n".join(out + body)
+        return "\n".join(out + self._map_sources + body)
 
     def consts(self, kp: KernelProgram) -> list[str]:
         lines = []
@@ -223,10 +225,8 @@ class CStyleRenderer:
                      "    PK_UNUSED(P); PK_UNUSED(A); PK_UNUSED(in); PK_UNUSED(out);"]
             for i, step in enumerate(chunk, start=k * self.steps_per_part):
                 lines.append(f"    /* {i}: {c_comment(step.origin or 'step')} */")
-                if isinstance(step, Call):
-                    lines.append("    " + self.call(step) + ";")
-                else:
-                    lines += ["    " + ln for ln in self.map(step)]
+                line = self.call(step) + ";" if isinstance(step, Call) else self.map(step)[0]
+                lines.append("    " + line)
             parts.append("\n".join(lines + ["}", ""]))
         calls = [f"    {cname}_part{k}(P, A, in, out);" for k in range(len(chunks))]
         parts.append("\n".join([f"{self.function_qualifier}void {cname}({params}) {{", *calls, "}", ""]))
@@ -248,65 +248,85 @@ class CStyleRenderer:
         return f"{c.fn}({', '.join(args)})"
 
     def map(self, m: Map) -> list[str]:
-        views = [*m.inputs, *m.outputs]
+        """A call of the loop-nest template that fits this map (templates are shared by every
+        map with the same body, types, rank and innermost access pattern)."""
         splat = {i: v for i, v in enumerate(m.inputs) if v.storage.resolve().region == "const"
-                 and all(s == 0 for s in broadcast_strides(v, m.shape)) and v.storage.resolve().data is not None}
-        strides = [broadcast_strides(v, m.shape) for v in views]
-        dims, sts = collapse(m.shape, strides)
-        # restrict where no other pointer of this loop touches the same storage (in-place
-        # outputs share their input's), so compilers vectorize without alias checks
+                 and not any(broadcast_strides(v, m.shape)) and v.storage.resolve().data is not None}
+        ops = [v for i, v in enumerate(m.inputs) if i not in splat] + list(m.outputs)
+        dims, sts = collapse(m.shape, [broadcast_strides(v, m.shape) for v in ops])
+        # restrict where no other pointer of this loop touches the same storage (an in-place
+        # output shares its input's), so compilers vectorize without alias checks
         written = {id(o.storage.resolve()) for o in m.outputs}
         count: dict[int, int] = {}
-        for v in views:
+        for v in ops:
             count[id(v.storage.resolve())] = count.get(id(v.storage.resolve()), 0) + 1
+        quals = tuple(count[id(v.storage.resolve())] == 1 or id(v.storage.resolve()) not in written for v in ops)
+        inner = tuple((st[-1] if st[-1] in (0, 1) else "n") if dims else None for st in sts)
+        literals = tuple(self._literal(splat[i]) if i in splat else None for i in range(len(m.inputs)))
+        key = (tuple(m.body), tuple(m.results), tuple(v.dtype for v in m.inputs),
+               tuple(o.dtype for o in m.outputs), literals, len(dims), inner, quals)
+        name = self._maps.get(key)
+        if name is None:
+            name = self._maps[key] = f"pk_map{len(self._maps)}"
+            self._map_sources.append(self.map_template(name, m, literals, len(dims), inner, quals))
+        args = [str(d) for d in dims]
+        for k, v in enumerate(ops):
+            args.append(self.pointer(v, const=k < len(ops) - len(m.outputs)))
+            args += [str(st) for d, st in enumerate(sts[k]) if d < len(dims) - 1 or inner[k] == "n"]
+        return [f"{name}({', '.join(args)});"]
 
-        def qual(v: View) -> str:
-            k = id(v.storage.resolve())
-            alone = count[k] == 1 or k not in written
-            return f" {self.restrict}" if alone and self.restrict else ""
+    def _literal(self, v: View) -> str:
+        x = np.asarray(v.storage.resolve().data).reshape(-1)[0]
+        return c_float(x) if v.dtype == "f32" else str(int(x))
 
-        lines = ["{"]
+    def map_template(self, name: str, m: Map, literals, nd: int, inner, quals) -> str:
+        params = [f"long d{d}" for d in range(nd)]
+        ptrs: list[tuple[str, str]] = []  # (pointer name, value name or "")
         for i, v in enumerate(m.inputs):
-            if i not in splat:
-                lines.append(f"    const {self.type_map[v.dtype]} *{qual(v)} i{i} = {self.pointer(v, const=True)};")
-        for i, v in enumerate(m.outputs):
-            lines.append(f"    {self.type_map[v.dtype]} *{qual(v)} o{i} = {self.pointer(v)};")
-        ind = "    "
-        if self.loop_prefix and dims:
-            lines.append(ind + self.loop_prefix)
-        for d, n in enumerate(dims):
-            lines.append(f"{ind}for (long j{d} = 0; j{d} < {n}; j{d}++)")
-        lines.append(ind + "{")
+            if literals[i] is None:
+                ptrs.append((f"i{i}", f"const {self.type_map[v.dtype]}"))
+        for i, o in enumerate(m.outputs):
+            ptrs.append((f"o{i}", self.type_map[o.dtype]))
 
         def index(k: int) -> str:
-            terms = [f"j{d}" if s == 1 else f"j{d} * {s}" for d, s in enumerate(sts[k]) if s != 0]
-            return " + ".join(terms) or "0"
+            p = ptrs[k][0]
+            terms = [f"j{d} * {p}s{d}" for d in range(nd - 1)]
+            if nd:
+                terms.append({0: None, 1: f"j{nd - 1}"}.get(inner[k], f"j{nd - 1} * {p}s{nd - 1}"))
+            return " + ".join(t for t in terms if t) or "0"
 
-        vals: list[str] = []
-        types: list[str] = []
+        for k, (p, ty) in enumerate(ptrs):
+            q = f" {self.restrict}" if quals[k] and self.restrict else ""
+            params.append(f"{ty} *{q} {p}")
+            params += [f"long {p}s{d}" for d in range(nd) if d < nd - 1 or inner[k] == "n"]
+        lines = [f"PK_NOINLINE static void {name}({', '.join(params)}) {{"]
+        ind = "    "
+        if self.loop_prefix and nd:
+            lines.append(ind + self.loop_prefix)
+        for d in range(nd):
+            lines.append(f"{ind}for (long j{d} = 0; j{d} < d{d}; j{d}++)")
+        lines.append(ind + "{")
+        vals, types, k = [], [], 0
         for i, v in enumerate(m.inputs):
-            ty = self.type_map[v.dtype]
-            if i in splat:
-                x = np.asarray(splat[i].storage.resolve().data).reshape(-1)[0]
-                vals.append(c_float(x) if v.dtype == "f32" else str(int(x)))
+            if literals[i] is not None:
+                vals.append(literals[i])
             else:
-                lines.append(f"{ind}    {ty} v{i} = i{i}[{index(i)}];")
+                lines.append(f"{ind}    {self.type_map[v.dtype]} v{i} = i{i}[{index(k)}];")
                 vals.append(f"v{i}")
+                k += 1
             types.append(v.dtype)
         n_in = len(m.inputs)
         for j, ins in enumerate(m.body):
-            expr = self.scalar(ins, [vals[k] for k in ins.operands], [types[k] for k in ins.operands])
-            name = f"v{n_in + j}"
-            lines.append(f"{ind}    {self.type_map[ins.dtype]} {name} = {expr};")
-            vals.append(name)
+            expr = self.scalar(ins, [vals[a] for a in ins.operands], [types[a] for a in ins.operands])
+            lines.append(f"{ind}    {self.type_map[ins.dtype]} v{n_in + j} = {expr};")
+            vals.append(f"v{n_in + j}")
             types.append(ins.dtype)
         for i, (res, o) in enumerate(zip(m.results, m.outputs)):
-            v = vals[res]
-            if types[res] != o.dtype:
-                v = f"({self.type_map[o.dtype]}){v}"
-            lines.append(f"{ind}    o{i}[{index(n_in + i)}] = {v};")
-        lines += [ind + "}", "}"]
-        return lines
+            v = vals[res] if types[res] == o.dtype else f"({self.type_map[o.dtype]}){vals[res]}"
+            lines.append(f"{ind}    o{i}[{index(k + i)}] = {v};")
+        lines += [ind + "}", "}", ""]
+        body = ", ".join(i.op.removeprefix("train.") for i in m.body) or "copy"
+        return f"/* map: {c_comment(body)} */\n" + "\n".join(lines)
 
     def scalar(self, ins: Instr, args: list[str], types: list[str]) -> str:
         op = ins.op

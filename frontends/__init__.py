@@ -29,10 +29,10 @@ def from_torch(module, example_args, *, dynamic: bool = False):
     return impl(module, example_args, dynamic=dynamic)
 
 
-def from_onnx(model):
+def from_onnx(model, *, input_shapes=None):
     from .onnx_importer import from_onnx as impl
 
-    return impl(model)
+    return impl(model, input_shapes=input_shapes)
 
 
 def import_model(ref: str | os.PathLike, out_dir: str | os.PathLike):

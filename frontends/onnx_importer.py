@@ -38,11 +38,13 @@ from ..ir import types as T
 from ..ir.interpreter import IMPLS, Interpreter
 from ..ir.ops.state import ConstantOp, GetOp, ParamOp
 from ..ir.program import Program
+from . import FrontendError
+from .canonical import canonicalize
 
 MIN_OPSET, MAX_OPSET = 6, 23
 
 
-class OnnxImportError(Exception):
+class OnnxImportError(FrontendError):
     """The model cannot be imported; the message names the node and what is missing."""
 
 
@@ -69,6 +71,22 @@ def supported_ops() -> list[str]:
 
 def _load_translations() -> None:
     from . import onnx_nn_ops, onnx_ops  # noqa: F401  (registering is the import)
+
+
+def translation_for(proto, opset: int) -> Translation:
+    """The translation of a node at this opset, or an error naming the node and listing the ops."""
+    where = f"in node {proto.name!r}; supported ops: " + ", ".join(supported_ops())
+    if proto.domain not in ("", "ai.onnx"):
+        raise OnnxImportError(f"unsupported ONNX op {proto.op_type!r} of domain {proto.domain!r} {where}")
+    spans = TRANSLATIONS.get(proto.op_type)
+    if not spans:
+        raise OnnxImportError(f"unsupported ONNX op {proto.op_type!r} {where}")
+    for since, until, fn in spans:
+        if since <= opset <= until:
+            return fn
+    ranges = ", ".join(f"{a}..{b}" for a, b, _ in sorted(spans, key=lambda t: t[:2]))
+    raise OnnxImportError(f"node {proto.name!r} ({proto.op_type}): not supported at opset {opset} "
+                          f"(translated for opsets {ranges})")
 
 
 # --- element types -------------------------------------------------------------------
@@ -223,10 +241,7 @@ class Importer:
     def __init__(self, model, initializers: dict[str, np.ndarray], inferred,
                  input_shapes: dict[str, Sequence[int]] | None = None):
 
-        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-        if self.opset is None or not MIN_OPSET <= self.opset <= MAX_OPSET:
-            raise OnnxImportError(f"default-domain opset {self.opset} is not supported "
-                                  f"(opsets {MIN_OPSET} through {MAX_OPSET} are)")
+        self.opset = default_opset(model)
         graph = model.graph
         self.initializers = initializers
         self.onnx_types = {v.name: v.type for v in [*inferred.graph.value_info, *inferred.graph.output]}
@@ -341,9 +356,7 @@ class Importer:
     # --- the walk ------------------------------------------------------------------------
     def translate(self, proto) -> None:
         node = Node(self, proto)
-        if proto.domain not in ("", "ai.onnx"):
-            raise self._unsupported(node, f"domain {proto.domain!r}")
-        fn = self._translation(node)
+        fn = translation_for(proto, self.opset)
         try:
             outs = fn(self, node)
         except OnnxImportError:
@@ -363,20 +376,6 @@ class Importer:
                 v.name_hint = _hint(name)
             self._check_type(node, name, v)
             self.env[name] = v
-
-    def _translation(self, node: Node) -> Translation:
-        for since, until, fn in TRANSLATIONS.get(node.op_type, []):
-            if since <= self.opset <= until:
-                return fn
-        if node.op_type in TRANSLATIONS:
-            spans = ", ".join(f"{a}..{b}" for a, b, _ in sorted(TRANSLATIONS[node.op_type], key=lambda t: t[:2]))
-            raise node.error(f"not supported at this opset (translated for opsets {spans})")
-        raise self._unsupported(node, "op")
-
-    def _unsupported(self, node: Node, what: str) -> OnnxImportError:
-        return OnnxImportError(
-            f"unsupported ONNX {what} {node.op_type!r} in node {node.name!r}; supported ops: "
-            + ", ".join(supported_ops()))
 
     def _check_type(self, node: Node, name: str, v: Value) -> None:
         """Our inferred type must agree with ONNX shape inference where it has one."""
@@ -403,6 +402,7 @@ class Importer:
         fn = func.FuncOp("forward", ([a.type for a in self.block.args], [o.type for o in outs]),
                          Region(self.block))
         module = ModuleOp([*self.params.values(), fn])
+        canonicalize(module)  # the layer-level spellings both frontends share (canonical.py)
         dce(module)
         used = {op.param.root_reference.data for op in fn.walk() if isinstance(op, GetOp)}
         for name, p in list(self.params.items()):
@@ -420,6 +420,14 @@ def _hint(name: str) -> str | None:
     if s and s[0].isdigit():
         s = "v" + s
     return s
+
+
+def default_opset(model) -> int:
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise OnnxImportError(f"default-domain opset {opset} is not supported "
+                              f"(opsets {MIN_OPSET} through {MAX_OPSET} are)")
+    return opset
 
 
 def load_model(model) -> tuple[Any, str]:
@@ -461,6 +469,9 @@ def from_onnx(model, *, input_shapes: dict[str, Sequence[int]] | None = None) ->
     model, base_dir = load_model(model)
     if input_shapes:
         model = _with_input_shapes(model, input_shapes)
+    opset = default_opset(model)
+    for proto in model.graph.node:  # refuse unsupported ops before any work
+        translation_for(proto, opset)
     arrays = _read_initializers(model, base_dir)
     g = Importer(model, arrays, _infer_shapes(model, arrays), input_shapes)
     for proto in model.graph.node:

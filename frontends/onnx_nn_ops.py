@@ -76,13 +76,14 @@ def conv(g, n):
 def _pool(g, n, op, **extra):
     x = n.input(0)
     rank = len(shape(x))
+    x4 = _lift(g, n, x, "pooling")
     kernel = n.attr("kernel_shape")
     strides, dil, lo, hi = _window(n, x, kernel)
     if op is L.MaxPool2dOp:
         extra["dilation"] = _spatial(dil, 1, rank)
     elif any(d != 1 for d in dil):
         raise n.error("AveragePool with dilations is not supported")
-    y = g.emit(op, _lift(g, n, x, "pooling"), kernel=_spatial(kernel, 1, rank),
+    y = g.emit(op, x4, kernel=_spatial(kernel, 1, rank),
                stride=_spatial(strides, 1, rank), padding=[*_spatial(lo, 0, rank), *_spatial(hi, 0, rank)],
                ceil_mode=bool(n.attr("ceil_mode", 0)), **extra)
     return reshape(g, y, [*shape(y)[:2], shape(y)[3]]) if rank == 3 else y

@@ -11,6 +11,7 @@ import math
 from functools import partial
 
 import numpy as np
+from xdsl.ir import OpResult
 
 from ..ir import types as T
 from ..ir.ops import elementwise as E
@@ -56,7 +57,7 @@ def gather_elements(g, x, idx, axis):
 BINARY = {"Add": E.AddOp, "Sub": E.SubOp, "Mul": E.MulOp, "Div": E.DivOp, "Pow": E.PowOp,
           "And": E.AndOp, "Or": E.OrOp, "Equal": E.EqOp, "Less": E.LtOp, "LessOrEqual": E.LeOp,
           "Greater": E.GtOp, "GreaterOrEqual": E.GeOp}
-UNARY = {"Neg": E.NegOp, "Abs": E.AbsOp, "Sqrt": E.SqrtOp, "Reciprocal": E.ReciprocalOp,
+UNARY = {"Neg": E.NegOp, "Abs": E.AbsOp, "Sqrt": E.SqrtOp,
          "Exp": E.ExpOp, "Log": E.LogOp, "Tanh": E.TanhOp, "Sin": E.SinOp, "Cos": E.CosOp,
          "Erf": E.ErfOp, "Sigmoid": E.SigmoidOp, "Relu": E.ReluOp, "Not": E.LogicalNotOp}
 
@@ -100,6 +101,16 @@ def _variadic(op, g, n):
 translates("Sum")(partial(_variadic, E.AddOp))
 translates("Max")(partial(_variadic, E.MaximumOp))
 translates("Min")(partial(_variadic, E.MinimumOp))
+
+
+@translates("Reciprocal")
+def reciprocal(g, n):
+    """Reciprocal(Sqrt(x)), ONNX's spelling of rsqrt (RMSNorm), becomes train.rsqrt."""
+    x = n.input(0)
+    sqrt = x.owner if isinstance(x, OpResult) and isinstance(x.owner, E.SqrtOp) else None
+    if sqrt is not None:  # exact: the interpreter's rsqrt is 1 / sqrt(x)
+        return g.emit(E.RsqrtOp, sqrt.x)
+    return g.emit(E.ReciprocalOp, x)
 
 
 @translates("Identity")

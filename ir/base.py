@@ -14,9 +14,12 @@ When every operand and result has one type, the type is printed once (`: T`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+import difflib
 import math
+import numbers
 from typing import Any, ClassVar
 
+import numpy as np
 from xdsl.dialects.builtin import (
     ArrayAttr,
     BoolAttr,
@@ -96,12 +99,12 @@ def _candidates(value: Any) -> list[Attribute]:
         if isinstance(value, FloatAttr):
             return [FloatAttr(to_python(value), f64), value]
         return [value]
-    if isinstance(value, bool):
-        return [BoolAttr.from_bool(value)]
-    if isinstance(value, int):
-        return [IntegerAttr(value, i64), FloatAttr(float(value), f64)]
-    if isinstance(value, float):
-        return [FloatAttr(value, f64)]
+    if isinstance(value, (bool, np.bool_)):
+        return [BoolAttr.from_bool(bool(value))]
+    if isinstance(value, numbers.Integral):  # numpy integers too
+        return [IntegerAttr(int(value), i64), FloatAttr(float(value), f64)]
+    if isinstance(value, numbers.Real):
+        return [FloatAttr(float(value), f64)]
     if isinstance(value, str):
         return [StringAttr(value)]
     if isinstance(value, (list, tuple)):
@@ -159,7 +162,9 @@ class TrainOp(IRDLOperation):
                     out[key] = cand
                 break
             else:
-                raise VerifyException(f"{cls.name}: bad value {value!r} for property {key!r}")
+                shown = str(value) if isinstance(value, Attribute) else repr(value)
+                expects = _EXPECTS.get(getattr(defs[key].constr, "attr", None), "another kind of value")
+                raise VerifyException(f"{cls.name}: bad value {shown} for property {key!r} (expects {expects})")
         return out
 
     @classmethod
@@ -269,6 +274,11 @@ class TrainOp(IRDLOperation):
             ins, outs = [one] * len(args), [one]
         operands = parser.resolve_operands(args, ins, pos)
         defs = cls.get_irdl_definition().properties
+        for key in raw:
+            # a key close to a property's name is a typo; other keys are discardable attributes
+            if key not in defs and (close := difflib.get_close_matches(key, defs, n=1, cutoff=0.75)):
+                parser.raise_error(f"{cls.name}: unknown property {key!r}; did you mean {close[0]!r}? "
+                                   f"(known: {', '.join(defs)})", pos, parser.pos)
         try:
             props = cls.coerce_props({k: v for k, v in raw.items() if k in defs})
         except VerifyException as e:
@@ -276,6 +286,9 @@ class TrainOp(IRDLOperation):
         attrs = {k: v for k, v in raw.items() if k not in defs}
         return cls.create(operands=operands, result_types=outs, properties=props, attributes=attrs)
 
+
+_EXPECTS = {DenseArrayBase: "a list of integers", IntegerAttr: "an integer or true/false",
+            FloatAttr: "a number", StringAttr: "a string"}
 
 _KIND_TEXT = {"float": "a float", "numeric": "a numeric (non-i1)", "integer": "an integer or i1",
               "i1": "an i1"}

@@ -119,6 +119,7 @@ class Update:
     ratio: Fraction = Fraction(1)
     axis: int | None = None
     channels: int | None = None
+    by: Rule | None = field(default=None, compare=False)  # the deciding rule (None: the default)
 
     def __str__(self) -> str:
         if self.mode != "ratio":
@@ -249,13 +250,13 @@ class Scheme:
                 raise loc.error(f"`{rule.to_text()}` selects parameters {_few(chosen)}, none of them trainable")
             if rule.mode in ("full", "frozen"):
                 for p in picked:
-                    decision[p] = Update(rule.mode)
+                    decision[p] = Update(rule.mode, by=rule)
             elif rule.mode == "bias":
                 additive = [p for p in picked if is_additive(module, p)]
                 if not additive:
                     raise loc.error(f"`{rule.to_text()}`: no bias or norm shift among {_few(picked)}")
                 for p in picked:
-                    decision[p] = Update("full" if p in additive else "frozen")
+                    decision[p] = Update("full" if p in additive else "frozen", by=rule)
             else:
                 sliceable = {p: ratio_axis(module, p) for p in picked}
                 sliceable = {p: ac for p, ac in sliceable.items() if ac is not None}
@@ -264,7 +265,7 @@ class Scheme:
                                     f"selected only {_few(picked)}")
                 for p, (axis, c) in sliceable.items():
                     k = math.ceil(rule.ratio * c)
-                    decision[p] = Update("full") if k >= c else Update("ratio", rule.ratio, axis, k)
+                    decision[p] = Update("full", by=rule) if k >= c else Update("ratio", rule.ratio, axis, k, rule)
         if all(u.mode == "frozen" for u in decision.values()):
             raise SchemeError(f"{self.source}: the scheme trains no parameter (default {self.default}, "
                               f"{len(self.rules)} rules)")

@@ -47,7 +47,7 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import DiagnosticException
 
-from .scheme import Scheme, SchemeError, Update
+from .scheme import Loc, Scheme, SchemeError, Update
 from .scheme_layers import params
 
 
@@ -96,10 +96,14 @@ def sparse_backprop(module: ModuleOp, scheme: Scheme) -> dict[str, Update]:
     fn = train_step(module)
     decisions = scheme.resolve(module)
     updates = find_updates(fn, module)
-    missing = [p for p, u in decisions.items() if u.mode != "frozen" and p not in updates]
+    # a parameter the loss does not depend on has no update: fine by default, not when a rule asks for it
+    missing = [(p, u.by) for p, u in decisions.items() if u.mode != "frozen" and p not in updates and u.by]
     if missing:
-        raise SparseBackpropError(f"the scheme trains {', '.join(missing[:4])}, but @train_step has no update "
-                                  "for it (was it frozen before autodiff?)")
+        p, rule = missing[0]
+        raise SparseBackpropError((rule.loc or Loc(scheme.source)).error(
+            f"`{rule.to_text()}` trains @{p}, but @train_step has no update for it (the loss does not depend on it)"))
+    if all(u.mode == "frozen" or p not in updates for p, u in decisions.items()):
+        raise SparseBackpropError(f"{scheme.source}: the scheme trains no parameter that @train_step updates")
     decls = params(module)
     for name, upd in decisions.items():
         if name not in updates:

@@ -31,7 +31,7 @@ def gelu(x, approximate="none"):
 
 def round_to_bf16(x):
     """x rounded to bfloat16 (nearest, ties to even), held in float32: numpy has no bf16."""
-    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    bits = np.array(x, dtype=np.float32).view(np.uint32)  # a copy; 0-d stays 0-d
     rounded = (bits + np.uint32(0x7FFF) + ((bits >> 16) & np.uint32(1))) & np.uint32(0xFFFF0000)
     return np.where(np.isnan(x), np.float32(np.nan), rounded.view(np.float32))
 

@@ -158,7 +158,12 @@ class Pool2dOp(TrainOp):
 
 @irdl_op_definition
 class MaxPool2dOp(Pool2dOp):
-    """Max over each window; padding counts as -inf."""
+    """Max over each window; padding counts as -inf. Output sizes follow PyTorch (in ceil_mode
+    the last window starts inside the input or its leading padding).
+
+    %y = train.max_pool2d %x {kernel = [3, 3], stride = [2, 2], padding = [1, 1, 1, 1]}
+         : (tensor<1x8x8x8xf32>) -> tensor<1x8x4x4xf32>
+    """
 
     name = "train.max_pool2d"
     dilation = ints_prop([1, 1])
@@ -167,10 +172,24 @@ class MaxPool2dOp(Pool2dOp):
 
 @irdl_op_definition
 class AvgPool2dOp(Pool2dOp):
-    """Mean over each window; count_include_pad decides whether padding counts in the divisor."""
+    """Mean over each window; count_include_pad decides whether padding counts in the divisor
+    (the ceil_mode overhang past the padding never does). Each pad is smaller than the kernel
+    (as ONNX Runtime requires), so every window holds input cells.
+
+    %y = train.avg_pool2d %x {kernel = [3, 3], stride = [2, 2], padding = [1, 1, 1, 1], ceil_mode = true}
+         : (tensor<1x8x7x7xf32>) -> tensor<1x8x4x4xf32>
+    """
 
     name = "train.avg_pool2d"
     count_include_pad = bool_prop(True)
+
+    @classmethod
+    def infer(cls, types, p):
+        kh, kw = _pair(p.kernel, "kernel")
+        pt, pl, pb, pr = pad4(p.padding)
+        if max(pt, pb) >= kh or max(pl, pr) >= kw:
+            raise VerifyException(f"padding {[pt, pl, pb, pr]} must be smaller than the kernel {[kh, kw]}")
+        return super().infer(types, p)
 
 
 @irdl_op_definition

@@ -23,6 +23,9 @@ class CrossEntropyOp(TrainOp):
 
     logits [N, C] or [N, C, d1..], labels [N] or [N, d1..];
     loss = reduce_i -log softmax(logits_i)[label_i], over labels != ignore_index.
+    A "mean" over no kept labels is 0 (PyTorch gives nan; its gradient is 0 either way).
+
+    %l = train.cross_entropy %logits, %labels {ignore_index = 0} : (tensor<8x10xf32>, tensor<8xi64>) -> tensor<f32>
     """
 
     name = "train.cross_entropy"

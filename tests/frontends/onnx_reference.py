@@ -41,10 +41,11 @@ def with_ir_version(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
 
 
 def outputs_of(program, feeds: dict[str, np.ndarray], model: onnx.ModelProto) -> list[np.ndarray]:
-    """Run `@forward` with the graph inputs in the model's order."""
+    """Run `@forward` with the graph inputs in the model's order (in float64 for f64 models)."""
     inits = {t.name for t in model.graph.initializer}
     args = [feeds[v.name] for v in model.graph.input if v.name not in inits]
-    out = program.run("forward", *args)
+    wide = any(np.asarray(a).dtype == np.float64 for a in args)
+    out = program.run("forward", *args, dtype=np.float64 if wide else np.float32)
     return list(out) if isinstance(out, tuple) else [out]
 
 

@@ -237,6 +237,8 @@ def pool(draw, op, torch_legal=False):
     if torch_legal:
         ph, pw = draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2))
         pads = (ph, pw, ph, pw)
+    elif op is L.AvgPool2dOp:  # each pad smaller than the kernel
+        pads = tuple(draw(st.integers(0, min(2, k[i % 2] - 1))) for i in range(4))
     else:
         pads = tuple(draw(st.integers(0, 2)) for _ in range(4))
     h = max(1, dil[0] * (k[0] - 1) + 1 - pads[0] - pads[2]) + draw(st.integers(0, 4))

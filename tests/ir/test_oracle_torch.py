@@ -77,7 +77,7 @@ def _gather(op, x, idx):
     ax = op.p.axis % x.dim()
     n = x.shape[ax]
     flat = torch.index_select(x, ax, (idx.long() % n).reshape(-1))
-    return flat.reshape(*x.shape[:ax], *idx.shape, *x.shape[ax + 1:])
+    return flat.reshape((*x.shape[:ax], *idx.shape, *x.shape[ax + 1:]))
 
 
 def _gather_elements(op, x, idx):
@@ -107,6 +107,8 @@ def _batch_norm(op, x, g, b, mean, var):
 
 
 def _cross_entropy(op, logits, labels):
+    if op.p.reduction == "mean" and bool((labels == op.p.ignore_index).all()):
+        return torch.zeros((), dtype=logits.dtype)  # the IR's choice; torch gives nan (0/0)
     return F.cross_entropy(logits, labels, ignore_index=op.p.ignore_index, reduction=op.p.reduction)
 
 

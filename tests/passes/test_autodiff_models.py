@@ -8,8 +8,10 @@ RMSNorm, SiLU MLP) with the causal-LM next-token loss.
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -70,17 +72,25 @@ MODELS = {
 }
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("opt", OPTIMIZERS)
-@pytest.mark.parametrize("name", MODELS)
-def test_three_steps_match_torch(name, opt):
+@lru_cache(maxsize=1)
+def imported(name):
+    """The model, its batches and its import (torch.export is the slow part: once per model)."""
     from pockengine.frontends import from_torch
 
-    factory, loss, loss_fn, batches_of = MODELS[name]
+    factory, _, _, batches_of = MODELS[name]
     model, args = factory()
     g = torch.Generator().manual_seed(7)
     batches = [batches_of(args)(g) for _ in range(STEPS)]
-    prog = from_torch(model, batches[0][0])
+    return model, batches, from_torch(model, batches[0][0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("opt", OPTIMIZERS)
+@pytest.mark.parametrize("name", MODELS)  # one model's runs in a row: `imported` caches one
+def test_three_steps_match_torch(name, opt):
+    _, loss, loss_fn, _ = MODELS[name]
+    model, batches, prog = imported(name)
+    model, prog = copy.deepcopy(model), prog.copy()
     spec, make_opt = OPTIMIZERS[opt]
 
     t0 = time.perf_counter()

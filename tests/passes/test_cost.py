@@ -93,7 +93,7 @@ def test_pock_opt_stats_prints_the_report(tmp_path, capsys):
 
 @pytest.mark.parametrize("spec, message", [
     ('sparse-backprop{scheme="fc9.*: full"}', "<inline scheme>:1:1: `fc9.*` matches no parameter or layer name"),
-    ('sparse-backprop{scheme="fc1.weight: ratio 2"}', "<inline scheme>:1:20: ratio 2 is outside (0, 1]"),
+    ('sparse-backprop{scheme="fc1.weight: ratio 2"}', "<inline scheme>:1:19: ratio 2 is outside (0, 1]"),
 ])
 def test_pock_opt_reports_scheme_errors_without_traceback(spec, message, capsys):
     rc = pock_opt.main([str(HERE / "mlp_step.mlir"), "-p", spec])

@@ -183,5 +183,6 @@ def test_mobilenet_v2_tte_scheme_prunes_the_step():
     before, after = cost(full), cost(dg)
     print("\n" + cost.compare(before, after))
     b, a = before["train_step"], after["train_step"]
-    assert a.trained_tensors == 40 and a.forward_flops == b.forward_flops
-    assert a.backward_flops < 0.5 * b.backward_flops and a.saved_bytes < 0.2 * b.saved_bytes
+    assert a.trained_tensors == 40 and a.compute_ops < 0.5 * b.compute_ops
+    assert a.forward_flops < 1.02 * b.forward_flops  # the ReLU6 masks, now computed in the forward part
+    assert a.backward_flops < 0.4 * b.backward_flops and a.saved_bytes < 0.05 * b.saved_bytes
