@@ -27,8 +27,9 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS) || { rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest: no tests collected (exit 5)"; exit 0; fi; exit $$rc; }
 
+# the end-to-end demo on built-in data (`make demo DEMO_ARGS=--llm` for the Llama one)
 demo: $(STAMP)
-	$(PY) examples/pipeline.py
+	$(VENV)/bin/pockengine demo $(DEMO_ARGS)
 
 size:
 	$(PYTHON) .ci/size_budget.py

@@ -237,7 +237,9 @@ class CStyleRenderer:
         written = {id(v) for v in c.writes}
         args = []
         for a in c.args:
-            if isinstance(a, View):
+            if a is None:
+                args.append("NULL")
+            elif isinstance(a, View):
                 args.append(self.pointer(a, const=id(a) not in written))
             elif isinstance(a, IntArray):
                 args.append(self.table(a.values))

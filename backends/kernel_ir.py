@@ -200,6 +200,8 @@ Step = Call | Map
 
 
 def _arg(a) -> str:
+    if a is None:
+        return "null"
     if isinstance(a, IntArray):
         return "[" + ", ".join(map(str, a.values)) + "]"
     return str(a)

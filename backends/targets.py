@@ -68,15 +68,20 @@ clean:
 """
 
 
+# -O3 without its inlining and cloning of the kernels into every call site: the same speed
+# here, and a third of the compile time on a MobileNetV2 training step. No errno from libm.
+COMMON_FLAGS = ["-O3", "-fno-inline-functions", "-fno-ipa-cp-clone", "-fno-math-errno"]
+
+
 def _host() -> Target:
-    flags = ["-O3", "-march=native"] if platform.machine() in ("x86_64", "AMD64") else ["-O3", "-mcpu=native"]
-    return Target("c", "cc", flags)
+    arch = ["-march=native"] if platform.machine() in ("x86_64", "AMD64") else ["-mcpu=native"]
+    return Target("c", "cc", [*COMMON_FLAGS, *arch])
 
 
 def _arm64() -> Target:
     native = platform.machine() in ("aarch64", "arm64")
     cc = "cc" if native else "aarch64-linux-gnu-gcc"
-    return Target("arm64", cc, ["-O3", "-march=armv8-a"], ["-static"] if not native else [],
+    return Target("arm64", cc, [*COMMON_FLAGS, "-march=armv8-a"], ["-static"] if not native else [],
                   [] if native else ["qemu-aarch64"], can_load=native)
 
 

@@ -240,7 +240,6 @@ class Importer:
 
     def __init__(self, model, initializers: dict[str, np.ndarray], inferred,
                  input_shapes: dict[str, Sequence[int]] | None = None):
-
         self.opset = default_opset(model)
         graph = model.graph
         self.initializers = initializers
@@ -255,7 +254,6 @@ class Importer:
         self.block = Block()
         self.params: dict[str, ParamOp] = {}
         self.weights: dict[str, np.ndarray] = {}
-        self._gets: dict[str, SSAValue] = {}
         self._materialized: dict[int, tuple[Known, SSAValue]] = {}
         self._interp = Interpreter(ModuleOp([]))
         self.graph = graph
@@ -283,7 +281,6 @@ class Importer:
         for name, arg in zip(names, self.block.args):
             arg.name_hint = _hint(name)
             self.env[name] = arg
-        self.arg_names = names
 
     # --- values ----------------------------------------------------------------------
     def lookup(self, name: str) -> Value:
@@ -440,9 +437,11 @@ def load_model(model) -> tuple[Any, str]:
     path = os.fspath(model)
     if not os.path.isfile(path):
         raise OnnxImportError(f"{path}: no such ONNX file")
+    from google.protobuf.message import DecodeError
+
     try:
         return onnx.load(path, load_external_data=False), os.path.dirname(os.path.abspath(path))
-    except Exception as e:  # protobuf decode errors
+    except (DecodeError, OSError, ValueError) as e:
         raise OnnxImportError(f"{path}: not an ONNX model ({e})") from None
 
 
@@ -503,7 +502,7 @@ def _infer_shapes(model, arrays: dict[str, np.ndarray], big: int = 4096):
             g.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
     try:
         return onnx.shape_inference.infer_shapes(m, data_prop=True)
-    except Exception as e:
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as e:
         raise OnnxImportError(f"ONNX shape inference failed: {e}") from None
 
 

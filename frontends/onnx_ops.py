@@ -7,11 +7,13 @@ axes, pads... must be known at import (`n.const`); values known at import fold.
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import partial
 
 import numpy as np
 from xdsl.ir import OpResult
+from xdsl.utils.exceptions import VerifyException
 
 from ..ir import types as T
 from ..ir.ops import elementwise as E
@@ -38,7 +40,7 @@ def scalar(g, value, like):
 def axis_of(n, v, axis):
     try:
         return T.norm_axis(int(axis), len(shape(v)))
-    except Exception:
+    except (VerifyException, TypeError, ValueError):
         raise n.error(f"axis {axis} out of range for rank {len(shape(v))}") from None
 
 
@@ -306,9 +308,8 @@ def split(g, n):
         parts = n.attr("num_outputs", count)
         chunk = -(-dim // parts)
         sizes = [min(chunk, dim - i * chunk) for i in range(parts)]
-    bounds = np.cumsum([0, *sizes])
-    return [g.emit(S.SliceOp, x, axes=[axis], starts=[int(s)], ends=[int(e)])
-            for s, e in zip(bounds[:-1], bounds[1:])]
+    bounds = [int(b) for b in np.cumsum([0, *sizes])]
+    return [g.emit(S.SliceOp, x, axes=[axis], starts=[s], ends=[e]) for s, e in itertools.pairwise(bounds)]
 
 
 @translates("Slice", 1, 9)

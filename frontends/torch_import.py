@@ -30,7 +30,6 @@ from xdsl.dialects.builtin import (
     FunctionType,
     ModuleOp,
     TensorType,
-    i1,
 )
 from xdsl.ir import Block, Region, SSAValue
 from xdsl.utils.exceptions import VerifyException
@@ -47,6 +46,10 @@ FOLD_LIMIT = 1 << 20  # elements: larger constant results stay as ops instead of
 ELEMENT_OF_DTYPE = {torch.float32: T.f32, torch.float64: T.f64, torch.float16: T.f16, torch.bfloat16: T.bf16,
                     torch.int64: T.i64, torch.int32: T.i32, torch.bool: T.i1}
 DTYPE_OF_ELEMENT = {v: k for k, v in ELEMENT_OF_DTYPE.items()}
+
+
+# BatchNorm statistics updates and dropout only export from a module in training mode
+TRAINING_MODE_HINT = " (the module is in training mode: import module.eval())"
 
 
 class Unsupported(Exception):
@@ -270,12 +273,15 @@ class _Importer:
             return
         if node.target is operator.getitem:
             seq, i = node.args
-            self.env[node] = self.env[seq][i]
+            out = self.env[seq][i]
+            self.b.node = node
+            self.env[node] = out() if callable(out) else out
             return
         fn = self.aten.get(node.target)
         if fn is None:
             supported = ", ".join(sorted(str(k) for k in self.aten))
-            raise FrontendError(f"unsupported op {node.target} (node '{node.name}'){_where(node)}\n"
+            hint = TRAINING_MODE_HINT if "functional" in str(node.target) or "dropout" in str(node.target) else ""
+            raise FrontendError(f"unsupported op {node.target} (node '{node.name}'){_where(node)}{hint}\n"
                                 f"supported ATen ops: {supported}")
         args = torch.fx.node.map_arg(node.args, lambda n: self._value(n, node))
         kwargs = torch.fx.node.map_arg(node.kwargs, lambda n: self._value(n, node))

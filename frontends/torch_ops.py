@@ -2,7 +2,8 @@
 
 A lowering receives the Builder `b` (frontends/torch_import.py) and the node's arguments as
 torch.export recorded them: SSA values for tensors, Python values for ints, floats and lists.
-It returns the result value (a tuple for multi-output ops). Result element types follow
+It returns the result value (a tuple for multi-output ops, whose entries may be functions
+that build an output only when a `getitem` reads it). Result element types follow
 PyTorch's type promotion, read from the node's `meta["val"]` (`b.out_element()`); operands are
 cast to it, so every train op sees one element type. Ops whose operands are all known at
 import are folded by the Builder, never here.
@@ -21,7 +22,7 @@ from ..ir.ops import linalg as L
 from ..ir.ops import norm as N
 from ..ir.ops import reduce as R
 from ..ir.ops import shape as S
-from .torch_import import DTYPE_OF_ELEMENT, Unsupported, Unavailable, element_of
+from .torch_import import DTYPE_OF_ELEMENT, Unavailable, Unsupported, element_of
 
 aten = torch.ops.aten
 ATEN: dict = {}
@@ -313,7 +314,17 @@ def layer_norm(b, x, normalized_shape, weight, bias, eps):
         raise Unsupported("layer_norm over several dims without affine parameters")
     n = shape(x)[-1]
     y = b.op(N.LayerNormOp, x, _affine(b, weight, n, 1.0, el), _affine(b, bias, n, 0.0, el), axis=axis, eps=eps)
-    return y, Unavailable("the mean output of native_layer_norm"), Unavailable("the rstd output of native_layer_norm")
+    axes = list(range(axis, len(shape(x))))
+
+    def mean():  # the statistics outputs, built only when a getitem reads them
+        return b.op(R.MeanOp, x, axes=axes, keepdims=True)
+
+    def rstd():
+        d = b.op(E.SubOp, x, mean())
+        var = b.op(R.MeanOp, b.op(E.MulOp, d, d), axes=axes, keepdims=True)
+        return b.op(E.RsqrtOp, b.op(E.AddOp, var, b.scalar(eps, el)))
+
+    return y, mean, rstd
 
 
 # --- contractions and windows -----------------------------------------------------------------

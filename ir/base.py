@@ -107,7 +107,7 @@ def _candidates(value: Any) -> list[Attribute]:
         return [FloatAttr(float(value), f64)]
     if isinstance(value, str):
         return [StringAttr(value)]
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, np.ndarray)):
         return [_ints(value)]
     raise TypeError(f"cannot turn {value!r} into a property")
 

@@ -50,6 +50,24 @@ def _dead_gradient_elimination():
     return DeadGradientElimination
 
 
+def _fusion():
+    from .fusion import Fusion
+
+    return Fusion
+
+
+def _memory_plan():
+    from .memory_plan import MemoryPlanPass
+
+    return MemoryPlanPass
+
+
+def _operator_reordering():
+    from .operator_reordering import OperatorReordering
+
+    return OperatorReordering
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     return {
         "autodiff": _autodiff,
@@ -57,6 +75,9 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "cse": _cse,
         "dce": _dce,
         "dead-gradient-elimination": _dead_gradient_elimination,
+        "fusion": _fusion,
+        "memory-plan": _memory_plan,
+        "operator-reordering": _operator_reordering,
         "sparse-backprop": _sparse_backprop,
     }
 

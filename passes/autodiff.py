@@ -22,15 +22,17 @@ docs/training-ir.md for the full contract.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import FunctionType, ModuleOp, StringAttr, i64
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from pockengine.ir import types as T
+from pockengine.ir.ops.norm import BatchNormOp
 from pockengine.ir.ops.state import GetOp, ParamOp, SetOp
 
 from .vjp import Builder, MissingRuleError, rule_for
@@ -73,6 +75,26 @@ def backward(ops: list[Operation], loss: SSAValue, b: Builder, sources: set[SSAV
     return grads
 
 
+def use_batch_statistics(block: Block, momentum: float) -> None:
+    """Training-mode BatchNorm (nn.BatchNorm2d.train()): normalize with the batch's mean and
+    biased variance, computed in the IR so the gradient flows through them, and fold them into
+    the running statistics: r ← (1 - momentum)·r + momentum·stat (the variance unbiased)."""
+    for bn in [op for op in block.ops if isinstance(op, BatchNormOp)]:
+        b, x = Builder(block, before=bn), bn.x
+        xs = T.shape(x)
+        red, per_c, n = [0, *range(2, len(xs))], [1, xs[1]] + [1] * (len(xs) - 2), math.prod(xs) // xs[1]
+        mean = b.mean(x, axes=red)
+        centered = b.sub(x, b.reshape(mean, shape=per_c))
+        var = b.mean(b.mul(centered, centered), axes=red)
+        y = b.batch_norm(x, bn.gamma, bn.beta, mean, var, eps=bn.p.eps)
+        for running, stat, unbias in ((bn.mean, mean, 1.0), (bn.var, var, n / max(n - 1, 1))):
+            if isinstance(running.owner, GetOp):
+                new = b.add(b.scale(running, 1 - momentum), b.scale(stat, momentum * unbias))
+                b.insert(SetOp.of(running.owner.param.root_reference.data, new))
+        bn.results[0].replace_all_uses_with(y)
+        block.erase_op(bn)
+
+
 def emit_loss(b: Builder, kind: str, logits: SSAValue, labels: SSAValue) -> SSAValue:
     if kind == "cross_entropy":
         return b.cross_entropy(logits, labels)
@@ -91,9 +113,9 @@ def label_type(kind: str, logits: SSAValue):
     if kind == "mse":
         return logits.type
     if kind == "next_token" and len(s) != 3:
-        raise PassFailedException(f"autodiff: loss=next_token needs logits [B, T, V], got {T.fmt(s)}")
+        raise PassFailedException(f"loss=next_token needs logits [B, T, V], got {T.fmt(s)}")
     if kind == "cross_entropy" and len(s) < 2:
-        raise PassFailedException(f"autodiff: loss=cross_entropy needs logits [N, C, ..], got {T.fmt(s)}")
+        raise PassFailedException(f"loss=cross_entropy needs logits [N, C, ..], got {T.fmt(s)}")
     return T.tensor(s[:2] if kind == "next_token" else s[:1] + s[2:], i64)
 
 
@@ -113,12 +135,12 @@ class Updates:
 
     def declare(self, name: str, like: ParamOp | None) -> SSAValue:
         if name in self.names:
-            raise PassFailedException(f"autodiff: optimizer state @{name} already exists (run autodiff once)")
+            raise PassFailedException(f"optimizer state @{name} already exists (run autodiff once)")
         decl = ParamOp(name, like.type if like is not None else T.tensor(()), "optimizer_state", False)
         self.module.body.block.insert_op_after(decl, self.anchor)
         self.names.add(name)
         self.anchor = decl
-        return self.b.insert(GetOp.of(decl)).results[0]
+        return _hint(self.b.insert(GetOp.of(decl)).results[0], name)
 
     def stateful(self) -> bool:
         return self.opts.optimizer != "sgd" or self.opts.momentum != 0
@@ -126,6 +148,7 @@ class Updates:
     def count_step(self) -> None:
         t = self.declare(STEP, None)
         self.step = self.b.add(t, self.b.const(1.0, t))
+        self.step.name_hint = "step"
         self.b.insert(SetOp.of(STEP, self.step))
 
     def update(self, param: ParamOp, grad: SSAValue) -> None:
@@ -142,24 +165,35 @@ class Updates:
             moments = [self.declare(s, param) for s in state]
             new = b.adam(value, grad, *moments, self.step, lr=o.lr, beta1=o.beta1, beta2=o.beta2, eps=o.eps,
                          weight_decay=o.weight_decay, decoupled=o.optimizer == "adamw")
+        _hint(value, name)
         for target, v in zip([name, *state], new):
+            _hint(v, f"{target}.new")
             b.insert(SetOp.of(target, v))
+
+
+def _hint(value: SSAValue, name: str) -> SSAValue:
+    """Name an SSA value after a parameter when the name is a valid SSA name (`%fc1.weight.new`)."""
+    if SSAValue.is_valid_name(name):
+        value.name_hint = name
+    return value
 
 
 def build_train_step(module: ModuleOp, opts: Autodiff) -> func.FuncOp:
     fns = {op.sym_name.data: op for op in module.ops if isinstance(op, func.FuncOp)}
     if opts.forward not in fns:
-        raise PassFailedException(f"autodiff: no @{opts.forward} function (the module has: {', '.join(fns) or 'none'})")
+        raise PassFailedException(f"no @{opts.forward} function (the module has: {', '.join(fns) or 'none'})")
     if "train_step" in fns:
-        raise PassFailedException("autodiff: the module already has @train_step")
+        raise PassFailedException("the module already has @train_step")
     step = fns[opts.forward].clone()
     step.sym_name = StringAttr("train_step")
     block = step.body.block
     ret = block.last_op
     if not isinstance(ret, func.ReturnOp) or len(ret.operands) != 1:
-        raise PassFailedException(f"autodiff: @{opts.forward} must return exactly one value (the logits)")
+        raise PassFailedException(f"@{opts.forward} must return exactly one value (the logits)")
     logits = ret.operands[0]
     block.erase_op(ret)
+    if opts.batch_norm == "batch":
+        use_batch_statistics(block, opts.bn_momentum)
     labels = block.insert_arg(label_type(opts.loss, logits), len(block.args))
     labels.name_hint = "labels"
     b = Builder(block)
@@ -173,7 +207,7 @@ def build_train_step(module: ModuleOp, opts: Autodiff) -> func.FuncOp:
     try:
         grads = backward(forward_ops, loss, b, {op.result for op in reads})
     except MissingRuleError as e:
-        raise PassFailedException(f"autodiff: {e}") from None
+        raise PassFailedException(str(e)) from None
 
     updates = Updates(opts, module, b)
     per_param = []
@@ -226,20 +260,27 @@ class Autodiff(ModulePass):
     beta1: int | float | str = 0.9
     beta2: int | float | str = 0.999
     eps: int | float | str = 1e-8
+    # BatchNorm statistics: "frozen" (running statistics, eval mode: the fine-tuning default) or
+    # "batch" (batch statistics and running-statistic updates, nn.BatchNorm2d in train mode)
+    batch_norm: str = "frozen"
+    bn_momentum: int | float | str = 0.1
     forward: str = "forward"
 
     def __post_init__(self):
-        for name in ("lr", "momentum", "dampening", "weight_decay", "beta1", "beta2", "eps"):
+        for name in ("lr", "momentum", "dampening", "weight_decay", "beta1", "beta2", "eps", "bn_momentum"):
             value = getattr(self, name)
             try:
                 object.__setattr__(self, name, float(value))
             except ValueError:
                 raise ValueError(f"option {name}={value} is not a number") from None
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.batch_norm not in ("frozen", "batch"):
+            raise ValueError(f"batch_norm must be frozen or batch, got {self.batch_norm!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("nesterov needs optimizer=sgd, momentum > 0 and dampening=0 (as torch.optim.SGD)")
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        if self.loss not in LOSSES:
-            raise PassFailedException(f"autodiff: loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise PassFailedException(f"autodiff: optimizer must be one of {', '.join(OPTIMIZERS)}, "
-                                      f"got {self.optimizer!r}")
         build_train_step(op, self)

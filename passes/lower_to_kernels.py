@@ -32,6 +32,8 @@ from pockengine.backends.kernel_ir import (
 )
 
 RULES: dict[type[Operation], Callable[[Lowerer, Operation], None]] = {}
+# ops that are one loop nest: their scalar form, shared by the single-op and the fused lowering
+MAP_FORMS: dict[type[Operation], Callable[[MapBuilder, Operation, Operands], list]] = {}
 
 
 class LoweringError(Exception):
@@ -45,6 +47,73 @@ def lowers(*op_types: type[Operation]):
         return fn
 
     return register
+
+
+def map_form(*op_types: type[Operation]):
+    """Register an op's scalar form: `form(mb, op, operands) -> [ref per result]`. The op is
+    then lowered as a loop nest, alone or inside a fused group."""
+
+    def register(fn):
+        for t in op_types:
+            MAP_FORMS[t] = fn
+            RULES[t] = lambda lw, op: lw.map_op(op)
+        return fn
+
+    return register
+
+
+class MapBuilder:
+    """Builds one Map: external inputs and scalar instructions, referenced symbolically as
+    ("in", k) / ("instr", j) until `finish` numbers them (inputs first)."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+        self.inputs: list[View] = []
+        self.instrs: list[tuple] = []
+
+    def input(self, view: View) -> tuple:
+        for k, v in enumerate(self.inputs):
+            if v is view or (v.same_place(view) and v.dtype == view.dtype):
+                return ("in", k)
+        self.inputs.append(view)
+        return ("in", len(self.inputs) - 1)
+
+    def emit(self, op: str, operands, dtype: str = "f32", attrs: tuple = ()) -> tuple:
+        self.instrs.append((op, tuple(operands), dtype, tuple(attrs)))
+        return ("instr", len(self.instrs) - 1)
+
+    def const(self, value: float, dtype: str = "f32") -> tuple:
+        return self.emit("const", (), dtype, (float(value),))
+
+    def bin(self, op: str, a: tuple, b: tuple) -> tuple:
+        return self.emit(f"train.{op}", (a, b))
+
+    def finish(self, outputs: list[View], results: list[tuple], origin: str) -> Map:
+        n = len(self.inputs)
+        num = lambda ref: ref[1] if ref[0] == "in" else n + ref[1]  # noqa: E731
+        body = [Instr(op, tuple(num(r) for r in ops), dt, attrs) for op, ops, dt, attrs in self.instrs]
+        return Map(self.shape, list(self.inputs), body, list(outputs), [num(r) for r in results], origin)
+
+
+class Operands:
+    """An op's operands as a map form sees them: `ref(i)` (a value in the loop, reading the
+    operand as an input when it comes from outside) and `view(i)` (its storage)."""
+
+    def __init__(self, mb: MapBuilder, views: list[View | None], refs: list[tuple | None]):
+        self.mb, self.views, self.refs = mb, views, refs
+
+    def ref(self, i: int) -> tuple:
+        if self.refs[i] is None:
+            self.refs[i] = self.mb.input(self.views[i])
+        return self.refs[i]
+
+    def view(self, i: int) -> View:
+        if self.views[i] is None:
+            raise LoweringError("this operand must come from outside the fused group")
+        return self.views[i]
+
+    def __len__(self) -> int:
+        return len(self.views)
 
 
 def _load_rules() -> None:
@@ -98,6 +167,7 @@ class Lowerer:
         self.phase = "forward"
         self.loss_op = self._loss_op()
         self.loss_step = None
+        self.position = {op: i for i, op in enumerate(fn.body.block.ops)}
         self.current: Operation | None = None
 
     def _loss_op(self) -> Operation | None:
@@ -130,6 +200,11 @@ class Lowerer:
     def scratch(self, elements: int, dtype: str = "f32") -> View:
         st = Storage("arena", max(elements * ITEMSIZE[dtype], 1), "workspace", f"workspace of {self.origin()}")
         return View(st, dtype, (elements,))
+
+    def used_after(self, value: SSAValue, op: Operation) -> bool:
+        """Some use of `value` comes later in the function than `op`."""
+        at = self.position[op]
+        return any(self.position.get(u.operation, -1) > at for u in value.uses)
 
     def label(self, value: SSAValue) -> str:
         return value.name_hint or f"{self.current.name.removeprefix('train.') if self.current else 'v'}"
@@ -167,11 +242,13 @@ class Lowerer:
     def fill(self, dst: View, value: float) -> Map:
         return self.map(dst.shape, [], [Instr("const", (), dst.dtype, (float(value),))], [dst], [0])
 
-    def elementwise(self, op: Operation) -> Map:
-        """One elementwise op as a one-instruction map (fusion merges chains of these)."""
-        ins = [self.view(v) for v in op.operands]
-        body = [Instr(op.name, tuple(range(len(ins))), dtype_of(op.results[0].type), instr_attrs(op))]
-        return self.map(shape_of(op.results[0]), ins, body, [self.result(op.results[0])], [len(ins)])
+    def map_op(self, op: Operation) -> Map:
+        """An op with a scalar form (MAP_FORMS) as one loop nest over its result's shape."""
+        mb = MapBuilder(shape_of(op.results[0]))
+        refs = MAP_FORMS[type(op)](mb, op, Operands(mb, [self.view(v) for v in op.operands], [None] * len(op.operands)))
+        m = mb.finish([self.result(r) for r in op.results], refs, op.name)
+        self.steps.append(m)
+        return m
 
     # --- driving --------------------------------------------------------------------
     def run(self) -> KernelFunction:

@@ -97,6 +97,13 @@ def inplace_parameter_updates(kf: KernelFunction) -> int:
     return done
 
 
+def drop_self_copies(kf: KernelFunction) -> None:
+    """Copies whose source and destination became the same bytes (an in-place update that
+    first copied the old value into its own storage) do nothing."""
+    kf.steps = [s for s in kf.steps if not (isinstance(s, Map) and not s.body and len(s.inputs) == 1
+                                            and s.inputs[0].same_place(s.outputs[0]))]
+
+
 def place_outputs(kf: KernelFunction) -> None:
     """Move 2."""
     from pockengine.backends.kernel_ir import Map as MapStep
@@ -199,6 +206,7 @@ def _category_at(iv: Interval, t: int, segments, boundary: int | None) -> str:
 
 def plan_function(kf: KernelFunction) -> dict:
     n_params = inplace_parameter_updates(kf)
+    drop_self_copies(kf)
     place_outputs(kf)
     segments: dict[int, list] = {}
     n_inplace = coalesce_inplace(kf, segments)

@@ -75,6 +75,12 @@ class Selector:
     kind: str | None = None
     loc: Loc | None = field(default=None, compare=False)
 
+    def __post_init__(self):
+        forms = [self.glob is not None, self.last is not None, self.lo is not None]
+        if sum(forms) != 1 or (self.lo is not None and (self.hi is None or self.hi < self.lo)) or \
+                (self.kind is not None and (self.kind not in KINDS or self.glob is not None)):
+            raise (self.loc or Loc("<scheme>")).error(f"malformed selector {self!r}")
+
     def to_text(self) -> str:
         kind = f"{self.kind} " if self.kind else ""
         if self.glob is not None:
@@ -100,6 +106,14 @@ class Rule:
     mode: str
     ratio: Fraction | None = None
     loc: Loc | None = field(default=None, compare=False)
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise (self.loc or Loc("<scheme>")).error(f"unknown mode {self.mode!r} (known: {', '.join(MODES)})")
+        if not self.selectors:
+            raise (self.loc or Loc("<scheme>")).error("a rule needs at least one selector")
+        if self.mode == "ratio":
+            _check_ratio(Fraction(self.ratio) if self.ratio is not None else Fraction(0), self.loc)
 
     def to_text(self) -> str:
         mode = f"ratio {_ratio_text(self.ratio)}" if self.mode == "ratio" else self.mode
@@ -154,9 +168,12 @@ class Scheme:
 
     @classmethod
     def load(cls, spec: str | os.PathLike) -> Scheme:
-        """A scheme file (`.json` or text) or, when `spec` names no file, inline scheme text."""
+        """A scheme file (`.json` or text) or, when `spec` names no file, inline scheme text.
+        A missing file named `*.pock` or `*.json` is an error, not inline text."""
         path = Path(spec)
-        if isinstance(spec, os.PathLike) or (len(str(spec)) < 4096 and "\n" not in str(spec) and path.is_file()):
+        text = str(spec).strip()
+        looks_like_file = "\n" not in text and len(text) < 4096 and (path.suffix in (".pock", ".json") or path.is_file())
+        if isinstance(spec, os.PathLike) or looks_like_file:
             if not path.is_file():
                 raise SchemeError(f"{path}: no such scheme file")
             text = path.read_text()
@@ -379,6 +396,8 @@ class _Build(Transformer):
     def index(self, items):
         kind, word, lo, hi = items
         start = kind if kind is not None else word
+        if hi is not None and int(hi) < int(lo):
+            raise self._loc(lo).error(f"empty layer range {lo}..{hi}", f"{lo}..{hi}")
         return Selector(lo=int(lo), hi=int(hi if hi is not None else lo), kind=_kind(kind), loc=self._loc(start))
 
     def mode(self, items):

@@ -33,6 +33,7 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "opt": Command("pockengine.tools.pock_opt", "run pass pipelines on IR text (the same as pock-opt)"),
     "import": Command("pockengine.tools.import_model", "import a PyTorch (module.py:factory) or ONNX model"),
+    "demo": Command("pockengine.demo.cli", "the end-to-end demo: import, search, compile, fine-tune vs PyTorch"),
 }
 
 # errors that mean "bad input", by module and class name: the modules are checked only once

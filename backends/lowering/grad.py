@@ -36,24 +36,33 @@ def lower_conv2d_backward_input(lw, op):
             [*conv_args(op.p, dx.shape, w.shape, dy.shape), dy, w, dx, work], [dy, w], [dx, work])
 
 
+def emit_conv2d_backward_weight(lw, op, dw, ab=None):
+    """dw (= alpha·dw_op + beta·dw when `ab` views (alpha, beta))."""
+    x, dy = lw.contiguous(lw.view(op.x)), lw.contiguous(lw.view(op.dy))
+    work = lw.scratch(_conv_backward_workspace(x.shape, dw.shape, op.p, dy.shape, True))
+    reads = [x, dy] + ([ab] if ab is not None else []) + ([dw] if ab is not None else [])
+    lw.call("conv2d_backward_weight", "pk_conv2d_backward_weight",
+            [*conv_args(op.p, x.shape, dw.shape, dy.shape), x, dy, dw, ab, work], reads, [dw, work])
+
+
 @lowers(G.Conv2dBackwardWeightOp)
 def lower_conv2d_backward_weight(lw, op):
-    x, dy = lw.contiguous(lw.view(op.x)), lw.contiguous(lw.view(op.dy))
-    dw = lw.result(op.result)
-    work = lw.scratch(_conv_backward_workspace(x.shape, dw.shape, op.p, dy.shape, True))
-    lw.call("conv2d_backward_weight", "pk_conv2d_backward_weight",
-            [*conv_args(op.p, x.shape, dw.shape, dy.shape), x, dy, dw, work], [x, dy], [dw, work])
+    emit_conv2d_backward_weight(lw, op, lw.result(op.result))
+
+
+def emit_linear_backward_weight(lw, op, dw, ab=None):
+    x, m, rsx, csx = as_matrix(lw, lw.view(op.x))
+    dy, _, rsd, csd = as_matrix(lw, lw.view(op.dy))
+    n, k = dw.shape
+    work = lw.scratch(gemm_workspace(n, k, m))
+    reads = [x, dy] + ([ab, dw] if ab is not None else [])
+    lw.call("linear_backward_weight", "pk_linear_backward_weight",
+            [m, n, k, x, rsx, csx, dy, rsd, csd, dw, ab, work], reads, [dw, work])
 
 
 @lowers(G.LinearBackwardWeightOp)
 def lower_linear_backward_weight(lw, op):
-    x, m, rsx, csx = as_matrix(lw, lw.view(op.x))
-    dy, _, rsd, csd = as_matrix(lw, lw.view(op.dy))
-    dw = lw.result(op.result)
-    n, k = dw.shape
-    work = lw.scratch(gemm_workspace(n, k, m))
-    lw.call("linear_backward_weight", "pk_linear_backward_weight",
-            [m, n, k, x, rsx, csx, dy, rsd, csd, dw, work], [x, dy], [dw, work])
+    emit_linear_backward_weight(lw, op, lw.result(op.result))
 
 
 def _pool_geometry(op, xs, ys, dilation) -> list[int]:
@@ -138,9 +147,3 @@ def lower_cross_entropy_backward(lw, op):
     fn = "pk_cross_entropy_backward_i32" if labels.dtype == "i32" else "pk_cross_entropy_backward"
     lw.call("cross_entropy_backward", fn, [n, c, inner, logits, labels, dloss, op.p.ignore_index,
                                            int(op.p.reduction == "mean"), dx], [logits, labels, dloss], [dx])
-
-
-@lowers(G.GeluBackwardOp, G.SiluBackwardOp)
-def lower_activation_backward(lw, op):
-    lw.elementwise(op)
-

@@ -5,37 +5,20 @@ from __future__ import annotations
 
 import math
 
-from pockengine.backends.kernel_ir import Instr
 from pockengine.ir.ops import norm as N
-from pockengine.passes.lower_to_kernels import lowers
+from pockengine.passes.lower_to_kernels import lowers, map_form
 
 
-def batch_norm_body(n_in: int, eps: float) -> list[Instr]:
-    """Instructions of y = (x - mean) * (gamma * rsqrt(var + eps)) + beta over inputs
-    (x, gamma, beta, mean, var) numbered from 0; the loop nest hoists the per-channel part."""
-    x, g, b, m, v = range(5)
-    i = n_in
-    return [Instr("const", (), "f32", (eps,)),           # i
-            Instr("train.add", (v, i), "f32"),            # i+1
-            Instr("train.rsqrt", (i + 1,), "f32"),        # i+2
-            Instr("train.mul", (g, i + 2), "f32"),        # i+3
-            Instr("train.sub", (x, m), "f32"),            # i+4
-            Instr("train.mul", (i + 4, i + 3), "f32"),    # i+5
-            Instr("train.add", (i + 5, b), "f32")]        # i+6
-
-
-def channel_views(lw, op):
-    x = lw.view(op.x)
-    tail = (1,) * (len(x.shape) - 2)
-    return [x] + [lw.view(v).with_strides((x.shape[1], *tail), (1, *(0 for _ in tail)))
-                  for v in (op.gamma, op.beta, op.mean, op.var)]
-
-
-@lowers(N.BatchNormOp)
-def lower_batch_norm(lw, op):
-    ins = channel_views(lw, op)
-    y = lw.result(op.result)
-    lw.map(y.shape, ins, batch_norm_body(5, op.p.eps), [y], [5 + 6])
+@map_form(N.BatchNormOp)
+def batch_norm_form(mb, op, operands):
+    """y = (x - mean) * (gamma * rsqrt(var + eps)) + beta with per-channel parameters read
+    with stride 0 off the channel axis; the loop nest hoists the per-channel part."""
+    x = operands.ref(0)
+    tail = (1,) * (len(mb.shape) - 2)
+    g, b, m, v = (mb.input(operands.view(i).with_strides((mb.shape[1], *tail), (1, *(0 for _ in tail))))
+                  for i in range(1, 5))
+    scale = mb.bin("mul", g, mb.emit("train.rsqrt", [mb.bin("add", v, mb.const(op.p.eps))]))
+    return [mb.bin("add", mb.bin("mul", mb.bin("sub", x, m), scale), b)]
 
 
 def rows(op, x) -> tuple[int, int]:

@@ -1,70 +1,44 @@
-"""Optimizer updates as one loop nest per parameter, with the same operation order as
+"""Optimizer updates as one loop nest per parameter, with the operation order of
 ir/interpreter/optim.py (torch.optim's single-tensor loops). Each new value lands where the
 planner puts it: usually in the parameter's (or state's) own bytes, in place."""
 
 from __future__ import annotations
 
-from pockengine.backends.kernel_ir import Instr
 from pockengine.ir.ops import optim as O
-from pockengine.passes.lower_to_kernels import lowers
+from pockengine.passes.lower_to_kernels import map_form
 
 
-class Body:
-    """A scalar program over numbered values: inputs first, then each instruction."""
-
-    def __init__(self, n_inputs: int):
-        self.n, self.instrs = n_inputs, []
-
-    def emit(self, op: str, *operands: int, attrs: tuple = ()) -> int:
-        self.instrs.append(Instr(op, tuple(operands), "f32", attrs))
-        return self.n + len(self.instrs) - 1
-
-    def const(self, v: float) -> int:
-        return self.emit("const", attrs=(float(v),))
-
-    def bin(self, op: str, a: int, b: int) -> int:
-        return self.emit(f"train.{op}", a, b)
+def sgd_momentum(mb, p, grad, buf, step):
+    """b' = g on step 1, else momentum·b + (1 - dampening)·g."""
+    mom = mb.bin("add", mb.bin("mul", buf, mb.const(p.momentum)), mb.bin("mul", mb.const(1 - p.dampening), grad))
+    return mb.emit("train.where", [mb.bin("eq", step, mb.const(1.0)), grad, mom])
 
 
-@lowers(O.SgdOp)
-def lower_sgd(lw, op):
+@map_form(O.SgdOp)
+def sgd_form(mb, op, operands):
     p = op.p
-    ins = [lw.view(v) for v in op.operands]
-    b = Body(len(ins))
-    param, grad = 0, 1
+    param, grad = operands.ref(0), operands.ref(1)
     if p.weight_decay:
-        grad = b.bin("add", grad, b.bin("mul", b.const(p.weight_decay), param))
+        grad = mb.bin("add", grad, mb.bin("mul", mb.const(p.weight_decay), param))
     if not p.momentum:
-        d = grad
-        outs = []
-    else:
-        buf, step = 2, 3
-        mom = b.bin("add", b.bin("mul", buf, b.const(p.momentum)), b.bin("mul", b.const(1 - p.dampening), grad))
-        first = b.bin("eq", step, b.const(1.0))
-        buf = b.emit("train.where", first, grad, mom)
-        d = b.bin("add", grad, b.bin("mul", b.const(p.momentum), buf)) if p.nesterov else buf
-        outs = [buf]
-    new = b.bin("sub", param, b.bin("mul", b.const(p.lr), d))
-    results = [new, *outs]
-    views = [lw.result(r, "gradients") for r in op.results]
-    lw.map(views[0].shape, ins, b.instrs, views, results)
+        return [mb.bin("sub", param, mb.bin("mul", mb.const(p.lr), grad))]
+    buf = sgd_momentum(mb, p, grad, operands.ref(2), operands.ref(3))
+    d = mb.bin("add", grad, mb.bin("mul", mb.const(p.momentum), buf)) if p.nesterov else buf
+    return [mb.bin("sub", param, mb.bin("mul", mb.const(p.lr), d)), buf]
 
 
-@lowers(O.AdamOp)
-def lower_adam(lw, op):
+@map_form(O.AdamOp)
+def adam_form(mb, op, operands):
     p = op.p
-    ins = [lw.view(v) for v in op.operands]
-    b = Body(len(ins))
-    param, grad, m, v, t = range(5)
+    param, grad, m, v, t = (operands.ref(i) for i in range(5))
     if p.weight_decay and p.decoupled:
-        param = b.bin("mul", param, b.const(1 - p.lr * p.weight_decay))
+        param = mb.bin("mul", param, mb.const(1 - p.lr * p.weight_decay))
     elif p.weight_decay:
-        grad = b.bin("add", grad, b.bin("mul", b.const(p.weight_decay), param))
-    m1 = b.bin("add", m, b.bin("mul", b.bin("sub", grad, m), b.const(1 - p.beta1)))
-    v1 = b.bin("add", b.bin("mul", v, b.const(p.beta2)), b.bin("mul", b.bin("mul", b.const(1 - p.beta2), grad), grad))
-    step_size = b.emit("optim.adam_step_size", t, attrs=(p.lr, p.beta1))
-    denom = b.bin("add", b.bin("div", b.emit("train.sqrt", v1), b.emit("optim.adam_bias2_sqrt", t, attrs=(p.beta2,))),
-                  b.const(p.eps))
-    new = b.bin("sub", param, b.bin("div", b.bin("mul", step_size, m1), denom))
-    views = [lw.result(r, "gradients") for r in op.results]
-    lw.map(views[0].shape, ins, b.instrs, views, [new, m1, v1])
+        grad = mb.bin("add", grad, mb.bin("mul", mb.const(p.weight_decay), param))
+    m1 = mb.bin("add", m, mb.bin("mul", mb.bin("sub", grad, m), mb.const(1 - p.beta1)))
+    v1 = mb.bin("add", mb.bin("mul", v, mb.const(p.beta2)),
+                mb.bin("mul", mb.bin("mul", mb.const(1 - p.beta2), grad), grad))
+    step_size = mb.emit("optim.adam_step_size", [t], attrs=(p.lr, p.beta1))
+    bias2 = mb.emit("optim.adam_bias2_sqrt", [t], attrs=(p.beta2,))
+    denom = mb.bin("add", mb.bin("div", mb.emit("train.sqrt", [v1]), bias2), mb.const(p.eps))
+    return [mb.bin("sub", param, mb.bin("div", mb.bin("mul", step_size, m1), denom)), m1, v1]

@@ -1,24 +1,37 @@
 """Elementwise ops: unary maps, broadcasting binary ops, comparisons, where, cast.
 
 Binary ops broadcast numpy-style: `train.add %a, %b : (tensor<8x16xf32>, tensor<16xf32>) -> tensor<8x16xf32>`.
-Scalars are rank-0 tensors (`tensor<f32>`). Semantics live in ir/interpreter/elementwise.py.
+Scalars are rank-0 tensors (`tensor<f32>`). Semantics live in ir/interpreter/elementwise.py;
+`canonicalize` folds ops on constants with those same semantics (FoldConstantElementwise).
 """
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
+import numpy as np
 from xdsl.dialects.builtin import TensorType, i1
-from xdsl.irdl import irdl_op_definition, operand_def, result_def
+from xdsl.irdl import irdl_op_definition, operand_def, result_def, traits_def
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
+from xdsl.traits import HasCanonicalizationPatternsTrait, Pure
 from xdsl.utils.exceptions import VerifyException
 
 from .. import types as T
 from ..base import TrainOp, float_prop, str_prop
+from .state import ConstantOp
+
+
+class ElementwiseCanonicalization(HasCanonicalizationPatternsTrait):
+    @classmethod
+    def get_canonicalization_patterns(cls):
+        return (FoldConstantElementwise(),)
 
 
 class UnaryOp(TrainOp):
     """y = f(x), same shape and type."""
 
+    traits = traits_def(Pure(), ElementwiseCanonicalization())
     x = operand_def(TensorType)
     result = result_def(TensorType)
 
@@ -192,6 +205,7 @@ _ELEMENTS = {str(e): e for e in (T.f16, T.bf16, T.f32, T.f64, T.i64, T.i32, T.i1
 class BinaryOp(TrainOp):
     """z = x ∘ y with numpy broadcasting; both operands have one element type."""
 
+    traits = traits_def(Pure(), ElementwiseCanonicalization())
     lhs = operand_def(TensorType)
     rhs = operand_def(TensorType)
     result = result_def(TensorType)
@@ -331,6 +345,7 @@ class WhereOp(TrainOp):
     """z = cond ? x : y, all three broadcast together; cond is i1."""
 
     name = "train.where"
+    traits = traits_def(Pure(), ElementwiseCanonicalization())
     cond = operand_def(TensorType)
     lhs = operand_def(TensorType)
     rhs = operand_def(TensorType)
@@ -351,3 +366,35 @@ UNARY_OPS = [NegOp, AbsOp, SqrtOp, RsqrtOp, ReciprocalOp, ExpOp, LogOp, TanhOp, 
 BINARY_OPS = [AddOp, SubOp, MulOp, DivOp, PowOp, MaximumOp, MinimumOp, AndOp, OrOp,
               EqOp, NeOp, LtOp, LeOp, GtOp, GeOp]
 OPS = [*UNARY_OPS, *BINARY_OPS, WhereOp]
+
+# --- canonicalization -----------------------------------------------------------------
+
+# Fold only when the constant does not grow much: broadcasting two small constants into a
+# big one would trade a cheap op for IR text and weights-file bytes.
+FOLD_GROWTH_LIMIT = 1024
+
+
+class FoldConstantElementwise(RewritePattern):
+    """An elementwise op whose operands are all `train.constant`s becomes the constant it
+    computes, by the interpreter's own semantics table (ir/interpreter/elementwise.py):
+
+        %a = train.constant dense<2.0> : tensor<f32>
+        %b = train.exp %a : tensor<f32>              →    %b = train.constant dense<7.38905621> : tensor<f32>
+    """
+
+    def match_and_rewrite(self, op, rewriter: PatternRewriter, /):
+        from ..interpreter.elementwise import evaluate  # the interpreter imports this module
+
+        if not isinstance(op, tuple(OPS)) or not all(isinstance(o.owner, ConstantOp) for o in op.operands):
+            return
+        out = op.result.type
+        size, inputs = math.prod(T.shape(out)), sum(math.prod(T.shape(o.type)) for o in op.operands)
+        if size > max(inputs, FOLD_GROWTH_LIMIT):
+            return
+        try:
+            with np.errstate(all="ignore"):
+                value = evaluate(op, *[o.owner.array() for o in op.operands])
+            folded = ConstantOp.from_array(np.broadcast_to(value, T.shape(out)), out.element_type)
+        except (ArithmeticError, ValueError, NotImplementedError):  # e.g. int ** negative int, no bf16 in numpy
+            return
+        rewriter.replace(op, folded)

@@ -30,6 +30,13 @@ def pad4(padding) -> tuple[int, int, int, int]:
     raise VerifyException(f"padding needs 1, 2 or 4 values, got {list(p)}")
 
 
+def _pads(cls, padding) -> list[int]:
+    try:
+        return list(pad4(padding))
+    except VerifyException as e:
+        raise VerifyException(f"{cls.name}: {e}") from None
+
+
 def window_out(size: int, k: int, stride: int, lo: int, hi: int, dilation: int = 1, ceil: bool = False) -> int:
     span = size + lo + hi - dilation * (k - 1) - 1
     if span < 0:
@@ -67,7 +74,7 @@ class Conv2dOp(TrainOp):
 
     @classmethod
     def build(cls, x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
-        return super().build(x, w, stride=list(stride), padding=list(pad4(padding)),
+        return super().build(x, w, stride=list(stride), padding=_pads(cls, padding),
                              dilation=list(dilation), groups=groups)
 
     @classmethod
@@ -140,7 +147,7 @@ class Pool2dOp(TrainOp):
     @classmethod
     def build(cls, x, *, kernel, stride=None, padding=(0, 0), **kw):
         return super().build(x, kernel=list(kernel), stride=list(stride or kernel),
-                             padding=list(pad4(padding)), **kw)
+                             padding=_pads(cls, padding), **kw)
 
     @classmethod
     def infer(cls, types, p):

@@ -9,11 +9,21 @@ from __future__ import annotations
 import math
 
 from xdsl.dialects.builtin import IntegerType, TensorType
-from xdsl.irdl import irdl_op_definition, operand_def, result_def, var_operand_def
+from xdsl.irdl import irdl_op_definition, operand_def, result_def, traits_def, var_operand_def
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
+from xdsl.traits import HasCanonicalizationPatternsTrait, Pure
 from xdsl.utils.exceptions import VerifyException
 
 from .. import types as T
 from ..base import TrainOp, int_prop, ints_prop
+
+
+class ShapeCanonicalization(HasCanonicalizationPatternsTrait):
+    """reshape, transpose and broadcast: drop no-ops, compose chains (patterns at the end)."""
+
+    @classmethod
+    def get_canonicalization_patterns(cls):
+        return (ComposeReshapes(), ComposeTransposes(), ComposeBroadcasts(), RemoveNoOpMove())
 
 
 @irdl_op_definition
@@ -21,6 +31,7 @@ class ReshapeOp(TrainOp):
     """Same elements, new shape (row-major). `shape` may hold one -1 on building."""
 
     name = "train.reshape"
+    traits = traits_def(Pure(), ShapeCanonicalization())
     x = operand_def(TensorType)
     result = result_def(TensorType)
     shape = ints_prop()
@@ -46,6 +57,7 @@ class TransposeOp(TrainOp):
     """y = x.transpose(perm) (numpy semantics; covers permute)."""
 
     name = "train.transpose"
+    traits = traits_def(Pure(), ShapeCanonicalization())
     x = operand_def(TensorType)
     result = result_def(TensorType)
     perm = ints_prop()
@@ -63,6 +75,7 @@ class BroadcastOp(TrainOp):
     """y = broadcast_to(x, shape) (numpy rules; covers expand)."""
 
     name = "train.broadcast"
+    traits = traits_def(Pure(), ShapeCanonicalization())
     x = operand_def(TensorType)
     result = result_def(TensorType)
     shape = ints_prop()
@@ -190,3 +203,48 @@ class GatherElementsOp(TrainOp):
 
 
 OPS = [ReshapeOp, TransposeOp, BroadcastOp, SliceOp, ConcatOp, GatherOp, GatherElementsOp]
+
+
+# --- canonicalization -----------------------------------------------------------------
+
+
+class RemoveNoOpMove(RewritePattern):
+    """A reshape or broadcast to the operand's own shape, or a transpose by the identity
+    permutation, is its operand: `%y = train.reshape %x {shape = [2, 3]} : tensor<2x3xf32>` → %x."""
+
+    def match_and_rewrite(self, op, rewriter: PatternRewriter, /):
+        if isinstance(op, TransposeOp):
+            no_op = list(op.p.perm) == list(range(len(op.p.perm)))
+        else:
+            no_op = isinstance(op, (ReshapeOp, BroadcastOp)) and op.x.type == op.result.type
+        if no_op:
+            rewriter.replace(op, [], [op.x])
+
+
+class ComposeReshapes(RewritePattern):
+    """reshape(reshape(x, s1), s2) → reshape(x, s2): only the last shape matters."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: ReshapeOp, rewriter: PatternRewriter, /):
+        if isinstance(inner := op.x.owner, ReshapeOp):
+            rewriter.replace(op, ReshapeOp.build(inner.x, op.p.shape))
+
+
+class ComposeTransposes(RewritePattern):
+    """transpose(transpose(x, p1), p2) → transpose(x, c) with c[j] = p1[p2[j]] (and then x
+    itself when c is the identity)."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: TransposeOp, rewriter: PatternRewriter, /):
+        if isinstance(inner := op.x.owner, TransposeOp):
+            p1 = inner.p.perm
+            rewriter.replace(op, TransposeOp.build(inner.x, perm=[p1[j] for j in op.p.perm]))
+
+
+class ComposeBroadcasts(RewritePattern):
+    """broadcast(broadcast(x, s1), s2) → broadcast(x, s2): broadcasting is transitive."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: BroadcastOp, rewriter: PatternRewriter, /):
+        if isinstance(inner := op.x.owner, BroadcastOp):
+            rewriter.replace(op, BroadcastOp.build(inner.x, shape=op.p.shape))

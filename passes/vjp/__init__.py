@@ -72,10 +72,10 @@ _BY_NAME = {op.name.removeprefix("train."): op for op in OPS}
 
 
 class Builder:
-    """Appends ops to the end of a block and remembers them (see `created`)."""
+    """Appends ops to the end of a block (or before `before`) and remembers them (`created`)."""
 
-    def __init__(self, block: Block):
-        self.block = block
+    def __init__(self, block: Block, before: Operation | None = None):
+        self.block, self.before = block, before
         self.created: list[Operation] = []
         self._consts: dict[tuple, SSAValue] = {}
 
@@ -85,7 +85,10 @@ class Builder:
         return op.results[0] if len(op.results) == 1 else tuple(op.results)
 
     def insert(self, op: Operation) -> Operation:
-        self.block.add_op(op)
+        if self.before is None:
+            self.block.add_op(op)
+        else:
+            self.block.insert_op_before(op, self.before)
         self.created.append(op)
         return op
 

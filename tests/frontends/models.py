@@ -31,7 +31,7 @@ def conv_bn(cin, cout, k=3, stride=1, groups=1, act=nn.ReLU6):
 class InvertedResidual(nn.Module):
     def __init__(self, cin, cout, stride, expand, k=3):
         super().__init__()
-        hidden = int(round(cin * expand))
+        hidden = round(cin * expand)
         self.use_res = stride == 1 and cin == cout
         layers = [conv_bn(cin, hidden, 1)] if expand != 1 else []
         layers += [conv_bn(hidden, hidden, k, stride, groups=hidden), conv_bn(hidden, cout, 1, act=None)]
@@ -43,8 +43,8 @@ class InvertedResidual(nn.Module):
 
 class MobileNetV2(nn.Module):
     # (expand t, channels c, repeats n, stride s), torchvision's table
-    SETTING = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-               (6, 320, 1, 1)]
+    SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+               (6, 320, 1, 1))
 
     def __init__(self, width=1.0, num_classes=1000):
         super().__init__()
@@ -109,8 +109,8 @@ class ResNet18(nn.Module):
 class MCUNetLike(nn.Module):
     """An MCUNet-style backbone: inverted residuals with mixed kernels (3/5/7) and expand ratios."""
 
-    BLOCKS = [(1, 8, 1, 3), (3, 16, 2, 5), (4, 16, 1, 3), (3, 24, 2, 7), (6, 24, 1, 5), (4, 40, 2, 3),
-              (5, 40, 1, 7), (6, 48, 1, 5), (4, 96, 2, 3)]  # (expand, channels, stride, kernel)
+    BLOCKS = ((1, 8, 1, 3), (3, 16, 2, 5), (4, 16, 1, 3), (3, 24, 2, 7), (6, 24, 1, 5), (4, 40, 2, 3),
+              (5, 40, 1, 7), (6, 48, 1, 5), (4, 96, 2, 3))  # (expand, channels, stride, kernel)
 
     def __init__(self, num_classes=10):
         super().__init__()

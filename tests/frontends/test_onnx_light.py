@@ -14,7 +14,6 @@ import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
-
 from onnx_reference import LIGHT, assert_close, ort_run, randomized_light
 from pockengine.frontends.onnx_importer import from_onnx
 
@@ -34,7 +33,8 @@ def check_light(name: str, tmp_path) -> None:
     data = next(v.name for v in model.graph.input if v.name not in inits)
     ref = ort_run(path, {data: x})
     errs = [assert_close(o, r, 1e-4, f"{name} output {i}") for i, (o, r) in enumerate(zip(ours, ref))]
-    print(f"{name}: import {imported:.2f} s, max error {max(errs):.2e} (scale {np.abs(ref[-1]).max():.3g})")
+    scale = float(np.abs(ref[-1]).max())
+    print(f"{name}: import {imported:.2f} s, max error {max(errs):.2e} on logits of scale {scale:.3g}")
     # every random weight is a parameter under its ONNX name, with the role of its slot
     params = {p.sym_name.data: p for p in prog.params()}
     for node in model.graph.node:
@@ -48,6 +48,7 @@ def check_light(name: str, tmp_path) -> None:
 
 def test_squeezenet_random_weights(tmp_path):
     check_light("squeezenet", tmp_path)
+    from_onnx(LIGHT / "light_squeezenet.onnx").verify()
 
 
 @pytest.mark.slow

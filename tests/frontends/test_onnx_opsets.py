@@ -7,7 +7,6 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-
 from onnx_reference import assert_close, ort_run, outputs_of
 from pockengine.frontends.onnx_importer import OnnxImportError, from_onnx
 
@@ -27,6 +26,7 @@ def model(nodes, inputs: dict, opset: int, inits: dict | None = None, outputs=("
 
 def check(m, feeds, rtol=1e-4):
     prog = from_onnx(m)
+    prog.verify()
     ours = outputs_of(prog, feeds, m)
     for i, (o, r) in enumerate(zip(ours, ort_run(m, feeds))):
         assert_close(o, r, rtol, f"output {i}")
@@ -45,7 +45,7 @@ def node(op, ins, outs=("y",), **attrs):
     return helper.make_node(op, list(ins), list(outs), name=f"{op.lower()}_{k}", **attrs)
 
 
-i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+i64 = lambda *v: np.array(v, np.int64)
 
 
 # (id, opset, nodes, graph inputs, initializers)

@@ -11,16 +11,15 @@ from __future__ import annotations
 import time
 import warnings
 
-import numpy as np
 import onnx
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxscript")
 
-import models  # noqa: E402
-from onnx_reference import assert_close, ort_run  # noqa: E402
-from pockengine.frontends.onnx_importer import from_onnx  # noqa: E402
+import models
+from onnx_reference import assert_close, ort_run
+from pockengine.frontends.onnx_importer import from_onnx
 
 
 def export(module, args, path, opset):
@@ -35,6 +34,7 @@ def check_exported(module, args, tmp_path, opset=18, rtol=1e-4):
     start = time.perf_counter()
     prog = from_onnx(tmp_path / "model.onnx")
     imported = time.perf_counter() - start
+    prog.verify()
     arrays = [a.numpy() for a in args]
     ours = prog.run("forward", *arrays)
     ref = ort_run(m, {v.name: a for v, a in zip(m.graph.input, arrays)})[0]

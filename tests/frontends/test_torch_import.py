@@ -5,11 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from pockengine import Program, from_torch
 from pockengine.frontends import FrontendError
 from pockengine.tools.driver import main as driver
+from torch import nn
 from torch_check import check
 
 HERE = Path(__file__).parent
@@ -89,6 +88,11 @@ def test_unsupported_op_names_op_node_and_source_line():
     assert "aten.topk.default" in msg and "node 'topk'" in msg
     assert "test_torch_import.py:" in msg and "torch.topk(y, 2)" in msg
     assert "supported ATen ops:" in msg and "aten.convolution.default" in msg
+
+
+def test_training_mode_gets_a_hint():
+    with pytest.raises(FrontendError, match=r"_native_batch_norm_legit_functional.*import module.eval\(\)"):
+        from_torch(Net().train(), (torch.randn(2, 3, 6, 6), torch.tensor([1, 4])))
 
 
 def test_dynamic_shapes_are_refused_clearly():

@@ -5,7 +5,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 from torch_check import check, op_counts
 
 torch.manual_seed(0)
@@ -90,6 +89,16 @@ def test_movement_and_indexing():
 
 def test_conv_and_pooling():
     check(ConvPool().eval(), (torch.randn(2, 3, 9, 9),))
+
+
+class LayerNormStats(nn.Module):
+    def forward(self, x, w, b):
+        y, mean, rstd = torch.ops.aten.native_layer_norm(x, [4], w, b, 1e-5)
+        return y, mean, rstd
+
+
+def test_layer_norm_statistics_outputs():
+    check(LayerNormStats(), (torch.randn(2, 3, 4), torch.rand(4) + 0.5, torch.randn(4)))
 
 
 def test_embedding_and_creation():

@@ -1,15 +1,17 @@
-"""Generators of backward-only and optimizer ops, each derived from a forward op's case so the
-geometry (dy's shape, input_size, kernel, ...) is that of a forward op that could exist."""
+"""Generators of backward-only, optimizer and fused ops, each derived from forward ops' cases
+so the geometry (dy's shape, input_size, kernel, ...) is that of a forward op that could exist."""
 
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
+from xdsl.ir import Block
 from xdsl.utils.test_value import create_ssa_value
 
 import op_cases as F
 from op_cases import FLOATS, Case
 from pockengine.ir import types as T
+from pockengine.ir.ops import fused as Fu
 from pockengine.ir.ops import grad as G
 from pockengine.ir.ops import linalg as L
 from pockengine.ir.ops import optim as O
@@ -148,6 +150,25 @@ def adam(draw, op):
     return Case(op, [t, t, t, t, T.tensor((), t.element_type)], props, domain=_step_domain(1))
 
 
+_FLOAT_MAPS = [F.E.ExpOp, F.E.TanhOp, F.E.SigmoidOp, F.E.ReluOp, F.E.NegOp, F.E.SiluOp]
+
+
+@st.composite
+def fused(draw, op):
+    """train.fused around a broadcasting binary op and a unary map of its result; yields both."""
+    c = _float(draw, F.binary(F.E.MulOp))
+    second = draw(st.sampled_from(_FLOAT_MAPS))
+
+    def make(args):
+        block = Block(arg_types=c.operands)
+        a = c.build(list(block.args))
+        b = second.build(a.result)
+        block.add_ops([a, b, Fu.YieldOp.create(operands=[a.result, b.result])])
+        return Fu.FusedOp.make(args, [a.result.type, b.result.type], block)
+
+    return Case(op, c.operands, make=make)
+
+
 TRAIN_CASES = {
     G.Conv2dBackwardInputOp: conv2d_backward_input,
     G.Conv2dBackwardWeightOp: conv2d_backward_weight,
@@ -168,4 +189,6 @@ TRAIN_CASES = {
     G.SiluBackwardOp: unary_backward,
     O.SgdOp: sgd,
     O.AdamOp: adam,
+    Fu.FusedOp: fused,
+    Fu.YieldOp: fused,  # always inside a train.fused
 }

@@ -8,6 +8,8 @@ mode), the usual fine-tuning setting.
 
 from __future__ import annotations
 
+import copy
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -137,19 +139,48 @@ def _eval_with_stats(model: nn.Module, seed=0) -> nn.Module:
     return model.eval()
 
 
-@pytest.mark.parametrize("opt", ["sgd-momentum", "adamw"])
-def test_cnn_matches_torch(opt):
+@lru_cache(maxsize=1)
+def imported_cnn():
     from pockengine.frontends import from_torch
 
-    spec, make_opt = OPTIMIZERS[opt]
     torch.manual_seed(0)
     model = _eval_with_stats(small_cnn())
     batches = batches_for((2, 3, 16, 16), 5)
-    prog = from_torch(model, batches[0][0])
+    return model, batches, from_torch(model, batches[0][0])
+
+
+@pytest.mark.parametrize("opt", ["sgd-momentum", "adamw"])
+def test_cnn_matches_torch(opt):
+    spec, make_opt = OPTIMIZERS[opt]
+    model, batches, prog = imported_cnn()
+    model, prog = copy.deepcopy(model), prog.copy()
     pock_steps(prog, batches, f"loss=cross_entropy {spec}")
     assert_same_params(prog, torch_steps(model, batches, make_opt))
     # frozen statistics stay as they were
     np.testing.assert_array_equal(prog.weights["1.running_var"], model.state_dict()["1.running_var"].numpy())
+
+
+def test_batch_statistics_match_torch_train_mode():
+    """batch_norm=batch: BatchNorm as in model.train() — batch statistics, running-stat updates."""
+    from pockengine.frontends import from_torch
+
+    torch.manual_seed(1)
+    model = _eval_with_stats(nn.Sequential(
+        nn.Conv2d(3, 6, 3, 1, 1), nn.BatchNorm2d(6), nn.ReLU(), nn.Conv2d(6, 6, 3, 2, 1, groups=3),
+        nn.BatchNorm2d(6), nn.Flatten(), nn.Linear(6 * 4 * 4, 3)))
+    batches = batches_for((4, 3, 8, 8), 3)
+    prog = from_torch(model, batches[0][0])
+    spec, make_opt = OPTIMIZERS["sgd-momentum"]
+    run_pipeline(prog, "autodiff{batch_norm=batch bn_momentum=0.1 " + spec + "}")
+    for x, y in batches:
+        prog.run("train_step", x[0].numpy(), y.numpy())
+    model.train()
+    want = torch_steps(model, batches, make_opt)
+    assert_same_params(prog, want)
+    for name, stat in model.state_dict().items():
+        if "running" in name:
+            np.testing.assert_allclose(prog.weights[name], stat.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+    assert not np.allclose(prog.weights["1.running_var"], 1)  # the statistics did move
 
 
 class TinyLM(nn.Module):
@@ -188,6 +219,15 @@ def test_next_token_loss_matches_hf_causal_lm_loss():
         first = hf_loss(model(ids[0]), ids[0]).item()
     assert losses[0] == pytest.approx(first, rel=1e-5)
     assert_same_params(prog, torch_steps(model, batches, make_opt, hf_loss))
+
+
+def test_the_docs_example_is_what_autodiff_prints():
+    import re
+
+    before, after = re.findall(r"```mlir\n(.*?)```", (ROOT / "docs" / "training-ir.md").read_text(), re.DOTALL)[:2]
+    prog = Program.parse(before)
+    run_pipeline(prog, "autodiff{loss=cross_entropy optimizer=sgd lr=0.1 momentum=0.9}")
+    assert str(prog.module).strip() == after.strip()
 
 
 # --- structure of the step ---------------------------------------------------------------------

@@ -65,6 +65,7 @@ def test_full_syntax_parses():
     ("classifier.*: ratio 3/2", "1:21", "ratio 3/2 is outside (0, 1]"),
     ("\n\nclassifier.*: ratio 0", "3:21", "ratio 0 is outside (0, 1]"),
     ("classifier.*: ratio 1/0", "1:23", "ratio denominator is zero"),
+    ("layers 5..3: full", "1:8", "empty layer range 5..3"),
 ])
 def test_syntax_errors_are_located_and_quote_the_token(text, where, message):
     with pytest.raises(SchemeError) as e:
@@ -182,6 +183,8 @@ def test_load_file_json_and_inline(tmp_path, cnn):
     assert Scheme.load(tmp_path / "s.pock") == Scheme.load(str(tmp_path / "s.json")) == Scheme.load(text)
     with pytest.raises(SchemeError, match="no such scheme file"):
         Scheme.load(tmp_path / "missing.pock")
+    with pytest.raises(SchemeError, match="missing.json: no such scheme file"):
+        Scheme.load(str(tmp_path / "missing.json"))
 
 
 def test_example_file_parses():

@@ -1,11 +1,12 @@
 /* conv2d_backward_weight: dw of train.conv2d (train.conv2d_backward_weight), summed over the
    batch: dw[g] = Σ_n dy[n, g] · col(x[n, g])ᵀ. Depthwise: direct loops. 1×1 stride 1: the
-   input itself is the column matrix.
+   input itself is the column matrix. With `ab` (alpha, beta): dw = alpha·Σ… + beta·dw.
    requires: gemm conv2d */
 static void pk_conv2d_backward_weight(long N, long C, long H, long W, long O, long KH, long KW, long SH, long SW,
                                       long PT, long PL, long DH, long DW, long G, long HO, long WO,
-                                      const float *x, const float *dy, float *dw, float *work) {
+                                      const float *x, const float *dy, float *dw, const float *ab, float *work) {
     long cg = C / G, og = O / G, K = cg * KH * KW, P = HO * WO;
+    float alpha = ab ? ab[0] : 1.0f, beta = ab ? ab[1] : 0.0f;
     if (G == C && cg == 1 && G > 1) {
         long mult = O / C;
         for (long o = 0; o < O; o++)
@@ -27,7 +28,8 @@ static void pk_conv2d_backward_weight(long N, long C, long H, long W, long O, lo
                         }
                         acc += s;
                     }
-                    dw[(o * KH + i) * KW + j] = (float)acc;
+                    float *d = dw + (o * KH + i) * KW + j;
+                    *d = alpha * (float)acc + (beta != 0.0f ? beta * *d : 0.0f);
                 }
         return;
     }
@@ -38,6 +40,7 @@ static void pk_conv2d_backward_weight(long N, long C, long H, long W, long O, lo
             const float *xg = x + (n * C + g * cg) * H * W, *dyg = dy + (n * O + g * og) * P;
             if (!pointwise) pk_im2col(cg, H, W, KH, KW, SH, SW, PT, PL, DH, DW, HO, WO, xg, col);
             /* B = colᵀ (P × K): B[p, k] = col[k*P + p] */
-            pk_gemm(og, K, P, dyg, P, 1, pointwise ? xg : col, 1, P, dw + g * og * K, K, 1, n > 0, gw);
+            pk_gemm_ab(og, K, P, dyg, P, 1, pointwise ? xg : col, 1, P, dw + g * og * K, K, 1,
+                       alpha, n > 0 ? 1.0f : beta, gw);
         }
 }

@@ -1,9 +1,10 @@
-/* gemm: C = A·B (+ C when beta), the engine under linear, matmul and conv.
+/* gemm: C = alpha·A·B + beta·C, the engine under linear, matmul and conv.
    Every operand has a row and a column stride, so transposes are only strides.
    BLIS-style blocking: B is packed into KC×NR panels, A into MR×KC panels, and a register-
    blocked micro-kernel (AVX2/FMA 6×16 on x86-64, NEON 8×8 on arm64, plain C elsewhere)
    keeps the MR×NR tile of C in registers across the whole KC loop.
-   Workspace: pk_gemm_workspace(M, N, K) floats, given by the caller (planned in the arena). */
+   Workspace: pk_gemm_workspace(M, N, K) floats, given by the caller (planned in the arena).
+   With beta = 0, C is only written (it may hold garbage before). */
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -60,8 +61,8 @@ static void pk_pack_b(long kc, long nc, const float *b, long rs, long cs, float 
     }
 }
 
-/* The MR×NR tile product of two packed panels, stored to (or added into) `c`, rows rs apart. */
-static void pk_micro_kernel(long kc, const float *a, const float *b, float *c, long rs, int add) {
+/* The MR×NR tile product of two packed panels: c = alpha·AB + beta·c, rows rs apart. */
+static void pk_micro_kernel(long kc, const float *a, const float *b, float *c, long rs, float alpha, float beta) {
 #if defined(__AVX2__) && defined(__FMA__)
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
            c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
@@ -80,32 +81,42 @@ static void pk_micro_kernel(long kc, const float *a, const float *b, float *c, l
         c50 = _mm256_fmadd_ps(a1, b0, c50); c51 = _mm256_fmadd_ps(a1, b1, c51);
         a += 6; b += 16;
     }
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    int plain = alpha == 1.0f && beta == 0.0f, add = alpha == 1.0f && beta == 1.0f;
 #define PK_ST(r, lo, hi) do { float *p = c + (r) * rs; \
         if (add) { lo = _mm256_add_ps(lo, _mm256_loadu_ps(p)); hi = _mm256_add_ps(hi, _mm256_loadu_ps(p + 8)); } \
+        else if (!plain) { \
+            lo = _mm256_mul_ps(lo, va); hi = _mm256_mul_ps(hi, va); \
+            if (beta != 0.0f) { lo = _mm256_fmadd_ps(_mm256_loadu_ps(p), vb, lo); \
+                                hi = _mm256_fmadd_ps(_mm256_loadu_ps(p + 8), vb, hi); } } \
         _mm256_storeu_ps(p, lo); _mm256_storeu_ps(p + 8, hi); } while (0)
     PK_ST(0, c00, c01); PK_ST(1, c10, c11); PK_ST(2, c20, c21);
     PK_ST(3, c30, c31); PK_ST(4, c40, c41); PK_ST(5, c50, c51);
 #undef PK_ST
 #elif defined(__ARM_NEON) && defined(__aarch64__)
-    float32x4_t c[8][2];
-    for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = vdupq_n_f32(0.0f);
+    float32x4_t r[8][2];
+    for (int i = 0; i < 8; i++) r[i][0] = r[i][1] = vdupq_n_f32(0.0f);
     for (long k = 0; k < kc; k++) {
         float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4);
         float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
-        c[0][0] = vfmaq_laneq_f32(c[0][0], b0, a0, 0); c[0][1] = vfmaq_laneq_f32(c[0][1], b1, a0, 0);
-        c[1][0] = vfmaq_laneq_f32(c[1][0], b0, a0, 1); c[1][1] = vfmaq_laneq_f32(c[1][1], b1, a0, 1);
-        c[2][0] = vfmaq_laneq_f32(c[2][0], b0, a0, 2); c[2][1] = vfmaq_laneq_f32(c[2][1], b1, a0, 2);
-        c[3][0] = vfmaq_laneq_f32(c[3][0], b0, a0, 3); c[3][1] = vfmaq_laneq_f32(c[3][1], b1, a0, 3);
-        c[4][0] = vfmaq_laneq_f32(c[4][0], b0, a1, 0); c[4][1] = vfmaq_laneq_f32(c[4][1], b1, a1, 0);
-        c[5][0] = vfmaq_laneq_f32(c[5][0], b0, a1, 1); c[5][1] = vfmaq_laneq_f32(c[5][1], b1, a1, 1);
-        c[6][0] = vfmaq_laneq_f32(c[6][0], b0, a1, 2); c[6][1] = vfmaq_laneq_f32(c[6][1], b1, a1, 2);
-        c[7][0] = vfmaq_laneq_f32(c[7][0], b0, a1, 3); c[7][1] = vfmaq_laneq_f32(c[7][1], b1, a1, 3);
+        r[0][0] = vfmaq_laneq_f32(r[0][0], b0, a0, 0); r[0][1] = vfmaq_laneq_f32(r[0][1], b1, a0, 0);
+        r[1][0] = vfmaq_laneq_f32(r[1][0], b0, a0, 1); r[1][1] = vfmaq_laneq_f32(r[1][1], b1, a0, 1);
+        r[2][0] = vfmaq_laneq_f32(r[2][0], b0, a0, 2); r[2][1] = vfmaq_laneq_f32(r[2][1], b1, a0, 2);
+        r[3][0] = vfmaq_laneq_f32(r[3][0], b0, a0, 3); r[3][1] = vfmaq_laneq_f32(r[3][1], b1, a0, 3);
+        r[4][0] = vfmaq_laneq_f32(r[4][0], b0, a1, 0); r[4][1] = vfmaq_laneq_f32(r[4][1], b1, a1, 0);
+        r[5][0] = vfmaq_laneq_f32(r[5][0], b0, a1, 1); r[5][1] = vfmaq_laneq_f32(r[5][1], b1, a1, 1);
+        r[6][0] = vfmaq_laneq_f32(r[6][0], b0, a1, 2); r[6][1] = vfmaq_laneq_f32(r[6][1], b1, a1, 2);
+        r[7][0] = vfmaq_laneq_f32(r[7][0], b0, a1, 3); r[7][1] = vfmaq_laneq_f32(r[7][1], b1, a1, 3);
         a += 8; b += 8;
     }
     for (int i = 0; i < 8; i++) {
         float *p = c + i * rs;
-        if (add) { c[i][0] = vaddq_f32(c[i][0], vld1q_f32(p)); c[i][1] = vaddq_f32(c[i][1], vld1q_f32(p + 4)); }
-        vst1q_f32(p, c[i][0]); vst1q_f32(p + 4, c[i][1]);
+        r[i][0] = vmulq_n_f32(r[i][0], alpha); r[i][1] = vmulq_n_f32(r[i][1], alpha);
+        if (beta != 0.0f) {
+            r[i][0] = vfmaq_n_f32(r[i][0], vld1q_f32(p), beta);
+            r[i][1] = vfmaq_n_f32(r[i][1], vld1q_f32(p + 4), beta);
+        }
+        vst1q_f32(p, r[i][0]); vst1q_f32(p + 4, r[i][1]);
     }
 #else
     float t[PK_MR * PK_NR] = {0};
@@ -113,19 +124,19 @@ static void pk_micro_kernel(long kc, const float *a, const float *b, float *c, l
         for (int i = 0; i < PK_MR; i++)
             for (int j = 0; j < PK_NR; j++) t[i * PK_NR + j] += a[i] * b[j];
     for (int i = 0; i < PK_MR; i++)
-        for (int j = 0; j < PK_NR; j++) c[i * rs + j] = add ? c[i * rs + j] + t[i * PK_NR + j] : t[i * PK_NR + j];
+        for (int j = 0; j < PK_NR; j++)
+            c[i * rs + j] = alpha * t[i * PK_NR + j] + (beta != 0.0f ? beta * c[i * rs + j] : 0.0f);
 #endif
 }
 
-/* C[i, j] at c[i*rsc + j*csc]; `accumulate` adds to C instead of overwriting it. */
-static void pk_gemm(long M, long N, long K,
-                    const float *a, long rsa, long csa,
-                    const float *b, long rsb, long csb,
-                    float *c, long rsc, long csc, int accumulate, float *work) {
+/* C[i, j] at c[i*rsc + j*csc] becomes alpha·(A·B)[i, j] + beta·C[i, j]. */
+static void pk_gemm_ab(long M, long N, long K,
+                       const float *a, long rsa, long csa,
+                       const float *b, long rsb, long csb,
+                       float *c, long rsc, long csc, float alpha, float beta, float *work) {
     if (K == 0) {
-        if (!accumulate)
-            for (long i = 0; i < M; i++)
-                for (long j = 0; j < N; j++) c[i * rsc + j * csc] = 0.0f;
+        for (long i = 0; i < M; i++)
+            for (long j = 0; j < N; j++) c[i * rsc + j * csc] = beta != 0.0f ? beta * c[i * rsc + j * csc] : 0.0f;
         return;
     }
     long mc_max = pk_min(pk_round_up(M, PK_MR), PK_MC);
@@ -134,7 +145,7 @@ static void pk_gemm(long M, long N, long K,
         long nc = pk_min(PK_NC, N - jc);
         for (long pc = 0; pc < K; pc += PK_KC) {
             long kc = pk_min(PK_KC, K - pc);
-            int acc_here = accumulate || pc > 0;
+            float be = pc > 0 ? 1.0f : beta;  /* later K blocks add to what the first wrote */
             pk_pack_b(kc, nc, b + pc * rsb + jc * csb, rsb, csb, pb);
             for (long ic = 0; ic < M; ic += PK_MC) {
                 long mc = pk_min(PK_MC, M - ic);
@@ -147,19 +158,25 @@ static void pk_gemm(long M, long N, long K,
                         long m = pk_min(PK_MR, mc - ir);
                         float *ct = c + (ic + ir) * rsc + (jc + jr) * csc;
                         if (m == PK_MR && n == PK_NR && csc == 1) {
-                            pk_micro_kernel(kc, pa + ir * kc, pb + jr * kc, ct, rsc, acc_here);
+                            pk_micro_kernel(kc, pa + ir * kc, pb + jr * kc, ct, rsc, alpha, be);
                             continue;
                         }
                         float acc[PK_MR * PK_NR] PK_ALIGNED(64);
-                        pk_micro_kernel(kc, pa + ir * kc, pb + jr * kc, acc, PK_NR, 0);
+                        pk_micro_kernel(kc, pa + ir * kc, pb + jr * kc, acc, PK_NR, 1.0f, 0.0f);
                         for (long i = 0; i < m; i++)
                             for (long j = 0; j < n; j++) {
                                 float *dst = ct + i * rsc + j * csc;
-                                *dst = acc_here ? *dst + acc[i * PK_NR + j] : acc[i * PK_NR + j];
+                                *dst = alpha * acc[i * PK_NR + j] + (be != 0.0f ? be * *dst : 0.0f);
                             }
                     }
                 }
             }
         }
     }
+}
+
+/* C = A·B, or C += A·B when `accumulate`. */
+static void pk_gemm(long M, long N, long K, const float *a, long rsa, long csa, const float *b, long rsb, long csb,
+                    float *c, long rsc, long csc, int accumulate, float *work) {
+    pk_gemm_ab(M, N, K, a, rsa, csa, b, rsb, csb, c, rsc, csc, 1.0f, accumulate ? 1.0f : 0.0f, work);
 }

@@ -1,0 +1,96 @@
+"""The demo's closing table and figures (matplotlib, Agg: no display needed).
+
+Each run is a `Result`: its name, losses per step, seconds per step, a quality number
+(accuracy or held-out loss) and its training memory by category.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# memory categories drawn as stacked bars, in this order; anything else is "other"
+CATEGORIES = ("saved_activations", "gradients", "optimizer_state", "workspace")
+
+
+@dataclass
+class Result:
+    name: str
+    losses: list[float]
+    seconds: list[float]
+    quality: float  # accuracy (fraction) or a held-out loss
+    memory: dict[str, int] = field(default_factory=dict)  # bytes; "training_extra" is the total
+
+    @property
+    def ms_per_step(self) -> float:
+        # the median: the first steps pay for caches and the machine is shared
+        return 1000 * statistics.median(self.seconds) if self.seconds else float("nan")
+
+    def breakdown(self) -> dict[str, int]:
+        """Training memory by category, summing to `training_extra` (planned: the arena's slack
+        over the categories at its peak counts as workspace)."""
+        parts = {c: int(self.memory.get(c, 0)) for c in CATEGORIES}
+        parts["workspace"] += int(self.memory.get("activations", 0))
+        rest = int(self.memory.get("training_extra", 0)) - sum(parts.values())
+        parts["workspace"] += max(rest, 0)
+        return parts
+
+
+def kib(n: float) -> str:
+    return f"{n / 1024:,.0f} KiB" if n < 10 * 2**20 else f"{n / 2**20:,.1f} MiB"
+
+
+def table(results: list[Result], quality: str = "accuracy", baseline: str | None = None) -> str:
+    """A fixed-width table; speed-up and memory ratio against `baseline` (a result name)."""
+    base = next((r for r in results if r.name == baseline), None)
+    head = ["", quality, "ms/step", "training memory"] + (["speed-up", "memory"] if base else [])
+    rows = []
+    for r in results:
+        q = f"{100 * r.quality:.1f}%" if quality == "accuracy" else f"{r.quality:.3f}"
+        row = [r.name, q, f"{r.ms_per_step:.2f}", kib(r.memory.get("training_extra", 0))]
+        if base:
+            row += [f"{base.ms_per_step / r.ms_per_step:.1f}x",
+                    f"{r.memory.get('training_extra', 0) / max(base.memory.get('training_extra', 1), 1):.2f}x"]
+        rows.append(row)
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    line = "-" * len(fmt(head))
+    return "\n".join([fmt(head), line, *(fmt(r) for r in rows)])
+
+
+def figures(results: list[Result], out_dir: Path, title: str, prefix: str = "") -> list[Path]:
+    """`{prefix}loss.png` (loss per step, one line per run) and `{prefix}memory.png` (stacked bars
+    of training memory by category)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{prefix}loss.png", out_dir / f"{prefix}memory.png"]
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in results:
+        ax.plot(range(1, len(r.losses) + 1), r.losses, label=r.name, linewidth=1.2)
+    ax.set(xlabel="fine-tuning step", ylabel="training loss", title=f"{title}: loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(paths[0], dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    names = [r.name for r in results]
+    bottom = [0.0] * len(results)
+    for cat in CATEGORIES:
+        vals = [r.breakdown()[cat] / 1024 for r in results]
+        ax.bar(names, vals, bottom=bottom, label=cat.replace("_", " "))
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set(ylabel="KiB beyond weights and inputs", title=f"{title}: training memory")
+    ax.legend()
+    ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=120)
+    plt.close(fig)
+    return paths
