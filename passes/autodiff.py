@@ -21,19 +21,18 @@ docs/training-ir.md for the full contract.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 
+from pockengine.ir import types as T
+from pockengine.ir.ops.norm import BatchNormOp
+from pockengine.ir.ops.state import GetOp, ParamOp, SetOp
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import FunctionType, ModuleOp, StringAttr, i64
 from xdsl.ir import Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
-
-from pockengine.ir import types as T
-from pockengine.ir.ops.norm import BatchNormOp
-from pockengine.ir.ops.state import GetOp, ParamOp, SetOp
 
 from .vjp import Builder, MissingRuleError, rule_for
 

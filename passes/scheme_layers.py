@@ -4,7 +4,8 @@ A *layer* is one weight-bearing op (conv2d, linear, matmul or embedding gather w
 parameter operand) together with the parameters of the bias add and normalization that
 directly consume its output — a conv + its BatchNorm is one layer, as in TTE where BN is
 folded into the conv. A norm or bias that does not directly follow such an op is a layer of
-its own (kind "norm" or "other"). Layers are named after the module prefix of their first
+its own (kind "norm" or "other"); layers holding only state (statistics, rotary tables) do
+not count. Layers are named after the module prefix of their first
 parameter (`features.3.conv.0.0.weight` → `features.3.conv.0.0`) and numbered in order of
 first use in @forward (or @train_step when there is no @forward).
 """
@@ -33,6 +34,7 @@ ANCHORS: dict[type[Operation], tuple[str, tuple[int, ...]]] = {
 NORMS = (N.BatchNormOp, N.LayerNormOp, N.RmsNormOp)
 # ops that join the layer whose output they consume (bias adds, norms, per-channel scales)
 JOINERS = (E.AddOp, E.MulOp, *NORMS)
+JOINABLE = ("conv", "linear", "matmul")
 # views a parameter may pass through on its way to its op
 VIEWS = (S.ReshapeOp, S.TransposeOp, S.BroadcastOp, E.CastOp)
 NOT_SCHEME_ROLES = ("optimizer_state", "running_mean", "running_var", "buffer")
@@ -90,8 +92,8 @@ def find_layers(module: ModuleOp) -> list[Layer]:
         if weight is not None:
             layer = Layer(len(layers), module_prefix(weight), kind)
             layers.append(layer)
-        elif isinstance(op, JOINERS):
-            layer = next((output_of[v] for v in op.operands if v in output_of), None)
+        elif isinstance(op, JOINERS):  # (a norm right after an embedding is the next block's)
+            layer = next((output_of[v] for v in op.operands if v in output_of and output_of[v].kind in JOINABLE), None)
         if layer is None:
             name = module_prefix(used[0][1])
             layer = next((lay for lay in layers if lay.name == name and lay.kind in ("norm", "other")), None)
@@ -103,6 +105,11 @@ def find_layers(module: ModuleOp) -> list[Layer]:
                 layer.params.append(p)
                 owner[p] = layer
         output_of.update({r: layer for r in op.results})
+    # layers of state alone (BN statistics, rotary tables) are nothing a scheme can train
+    candidates = set(scheme_candidates(module))
+    layers = [lay for lay in layers if any(p in candidates for p in lay.params)]
+    for i, lay in enumerate(layers):
+        lay.index = i
     return layers
 
 

@@ -81,7 +81,7 @@ def run_max_pool2d_backward(interp, op, x, dy):
     ho, wo = dy.shape[2:]
     kh, kw = p.kernel
     dxp = _padded_zeros(*x.shape, kh, kw, ho, wo, p.stride, p.dilation, p.padding)
-    pt, pl, pb, pr = p.padding
+    pt, pl = p.padding[:2]
     xp = np.full(dxp.shape, -np.inf)
     xp[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]] = x
     win = windows(xp, kh, kw, p.stride, p.dilation)[:, :, :ho, :wo].reshape(*dy.shape, kh * kw)

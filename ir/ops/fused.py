@@ -22,7 +22,8 @@ from __future__ import annotations
 from xdsl.dialects.builtin import StringAttr, TensorType
 from xdsl.ir import Block, Region
 from xdsl.irdl import (
-    IRDLOperation, irdl_op_definition, opt_prop_def, region_def, traits_def, var_operand_def, var_result_def,
+    IRDLOperation, irdl_op_definition, lazy_traits_def, opt_prop_def, region_def, traits_def, var_operand_def,
+    var_result_def,
 )
 from xdsl.parser import Parser
 from xdsl.printer import Printer
@@ -38,7 +39,7 @@ class YieldOp(IRDLOperation):
 
     name = "train.yield"
     values = var_operand_def(TensorType)
-    traits = traits_def(IsTerminator(), HasParent(lambda: FusedOp), Pure())
+    traits = lazy_traits_def(lambda: (IsTerminator(), HasParent(FusedOp), Pure()))  # FusedOp comes below
 
     def print(self, printer: Printer) -> None:
         printer.print_string(" ")

@@ -18,15 +18,16 @@ Backward-only ops (ir/ops/grad.py) and optimizer ops have no rules: no second or
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import math
-
-from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Block, Operation, SSAValue
+from collections.abc import Callable, Sequence
 
 from pockengine.ir import types as T
 from pockengine.ir.dialect import OPS
-from pockengine.ir.ops import elementwise as E, grad, optim, reduce as R, state
+from pockengine.ir.ops import elementwise as E
+from pockengine.ir.ops import grad, optim, state
+from pockengine.ir.ops import reduce as R
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Block, Operation, SSAValue
 
 Rule = Callable[["Builder", Operation, list[SSAValue | None]], list[SSAValue | None]]
 RULES: dict[type[Operation], Rule] = {}

@@ -14,7 +14,7 @@ from . import vjp
 
 def _conv_props(op):
     p = op.p
-    return dict(stride=list(p.stride), padding=list(p.padding), dilation=list(p.dilation), groups=p.groups)
+    return {"stride": list(p.stride), "padding": list(p.padding), "dilation": list(p.dilation), "groups": p.groups}
 
 
 @vjp(L.Conv2dOp)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from pockengine.ir import types as T
 from pockengine.ir.ops import shape as S
 

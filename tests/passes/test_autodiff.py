@@ -16,11 +16,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from pockengine import Program
 from pockengine.ir.ops.state import ParamOp
 from pockengine.passes import PipelineError, run_pipeline
+from torch import nn
 
 ROOT = Path(__file__).parents[2]
 STEPS = 3
@@ -302,10 +301,9 @@ def test_running_twice_is_refused():
 
 
 def test_missing_rule_names_the_op(monkeypatch):
-    from xdsl.utils.exceptions import PassFailedException
-
     from pockengine.ir.ops.elementwise import ReluOp
     from pockengine.passes.vjp import RULES, rules
+    from xdsl.utils.exceptions import PassFailedException
 
     rules()
     monkeypatch.delitem(RULES, ReluOp)

@@ -20,9 +20,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "frontends"))
-import models  # noqa: E402
-
-from pockengine.passes import run_pipeline  # noqa: E402
+import models
+from pockengine.passes import run_pipeline
 
 STEPS = 3
 OPTIMIZERS = {

@@ -13,16 +13,15 @@ import numpy as np
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Block, Region
-
 from pockengine import Program
 from pockengine.ir import types as T
 from pockengine.ir.ops.state import ParamOp
 from pockengine.passes import _materialize_state
 from pockengine.passes.autodiff import Autodiff, Updates
 from pockengine.passes.vjp import Builder
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Block, Region
 
 SHAPE = (3, 4)
 

@@ -20,13 +20,12 @@ from xdsl.dialects.builtin import ModuleOp, TensorType, f64
 from xdsl.ir import Block, Region
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "ir"))
-from op_cases import CASES  # noqa: E402
-
-from pockengine.ir import types as T  # noqa: E402
-from pockengine.ir.dialect import OPS  # noqa: E402
-from pockengine.ir.interpreter import Interpreter  # noqa: E402
-from pockengine.ir.ops import elementwise as E  # noqa: E402
-from pockengine.passes.vjp import NON_DIFFERENTIABLE, Builder, MissingRuleError, rule_for, rules  # noqa: E402
+from op_cases import CASES
+from pockengine.ir import types as T
+from pockengine.ir.dialect import OPS
+from pockengine.ir.interpreter import Interpreter
+from pockengine.ir.ops import elementwise as E
+from pockengine.passes.vjp import NON_DIFFERENTIABLE, Builder, MissingRuleError, rule_for, rules
 
 RULES = rules()
 EPS = 1e-6

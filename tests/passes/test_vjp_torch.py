@@ -12,10 +12,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Block, Region
-
 from pockengine.ir import types as T
 from pockengine.ir.interpreter import Interpreter
 from pockengine.ir.ops import elementwise as E
@@ -25,6 +21,9 @@ from pockengine.ir.ops import norm as N
 from pockengine.ir.ops import reduce as R
 from pockengine.ir.ops import shape as S
 from pockengine.passes.vjp import Builder, rule_for
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Block, Region
 
 
 def ints(*shape, lo=-2, hi=3, seed=0):
