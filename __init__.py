@@ -13,7 +13,11 @@ def __getattr__(name: str):
         from . import frontends
 
         return getattr(frontends, name)
+    if name == "compile":  # `pockengine.compile(program, ...) -> Trainer` (backends/runtime.py)
+        from .backends.runtime import compile
+
+        return compile
     raise AttributeError(f"module 'pockengine' has no attribute {name!r}")
 
 
-__all__ = ["Program", "from_onnx", "from_torch", "__version__"]
+__all__ = ["Program", "compile", "from_onnx", "from_torch", "__version__"]

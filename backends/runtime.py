@@ -74,8 +74,8 @@ class Trainer:
     """A compiled program loaded into this process. Parameters and optimizer state live in
     one blob owned here (the C code updates it in place); the arena is allocated once."""
 
-    def __init__(self, program, kp: KernelProgram, library: Path):
-        self.program, self.kernels = program, kp
+    def __init__(self, program, kp: KernelProgram, library: Path, profiled: bool = False):
+        self.program, self.kernels, self.profiled = program, kp, profiled
         self._lib = ctypes.CDLL(str(library))
         from pockengine.backends.c_renderer import CStyleRenderer
 
@@ -138,13 +138,30 @@ class Trainer:
         fn = "train_step" if "train_step" in self.kernels.functions else next(iter(self.kernels.functions))
         return memory_summary(self.kernels, fn)
 
+    def profile(self) -> list[tuple[str, int, str, float]]:
+        """(function, step, what, milliseconds summed over calls) per step; needs a library
+        built with profile=True."""
+        if not self.profiled:
+            raise RuntimeError("compile with profile=True to time the steps")
+        slots = sum(len(f.steps) for f in self.kernels.functions.values())
+        fn = self._lib.pock_profile
+        fn.restype = ctypes.POINTER(ctypes.c_double)
+        ms = np.ctypeslib.as_array(fn(), (max(slots, 1),))
+        out, k = [], 0
+        for name, f in self.kernels.functions.items():
+            for i, step in enumerate(f.steps):
+                what = f"{step.kernel}" if hasattr(step, "kernel") else "map"
+                out.append((name, i, f"{what}: {step.origin}", float(ms[k])))
+                k += 1
+        return out
+
     @property
     def blob_bytes(self) -> int:
         return blob_bytes(self.kernels)
 
 
 def compile(program, loss: str | None = None, optimizer: str | None = None, scheme=None, target: str = "c",
-            optimize: bool = True, openmp: bool = False, **hyper) -> Trainer:
+            optimize: bool = True, openmp: bool = False, profile: bool = False, **hyper) -> Trainer:
     """Compile a Program into a Trainer. Without a @train_step the program first goes through
     autodiff (loss, optimizer, hyper-parameters such as lr, momentum) and, given a scheme,
     sparse-backprop and dead-gradient-elimination; then operator-reordering and fusion."""
@@ -154,7 +171,6 @@ def compile(program, loss: str | None = None, optimizer: str | None = None, sche
     prog = program.copy()
     if "train_step" not in prog.functions() and (loss or optimizer):
         run_pipeline(prog, training_pipeline(loss or "cross_entropy", optimizer or "sgd", scheme, **hyper))
-        _fill_state(prog)
     elif scheme is not None:
         raise ValueError("a scheme needs autodiff: pass a program without @train_step, with loss= and optimizer=")
     available = get_all_passes()
@@ -167,7 +183,8 @@ def compile(program, loss: str | None = None, optimizer: str | None = None, sche
     if not tgt.can_load:
         raise ValueError(f"target {target!r} does not run in this process; write a project with "
                          f"`pockengine compile --target {target}` instead")
-    return Trainer(prog, kp, build_library(kp, tgt, openmp=openmp))
+    flags = ("-DPK_PROFILE",) if profile else ()
+    return Trainer(prog, kp, build_library(kp, tgt, openmp=openmp, extra_cflags=flags), profiled=profile)
 
 
 def training_pipeline(loss: str, optimizer: str, scheme=None, **hyper) -> str:
@@ -184,16 +201,6 @@ def _opt(v) -> str:
     if isinstance(v, float):
         return repr(v)
     return str(v)
-
-
-def _fill_state(prog) -> None:
-    """Optimizer state the pipeline declared starts at zero (as run_pipeline gives it)."""
-    for p in prog.params():
-        name = p.sym_name.data
-        if name not in prog.weights:
-            from pockengine.ir import types as T
-
-            prog.weights[name] = np.zeros(tuple(p.type.get_shape()), T.numpy_dtype(p.type.element_type))
 
 
 def as_target(name: str) -> Target:

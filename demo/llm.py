@@ -36,7 +36,7 @@ class LLMConfig:
     pretrain_steps: int = 400
     pretrain_lr: float = 3e-3
     finetune_steps: int = 120
-    lr: float = 2e-3
+    lr: float = 1e-3
     eval_batches: int = 8
     mlp_ratio: str = "1/4"
     seed: int = 0
@@ -49,11 +49,15 @@ class LLMConfig:
 
 
 def scheme_text(cfg: LLMConfig) -> str:
+    late = range(cfg.layers // 2, cfg.layers)
     last = cfg.layers - 1
+    norms = "\n".join(f"model.layers.{i}.*norm.weight: full" for i in late)
     return f"""# sparse fine-tuning of the demo's tiny Llama (pockengine demo --llm)
 default frozen
-# the RMSNorm gains of every block and the final norm: Llama has no biases, the gains take their part
-*norm.weight: full
+# RMSNorm gains of the late blocks and the final norm: Llama has no biases, the gains take their
+# part; backprop stops at the earliest block that trains, so early blocks save no activations
+{norms}
+model.norm.weight: full
 # late projections: the last block's attention output, and its MLP on a share of the input features
 model.layers.{last}.self_attn.o_proj.weight: full
 model.layers.{last}.mlp.*: ratio {cfg.mlp_ratio}
@@ -78,6 +82,17 @@ def build_model(cfg: LLMConfig):
     return LogitsLlama(hf)
 
 
+def _pretrain_key(cfg: LLMConfig, tokens) -> str:
+    import hashlib
+
+    import torch
+    import transformers
+
+    what = (cfg.hidden, cfg.intermediate, cfg.layers, cfg.heads, cfg.kv_heads, cfg.seq, cfg.batch,
+            cfg.pretrain_steps, cfg.pretrain_lr, cfg.seed, len(tokens), torch.__version__, transformers.__version__)
+    return hashlib.sha256(repr(what).encode()).hexdigest()[:12]
+
+
 def held_out_loss(forward, batches) -> float:
     """Mean next-token cross-entropy of `forward(ids) -> logits` over fixed batches."""
     total = 0.0
@@ -99,6 +114,7 @@ def run(cfg: LLMConfig = LLMConfig(), out_dir: Path = Path("demo_out"), steps: S
 
     torch.set_num_threads(threads)
     steps = steps or Steps(total=6)
+    out_dir.mkdir(parents=True, exist_ok=True)
     pretrain_tokens, finetune_tokens = corpus.texts()
     train_tokens, val_tokens = corpus.split(finetune_tokens)
     val = list(corpus.batches(val_tokens, cfg.batch, cfg.seq, cfg.eval_batches, seed=cfg.seed + 1))
@@ -108,9 +124,19 @@ def run(cfg: LLMConfig = LLMConfig(), out_dir: Path = Path("demo_out"), steps: S
                     total=cfg.pretrain_steps, unit="step") as bar:
         model = build_model(cfg)
         n_params = sum(p.numel() for p in model.parameters())
-        pre = EagerTrainer(model, "next_token", "adamw", {"lr": cfg.pretrain_lr})
-        losses, _ = timed_steps(pre.step, corpus.batches(pretrain_tokens, cfg.batch, cfg.seq,
-                                                         cfg.pretrain_steps, cfg.seed), bar)
+        cache = out_dir / "cache" / f"llm-{_pretrain_key(cfg, pretrain_tokens)}.pt"
+        if cache.is_file():  # the same pretraining ran before: reuse it
+            saved = torch.load(cache)
+            model.load_state_dict(saved["model"])
+            losses = saved["losses"]
+            bar.update(cfg.pretrain_steps)
+        else:
+            pre = EagerTrainer(model, "next_token", "adamw", {"lr": cfg.pretrain_lr})
+            losses, _ = timed_steps(pre.step, corpus.batches(pretrain_tokens, cfg.batch, cfg.seq,
+                                                             cfg.pretrain_steps, cfg.seed), bar)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "losses": losses}, cache.with_suffix(".tmp"))
+            cache.with_suffix(".tmp").replace(cache)
         model.eval()
         for p in model.parameters():
             p.requires_grad_(True)
@@ -122,7 +148,6 @@ def run(cfg: LLMConfig = LLMConfig(), out_dir: Path = Path("demo_out"), steps: S
         program = pockengine.from_torch(model, (torch.as_tensor(val[0][0]),))
         bar.result = f"{sum(1 for _ in program.params())} parameters and buffers, @forward {_ops(program)} ops"
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     scheme_path = out_dir / "llm_scheme.pock"
     scheme_path.write_text(scheme_text(cfg))
     updates = Scheme.load(scheme_path).resolve(program)

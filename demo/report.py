@@ -10,6 +10,8 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 # memory categories drawn as stacked bars, in this order; anything else is "other"
 CATEGORIES = ("saved_activations", "gradients", "optimizer_state", "workspace")
 
@@ -59,6 +61,15 @@ def table(results: list[Result], quality: str = "accuracy", baseline: str | None
     return "\n".join([fmt(head), line, *(fmt(r) for r in rows)])
 
 
+def smooth(values: list[float]) -> np.ndarray:
+    """Running mean over the last ~5% of the steps (at least 1): batch noise hides the trend."""
+    v = np.asarray(values, np.float64)
+    w = max(1, len(v) // 20)
+    c = np.cumsum(np.concatenate([[0.0], v]))
+    i = np.arange(1, len(v) + 1)
+    return (c[i] - c[np.maximum(i - w, 0)]) / (i - np.maximum(i - w, 0))
+
+
 def figures(results: list[Result], out_dir: Path, title: str, prefix: str = "") -> list[Path]:
     """`{prefix}loss.png` (loss per step, one line per run) and `{prefix}memory.png` (stacked bars
     of training memory by category)."""
@@ -72,8 +83,11 @@ def figures(results: list[Result], out_dir: Path, title: str, prefix: str = "") 
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for r in results:
-        ax.plot(range(1, len(r.losses) + 1), r.losses, label=r.name, linewidth=1.2)
-    ax.set(xlabel="fine-tuning step", ylabel="training loss", title=f"{title}: loss")
+        steps = np.arange(1, len(r.losses) + 1)
+        (line,) = ax.plot(steps, r.losses, linewidth=0.8, alpha=0.35)
+        ax.plot(steps, smooth(r.losses), color=line.get_color(), label=r.name, linewidth=1.6)
+    ax.set(xlabel="fine-tuning step", ylabel="training loss (faint: per step; solid: running mean)",
+           title=f"{title}: loss")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

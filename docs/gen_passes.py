@@ -44,18 +44,29 @@ def _options(cls) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _body(name: str, cls) -> str:
+def _doc(name: str, cls) -> tuple[str, str]:
+    """(summary: the docstring's first paragraph on one line, the rest of the docstring)."""
     from pockengine.tools.pock_opt import describe
 
     doc = cls.__dict__.get("__doc__") or ""
     if doc.startswith(cls.__name__ + "("):  # the dataclass' generated signature
         doc = ""
-    lines = inspect.cleandoc(doc).splitlines() if doc.strip() else []
-    rest = "\n".join(lines[1:]).strip()
-    parts = [describe(name, cls)]
-    if rest:
-        parts.append(rest)
-    return "\n\n".join(parts)
+    paragraphs = inspect.cleandoc(doc).split("\n\n") if doc.strip() else []
+    if not paragraphs:
+        return describe(name, cls), ""
+    return " ".join(paragraphs[0].split()), "\n\n".join(paragraphs[1:]).strip()
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a literal bar inside a table cell
+
+
+def _module_doc(cls) -> str:
+    """pockengine's passes are one module each, whose docstring explains the pass."""
+    if not cls.__module__.startswith("pockengine."):
+        return ""
+    doc = inspect.getdoc(sys.modules[cls.__module__]) or ""
+    return doc.strip()
 
 
 def render() -> str:
@@ -75,18 +86,21 @@ def render() -> str:
         "| pass | what it does |",
         "|---|---|",
     ]
-    from pockengine.tools.pock_opt import describe
-
-    out += [f"| [`{n}`](#{n}) | {describe(n, c)} |" for n, c in passes.items()]
+    out += [f"| [`{n}`](#{n}) | {_cell(_doc(n, c)[0])} |" for n, c in passes.items()]
     for name, cls in passes.items():
-        out += ["", f"## {name}", "", _body(name, cls), ""]
+        summary, rest = _doc(name, cls)
+        out += ["", f"## {name}", "", summary, ""] + ([rest, ""] if rest else [])
         opts = _options(cls)
         if opts:
             out += ["| option | type | default |", "|---|---|---|"]
-            out += [f"| `{o}` | `{t}` | `{d}` |" for o, t, d in opts]
+            out += [f"| `{o}` | `{_cell(t)}` | `{_cell(d)}` |" for o, t, d in opts]
         else:
             out.append("No options.")
         out += ["", f"Source: {_source(cls)}"]
+        module_doc = _module_doc(cls)
+        if module_doc:
+            out += ["", "<details><summary>how it works (the module's docstring)</summary>", "",
+                    module_doc, "", "</details>"]
     return "\n".join(out) + "\n"
 
 

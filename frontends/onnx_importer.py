@@ -151,6 +151,7 @@ ROLE_SLOTS = {
 # a 1-D tensor added to (or scaling) activations is a bias (or a norm scale)
 VECTOR_ROLES = {"Add": "bias", "Sub": "bias", "Mul": "norm"}
 TRAINABLE_ROLES = {"weight", "bias", "norm", "embedding"}
+WEIGHT_SOURCES = {"Constant", "ConstantOfShape"}
 
 
 def infer_roles(graph, ranks: dict[str, int]) -> dict[str, str]:
@@ -244,10 +245,13 @@ class Importer:
         graph = model.graph
         self.initializers = initializers
         self.onnx_types = {v.name: v.type for v in [*inferred.graph.value_info, *inferred.graph.output]}
+        # parameters come from initializers and from constant nodes (how some exporters, and the
+        # onnx wheel's light models, store weights); computed values are never parameters
         ranks = {n: a.ndim for n, a in self.initializers.items()}
-        for name, t in self.onnx_types.items():
-            if t.HasField("tensor_type") and t.tensor_type.HasField("shape"):
-                ranks.setdefault(name, len(t.tensor_type.shape.dim))
+        for node in graph.node:
+            t = self.onnx_types.get(node.output[0]) if node.op_type in WEIGHT_SOURCES else None
+            if t is not None and t.HasField("tensor_type") and t.tensor_type.HasField("shape"):
+                ranks[node.output[0]] = len(t.tensor_type.shape.dim)
         self.roles = infer_roles(graph, ranks)
         self.env: dict[str, Value] = {}
         self.trust_onnx_shapes = True
@@ -367,7 +371,9 @@ class Importer:
             if i >= len(outs) or outs[i] is None:
                 raise node.error(f"output {i} ({name!r}) is not supported")
             v = outs[i]
-            if isinstance(v, Known) and v.name is None:
+            if isinstance(v, Known) and v.array.dtype.kind == "f" and name in self.roles:
+                v = self._get(name, v.array, self.roles[name])  # a computed weight: a parameter, unfolded
+            elif isinstance(v, Known) and v.name is None:
                 v.name = name
             elif isinstance(v, SSAValue) and v.name_hint is None:
                 v.name_hint = _hint(name)

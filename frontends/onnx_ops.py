@@ -234,18 +234,10 @@ def flatten(g, n):
     return reshape(g, x, [math.prod(xs[:axis]), math.prod(xs[axis:])])
 
 
-@translates("Squeeze", 1, 12)
-def squeeze_attr(g, n):
-    return _squeeze(g, n, axes_input(n, 1, 12, n.input(0)))
-
-
-@translates("Squeeze", 13)
-def squeeze_input(g, n):
-    return _squeeze(g, n, axes_input(n, 1, 12, n.input(0)))
-
-
-def _squeeze(g, n, axes):
+@translates("Squeeze", 1)
+def squeeze(g, n):
     x = n.input(0)
+    axes = axes_input(n, 1, 12, x)  # an attribute before opset 13, an optional input from 13
     xs = shape(x)
     axes = [i for i, d in enumerate(xs) if d == 1] if axes is None else axes
     if any(xs[a] != 1 for a in axes):
@@ -257,7 +249,7 @@ def _squeeze(g, n, axes):
 def unsqueeze(g, n):
     x = n.input(0)
     xs = list(shape(x))
-    axes = n.attr("axes") if n.opset < 13 else n.ints(1)
+    axes = n.attr("axes") if n.opset < 13 else n.ints(1)  # axes index the output
     rank = len(xs) + len(axes)
     for a in sorted(a % rank for a in axes):
         xs.insert(a, 1)

@@ -9,6 +9,7 @@ convention), so `pock-opt` starts fast. The same pipeline strings work from Pyth
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 
 from xdsl.passes import ModulePass, PassPipeline
@@ -94,6 +95,30 @@ class PipelineError(ValueError):
     """A pipeline string is malformed, names an unknown pass or option, or gives a bad value."""
 
 
+_BARE_VALUE = re.compile(r'(?<=[{\s])([A-Za-z_][\w-]*)=([^\s"{},]+)')
+
+
+def _quote_bare_values(spec: str) -> str:
+    """`scheme=s.pock` → `scheme="s.pock"`: xDSL only takes words and numbers unquoted, but a
+    path reads naturally bare (mlir-opt accepts it). Numbers and booleans stay as they are."""
+
+    def quote(m: re.Match) -> str:
+        key, value = m.groups()
+        if re.fullmatch(r"[\w-]+", value) or _is_number(value):
+            return m.group(0)
+        return f'{key}="{value}"'
+
+    return _BARE_VALUE.sub(quote, spec)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_pipeline(spec: str, callback=None) -> PassPipeline:
     """Pipeline string → PassPipeline (xDSL's syntax: `a,b{opt=1 flag=true}`).
 
@@ -103,7 +128,7 @@ def parse_pipeline(spec: str, callback=None) -> PassPipeline:
 
     available = get_all_passes()
     try:
-        specs = list(parse_specs(spec))
+        specs = list(parse_specs(_quote_bare_values(spec)))
     except ArgSpecParseError as e:  # a BaseException in xDSL: catch it by name
         raise PipelineError(str(e)) from None
     passes = []

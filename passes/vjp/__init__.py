@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pockengine.ir import types as T
 from pockengine.ir.dialect import OPS
 from pockengine.ir.ops import elementwise as E
-from pockengine.ir.ops import grad, optim, state
+from pockengine.ir.ops import fused, grad, optim, state
 from pockengine.ir.ops import reduce as R
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Operation, SSAValue
@@ -32,10 +32,12 @@ from xdsl.ir import Block, Operation, SSAValue
 Rule = Callable[["Builder", Operation, list[SSAValue | None]], list[SSAValue | None]]
 RULES: dict[type[Operation], Rule] = {}
 
-# ops through which no gradient flows: masks, comparisons, state access, gradient ops themselves
+# ops without a rule: masks, comparisons and state access (no float gradient flows through
+# them), gradient and optimizer ops (no second order) and fusion groups (made after autodiff).
+# Met on a gradient path anyway, they stop autodiff with MissingRuleError.
 NON_DIFFERENTIABLE: frozenset[type[Operation]] = frozenset([
     E.LogicalNotOp, E.AndOp, E.OrOp, E.EqOp, E.NeOp, E.LtOp, E.LeOp, E.GtOp, E.GeOp, R.AnyOp,
-    *state.OPS, *grad.OPS, *optim.OPS, ModuleOp,
+    *state.OPS, *grad.OPS, *optim.OPS, *fused.OPS, ModuleOp,
 ])
 
 

@@ -69,8 +69,8 @@ LIGHT = DATA / "light"
 
 def randomized_light(name: str, out_dir: Path, seed: int = 0) -> tuple[Path, onnx.ModelProto]:
     """light_<name>.onnx with every ConstantOfShape(0.02) weight replaced by seeded random
-    values (He-normal for Conv/Gemm weights, BN scale and variance in [0.5, 1.5], small
-    normal otherwise), saved with external data so big weights stay out of protobuf."""
+    values (He-normal for Conv/Gemm weights, BN scale in [0.2, 0.6] and variance in
+    [0.5, 1.5], small normal otherwise), saved with external data so big weights stay out of protobuf."""
     model = onnx.load(LIGHT / f"light_{name}.onnx")
     rng = np.random.default_rng(seed)
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
@@ -97,7 +97,9 @@ def randomized_light(name: str, out_dir: Path, seed: int = 0) -> tuple[Path, onn
             trans_b = any(a.name == "transB" and a.i for a in use.attribute)
             fan_in = int(np.prod(shape[1:])) if use.op_type == "Conv" or trans_b else shape[0]
             w = rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in))
-        elif (use.op_type, i) in (("BatchNormalization", 1), ("BatchNormalization", 4)) or use.op_type == "Mul":
+        elif (use.op_type, i) == ("BatchNormalization", 1):  # < 1 keeps 16 residual sums finite
+            w = rng.uniform(0.2, 0.6, shape).astype(np.float32)
+        elif (use.op_type, i) == ("BatchNormalization", 4) or use.op_type == "Mul":
             w = rng.uniform(0.5, 1.5, shape).astype(np.float32)
         else:
             w = (rng.standard_normal(shape, dtype=np.float32) * np.float32(0.1))

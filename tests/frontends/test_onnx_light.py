@@ -65,6 +65,8 @@ def test_shipped_squeezenet_and_its_output():
     x = (np.arange(n, dtype=np.float32) / n).reshape(1, 3, 224, 224)  # the shipped runner's input
     expected = numpy_helper.to_array(onnx.load_tensor(LIGHT / "light_squeezenet_output_0.pb"))
     np.testing.assert_allclose(prog.run("forward", x), expected, rtol=1e-4, atol=1e-7)
-    conv_w = [node.input[1] for node in model.graph.node if node.op_type == "Conv"]
-    assert all(prog.param(w).role.data == "weight" for w in conv_w)
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    assert all(prog.param(c.input[1]).role.data == "weight" for c in convs)
+    assert all(prog.param(c.input[2]).role.data == "bias" for c in convs)
+    assert len(prog.params()) == 2 * len(convs)
     assert "ConstantOfShape" not in str(prog)

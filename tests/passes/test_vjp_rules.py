@@ -25,6 +25,7 @@ from pockengine.ir import types as T
 from pockengine.ir.dialect import OPS
 from pockengine.ir.interpreter import Interpreter
 from pockengine.ir.ops import elementwise as E
+from pockengine.ir.ops import shape as S
 from pockengine.passes.vjp import NON_DIFFERENTIABLE, Builder, MissingRuleError, rule_for, rules
 
 RULES = rules()
@@ -97,6 +98,8 @@ def test_rule_matches_finite_differences(op, data):
     case = data.draw(CASES[op](op))
     if op is E.CastOp:
         assume(case.props.get("to") == "f64")  # narrower casts round away what differences measure
+    if op is S.GatherOp:  # padding_idx withholds a row's gradient on purpose (test_vjp_torch.py)
+        case.props["padding_idx"] = -1
     case.operands = [_as_f64(t) for t in case.operands]
     assume(T.is_float(case.operands[1 if op is E.WhereOp else 0]))
     module, out_type, wanted = _modules(case, case.operands)

@@ -28,8 +28,8 @@ static void pk_conv2d_backward_weight(long N, long C, long H, long W, long O, lo
                         }
                         acc += s;
                     }
-                    float *d = dw + (o * KH + i) * KW + j;
-                    *d = alpha * (float)acc + (beta != 0.0f ? beta * *d : 0.0f);
+                    float *out = dw + (o * KH + i) * KW + j;
+                    *out = alpha * (float)acc + (beta != 0.0f ? beta * *out : 0.0f);
                 }
         return;
     }
