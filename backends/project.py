@@ -96,8 +96,23 @@ def _atomic_write(path, data: bytes) -> None:
         raise
 
 
-def layout(kp: KernelProgram) -> dict:
-    return {"params_bytes": blob_bytes(kp), "arena_bytes": kp.arena_bytes,
+def read_weights_layout(path, layout: dict) -> dict[str, np.ndarray]:
+    """A weights.bin read back with the layout.json written beside it."""
+    raw = Path(path).read_bytes()
+    if raw[:8] != WEIGHTS_MAGIC or struct.unpack("<Q", raw[8:16])[0] != layout["params_bytes"]:
+        raise ValueError(f"{path}: not a weights file of this layout")
+    blob = np.frombuffer(raw[16:], np.uint8)
+    out = {}
+    for name, p in layout["params"].items():
+        dt = np.dtype(NUMPY[p["dtype"]])
+        n = int(np.prod(p["shape"], dtype=np.int64)) * dt.itemsize
+        out[name] = blob[p["offset"]:p["offset"] + n].view(dt).reshape(p["shape"]).copy()
+    return out
+
+
+def layout(kp: KernelProgram, target=None) -> dict:
+    return {"target": getattr(target, "name", "c"), "runner": list(getattr(target, "runner", [])),
+            "params_bytes": blob_bytes(kp), "arena_bytes": kp.arena_bytes,
             "params": {n: {"offset": s.offset, "dtype": s.dtype, "shape": list(s.shape), "category": s.category}
                        for n, s in kp.params.items()},
             "functions": {n: {"inputs": [{"dtype": v.dtype, "shape": list(v.shape)} for v in f.inputs],
@@ -119,7 +134,7 @@ def write_project(out_dir, kp: KernelProgram, target, weights: dict[str, np.ndar
             (tmp / name).write_text(text)
         shutil.copy(C_DIR / "main.c", tmp / "main.c")
         (tmp / "Makefile").write_text(target.makefile())
-        (tmp / "layout.json").write_text(json.dumps(layout(kp), indent=1) + "\n")
+        (tmp / "layout.json").write_text(json.dumps(layout(kp, target), indent=1) + "\n")
         if weights is not None:
             write_weights(tmp / "weights.bin", kp, weights)
         if out.exists():

@@ -14,6 +14,8 @@ import numpy as np
 
 # memory categories drawn as stacked bars, in this order; anything else is "other"
 CATEGORIES = ("saved_activations", "gradients", "optimizer_state", "workspace")
+LABELS = {"saved_activations": "saved activations", "gradients": "gradients",
+          "optimizer_state": "optimizer state", "workspace": "other temporaries, workspace"}
 
 
 @dataclass
@@ -99,7 +101,7 @@ def figures(results: list[Result], out_dir: Path, title: str, prefix: str = "") 
     bottom = [0.0] * len(results)
     for cat in CATEGORIES:
         vals = [r.breakdown()[cat] / 1024 for r in results]
-        ax.bar(names, vals, bottom=bottom, label=cat.replace("_", " "))
+        ax.bar(names, vals, bottom=bottom, label=LABELS[cat])
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set(ylabel="KiB beyond weights and inputs", title=f"{title}: training memory")
     ax.legend()

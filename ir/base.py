@@ -13,10 +13,10 @@ When every operand and result has one type, the type is printed once (`: T`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import difflib
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,10 +25,10 @@ from xdsl.dialects.builtin import (
     BoolAttr,
     DenseArrayBase,
     FloatAttr,
+    FunctionType,
     IntegerAttr,
     IntegerType,
     StringAttr,
-    FunctionType,
     f64,
     i1,
     i64,
@@ -175,7 +175,7 @@ class TrainOp(IRDLOperation):
         try:
             results = cls.checked_infer(types, Props(cls, attrs))
         except VerifyException as e:
-            raise VerifyException(f"{cls.name}: {e}") from None
+            raise _named(cls.name, e) from None
         return cls.create(operands=list(operands), result_types=list(results), properties=attrs)
 
     @classmethod
@@ -200,7 +200,7 @@ class TrainOp(IRDLOperation):
         try:
             expected = self.checked_infer(types, self.p)
         except VerifyException as e:
-            raise VerifyException(f"{self.name}: {e}") from None
+            raise _named(self.name, e) from None
         actual = list(self.result_types)
         if expected != actual:
             raise VerifyException(
@@ -292,6 +292,12 @@ _EXPECTS = {DenseArrayBase: "a list of integers", IntegerAttr: "an integer or tr
 
 _KIND_TEXT = {"float": "a float", "numeric": "a numeric (non-i1)", "integer": "an integer or i1",
               "i1": "an i1"}
+
+
+def _named(op_name: str, e: VerifyException) -> VerifyException:
+    """The error prefixed with the op's name (once)."""
+    msg = str(e)
+    return VerifyException(msg if msg.startswith(op_name + ":") else f"{op_name}: {msg}")
 
 
 def _float_literal(v: float) -> str:

@@ -124,7 +124,7 @@ def save_program_files(directory, texts: dict[str, str], weights: dict[str, np.n
     try:
         for name, text in texts.items():
             (tmp / name).write_text(text)
-        save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(tmp / WEIGHTS_FILE))
+        save_file({k: np.asarray(v, order="C") for k, v in weights.items()}, str(tmp / WEIGHTS_FILE))
         _replace_dir(tmp, d)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -14,15 +14,14 @@ from xdsl.dialects.builtin import (
     Float16Type,
     Float32Type,
     Float64Type,
-    IntegerType,
     TensorType,
+    bf16,
     f16,
     f32,
     f64,
     i1,
     i32,
     i64,
-    bf16,
 )
 from xdsl.ir import Attribute, SSAValue
 from xdsl.utils.exceptions import VerifyException

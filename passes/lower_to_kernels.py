@@ -132,7 +132,7 @@ def dtype_of(t) -> str:
     if isinstance(el, Float32Type):
         return "f32"
     if isinstance(el, Float64Type):
-        return "f64"
+        raise LoweringError("the kernel backends compute in f32; this value is f64 (interpret it instead)")
     if isinstance(el, IntegerType):
         w = el.width.data
         if w in (1, 32, 64):
@@ -257,6 +257,10 @@ class Lowerer:
         for i, arg in enumerate(block.args):
             if not isinstance(arg.type, TensorType):
                 raise LoweringError(f"@{self.name}: argument {i} is not a tensor ({arg.type})")
+            try:
+                dtype_of(arg.type)
+            except LoweringError as e:
+                raise LoweringError(f"@{self.name}: argument {i}: {e}") from None
             st = Storage("input", math.prod(shape_of(arg)) * ITEMSIZE[dtype_of(arg.type)], "inputs", f"in{i}", index=i)
             inputs.append(self.bind(arg, View(st, dtype_of(arg.type), shape_of(arg))))
         outputs: list[View] = []
@@ -271,8 +275,10 @@ class Lowerer:
                                     f"backends/lowering/); op: {_short(op)}")
             try:
                 rule(self, op)
-            except LoweringError:
-                raise
+            except LoweringError as e:
+                if str(e).startswith("@"):
+                    raise
+                raise LoweringError(f"@{self.name}: {op.name}: {e}; op: {_short(op)}") from None
             except Exception as e:
                 raise LoweringError(f"@{self.name}: lowering {op.name} failed: {e}; op: {_short(op)}") from e
             if op is self.loss_op:

@@ -5,8 +5,9 @@ stays alive until the last layer's input gradient is done. This pass list-schedu
 again. Among the ops whose inputs are ready it runs the one that frees the most bytes (or
 allocates the fewest), ties broken by the original order:
 
-* an update (train.sgd / train.adam and its train.set) frees its gradient, so it runs as
-  soon as the gradient is complete and the gradient buffer dies at once;
+* an update (train.sgd / train.adam and its train.set) runs as soon as it is ready: right
+  after its gradient is complete, so the gradient buffer dies at once (the set waits for
+  the last read of the old weight, e.g. the input gradient through that layer);
 * a layer's weight gradient frees the saved activation it reads (its last use), so it runs
   before the input gradient is pushed further down, which would allocate a new activation-
   sized buffer while the saved one is still alive.
@@ -33,11 +34,13 @@ from xdsl.ir import Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from pockengine.ir import types as T
+from pockengine.ir.ops import optim as O
 from pockengine.ir.ops import shape as S
 from pockengine.ir.ops.state import ConstantOp, GetOp, SetOp, SetSliceOp
 
 VIEW_OPS = (GetOp, ConstantOp, S.ReshapeOp, S.TransposeOp, S.BroadcastOp, S.SliceOp)
 WRITES = (SetOp, SetSliceOp)
+UPDATES = (*WRITES, *O.OPS)  # run as soon as ready: they free their gradient
 
 
 def _bytes(v: SSAValue) -> int:
@@ -159,7 +162,7 @@ def schedule(ops: list[Operation]) -> list[Operation]:
     ready = [op for op in ops if waiting[op] == 0]
     order: list[Operation] = []
     while ready:
-        best = min(ready, key=lambda op: (min(live.delta(op), 0) if isinstance(op, WRITES) else live.delta(op),
+        best = min(ready, key=lambda op: (not isinstance(op, UPDATES), live.delta(op),
                                           isinstance(op, func.ReturnOp), index[op]))
         ready.remove(best)
         order.append(best)

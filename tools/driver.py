@@ -33,7 +33,10 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "opt": Command("pockengine.tools.pock_opt", "run pass pipelines on IR text (the same as pock-opt)"),
     "import": Command("pockengine.tools.import_model", "import a PyTorch (module.py:factory) or ONNX model"),
+    "search": Command("pockengine.search.cli", "measure layer contributions and search a sparse scheme under a budget"),
     "demo": Command("pockengine.demo.cli", "the end-to-end demo: import, search, compile, fine-tune vs PyTorch"),
+    "compile": Command("pockengine.backends.cli", "compile a model's training step into a C project (c, arm64)"),
+    "train": Command("pockengine.backends.cli", "build a compiled C project and train it on arrays from .npz"),
 }
 
 # errors that mean "bad input", by module and class name: the modules are checked only once
@@ -42,6 +45,7 @@ USER_ERRORS = [
     ("pockengine.tools", "UserError"),
     ("pockengine.passes", "PipelineError"),
     ("pockengine.ir.program", "ProgramError"),
+    ("pockengine.passes.lower_to_kernels", "LoweringError"),
     ("xdsl.utils.exceptions", "ParseError"),
     ("builtins", "FileNotFoundError"),
     ("builtins", "IsADirectoryError"),

@@ -7,42 +7,29 @@ from __future__ import annotations
 import math
 
 from pockengine.backends.kernel_ir import contiguous_strides
-from pockengine.backends.lowering.linalg import as_matrix, conv_args, gemm_workspace
+from pockengine.backends.lowering.linalg import as_matrix, conv_plan, gemm_workspace
 from pockengine.backends.lowering.norm import rows
 from pockengine.backends.lowering.reduce import axis_layout
 from pockengine.ir.ops import grad as G
 from pockengine.passes.lower_to_kernels import lowers
 
 
-def _conv_backward_workspace(xs, ws, p, ys, weight_grad: bool) -> int:
-    n, c, h, w = xs
-    o, i, kh, kw = ws
-    g = p.groups
-    ho, wo = ys[2:]
-    if g == c and i == 1 and g > 1:
-        return 0
-    pointwise = kh == kw == 1 and tuple(p.stride) == (1, 1) and not any(p.padding)
-    col = 0 if pointwise else i * kh * kw * ho * wo
-    k = i * kh * kw
-    return col + (gemm_workspace(o // g, k, ho * wo) if weight_grad else gemm_workspace(k, ho * wo, o // g))
-
-
 @lowers(G.Conv2dBackwardInputOp)
 def lower_conv2d_backward_input(lw, op):
     dy, w = lw.contiguous(lw.view(op.dy)), lw.contiguous(lw.view(op.weight))
     dx = lw.result(op.result)
-    work = lw.scratch(_conv_backward_workspace(dx.shape, w.shape, op.p, dy.shape, False))
-    lw.call("conv2d_backward_input", "pk_conv2d_backward_input",
-            [*conv_args(op.p, dx.shape, w.shape, dy.shape), dy, w, dx, work], [dy, w], [dx, work])
+    geometry, floats = conv_plan("input", dx.shape, w.shape, op.p, dy.shape)
+    work = lw.scratch(floats)
+    lw.call("conv2d_backward_input", "pk_conv2d_backward_input", [geometry, dy, w, dx, work], [dy, w], [dx, work])
 
 
 def emit_conv2d_backward_weight(lw, op, dw, ab=None):
     """dw (= alpha·dw_op + beta·dw when `ab` views (alpha, beta))."""
     x, dy = lw.contiguous(lw.view(op.x)), lw.contiguous(lw.view(op.dy))
-    work = lw.scratch(_conv_backward_workspace(x.shape, dw.shape, op.p, dy.shape, True))
-    reads = [x, dy] + ([ab] if ab is not None else []) + ([dw] if ab is not None else [])
-    lw.call("conv2d_backward_weight", "pk_conv2d_backward_weight",
-            [*conv_args(op.p, x.shape, dw.shape, dy.shape), x, dy, dw, ab, work], reads, [dw, work])
+    geometry, floats = conv_plan("weight", x.shape, dw.shape, op.p, dy.shape)
+    work = lw.scratch(floats)
+    reads = [x, dy] + ([ab, dw] if ab is not None else [])
+    lw.call("conv2d_backward_weight", "pk_conv2d_backward_weight", [geometry, x, dy, dw, ab, work], reads, [dw, work])
 
 
 @lowers(G.Conv2dBackwardWeightOp)

@@ -83,33 +83,40 @@ def lower_matmul(lw, op):
                                     m, n, k, a, ra, ca, b, rb, cb, c, work], [a, b], [c, work])
 
 
-def conv_workspace(xs, ws, p, out) -> int:
-    """Floats of im2col + GEMM packing space pk_conv2d needs for these shapes."""
+BATCH_BELOW = 256  # output pixels per image below which a conv runs one GEMM over all images
+
+
+def conv_plan(kind: str, xs, ws, p, ys) -> tuple[list[int], int]:
+    """The geometry table pk_conv2d* read (backends/c/kernels/conv2d.c) and the floats of
+    workspace they need, for kind "forward", "input" (dx) or "weight" (dw)."""
     n, c, h, w = xs
     o, i, kh, kw = ws
     g = p.groups
-    ho, wo = out[2:]
-    if g == c and i == 1 and g > 1:  # depthwise: direct loops
-        return 0
-    pointwise = kh == kw == 1 and tuple(p.stride) == (1, 1) and not any(p.padding)
-    col = 0 if pointwise else i * kh * kw * ho * wo
-    return col + gemm_workspace(o // g, ho * wo, i * kh * kw)
-
-
-def conv_args(p, xs, ws, out) -> list[int]:
-    n, c, h, w = xs
-    o, i, kh, kw = ws
+    ho, wo = ys[2:]
     pt, pl, _, _ = p.padding
-    return [n, c, h, w, o, kh, kw, *p.stride, pt, pl, *p.dilation, p.groups, out[2], out[3]]
+    cols, k, og = ho * wo, i * kh * kw, o // g
+    depthwise = g == c and i == 1 and g > 1
+    pointwise = kh == kw == 1 and tuple(p.stride) == (1, 1) and not any(p.padding)
+    batched = not depthwise and n > 1 and cols < BATCH_BELOW
+    geometry = [n, c, h, w, o, kh, kw, *p.stride, pt, pl, *p.dilation, g, ho, wo, int(batched)]
+    if depthwise:
+        return geometry, 0
+    if batched:
+        cols *= n
+        unfolded = k * cols + og * cols
+    else:
+        unfolded = 0 if pointwise else k * cols
+    gemm = {"forward": (og, cols, k), "input": (k, cols, og), "weight": (og, k, cols)}[kind]
+    return geometry, unfolded + gemm_workspace(*gemm)
 
 
 @lowers(L.Conv2dOp)
 def lower_conv2d(lw, op):
     x, w = lw.contiguous(lw.view(op.x)), lw.contiguous(lw.view(op.weight))
     y = lw.result(op.result)
-    work = lw.scratch(conv_workspace(x.shape, w.shape, op.p, y.shape))
-    lw.call("conv2d", "pk_conv2d", [*conv_args(op.p, x.shape, w.shape, y.shape), x, w, y, work],
-            [x, w], [y, work])
+    geometry, floats = conv_plan("forward", x.shape, w.shape, op.p, y.shape)
+    work = lw.scratch(floats)
+    lw.call("conv2d", "pk_conv2d", [geometry, x, w, y, work], [x, w], [y, work])
 
 
 def pool_args(op, x: View, y: View) -> list[int]:

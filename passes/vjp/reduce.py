@@ -26,9 +26,9 @@ def max_(b, op, grads_out):
     """y = max_axes x  →  dx = dy shared evenly among the maxima (PyTorch's amax backward)"""
     x, axes = op.x, op.p.axes
     keep = list(T.reduced(T.shape(x), axes, True))
-    hit = b.cast(b.eq(x, b.reshape(op.result, shape=keep)), to=str(T.element(x)))
-    share = b.div(b.reshape(grads_out[0], shape=keep), b.sum(hit, axes=list(axes), keepdims=True))
-    return [b.mul(hit, share)]
+    y, dy = (op.result, grads_out[0]) if op.p.keepdims else (b.reshape(v, shape=keep) for v in (op.result, grads_out[0]))
+    hit = b.cast(b.eq(x, y), to=str(T.element(x)))
+    return [b.mul(hit, b.div(dy, b.sum(hit, axes=list(axes), keepdims=True)))]
 
 
 @vjp(R.SoftmaxOp)

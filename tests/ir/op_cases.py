@@ -16,10 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from hypothesis import strategies as st
-from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, TensorType, bf16, f16, f32, f64, i1, i32, i64
-from xdsl.ir import Attribute, Block, Operation, Region
-
 from pockengine.ir import types as T
 from pockengine.ir.ops import elementwise as E
 from pockengine.ir.ops import linalg as L
@@ -28,6 +24,9 @@ from pockengine.ir.ops import norm as N
 from pockengine.ir.ops import reduce as R
 from pockengine.ir.ops import shape as S
 from pockengine.ir.ops.state import ROLES, ConstantOp, GetOp, ParamOp, SetOp, SetSliceOp
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, TensorType, bf16, f16, f32, f64, i1, i32, i64
+from xdsl.ir import Attribute, Block, Operation, Region
 
 FLOATS = [f32, f64]
 NUMERIC = [f32, f64, i64]

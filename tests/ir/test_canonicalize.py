@@ -6,20 +6,19 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import op_cases as C
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, f64
-from xdsl.ir import Block, Region
-
-import op_cases as C
 from pockengine.ir import types as T
 from pockengine.ir.interpreter import Interpreter
 from pockengine.ir.ops import elementwise as E
 from pockengine.ir.ops import shape as S
 from pockengine.ir.ops.state import ConstantOp
 from pockengine.passes import run_pipeline
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, f64
+from xdsl.ir import Block, Region
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

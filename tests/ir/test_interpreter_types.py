@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from op_cases import cases
 from pockengine.ir import types as T
 from pockengine.ir.dialect import OPS

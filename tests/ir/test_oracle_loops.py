@@ -7,20 +7,19 @@ import itertools
 import math
 
 import numpy as np
+import op_cases as C
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Block, Region
-
-import op_cases as C
 from pockengine.ir import types as T
 from pockengine.ir.interpreter import Interpreter
 from pockengine.ir.ops import linalg as L
 from pockengine.ir.ops import loss as Lo
 from pockengine.ir.ops import reduce as R
 from pockengine.ir.ops import shape as S
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Block, Region
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -48,7 +47,7 @@ def chain(in_type, *builders):
 
 def conv2d_loops(x, w, stride, padding, dilation, groups):
     """y[n, o, i, j] = Σ_{c, a, b} x[n, g(o)·C/g + c, i·sh + a·dh - pt, j·sw + b·dw - pl] · w[o, c, a, b]"""
-    n, cin, h, wd = x.shape
+    n, _, h, wd = x.shape
     o, cg, kh, kw = w.shape
     sh, sw = stride
     dh, dw = dilation

@@ -5,15 +5,14 @@ from io import StringIO
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from xdsl.parser import Parser
-from xdsl.printer import Printer
-
 from op_cases import all_cases, cases
 from pockengine.ir.context import make_context
 from pockengine.ir.dialect import OPS
 from pockengine.ir.interpreter import IMPLS, _load_impls
 from pockengine.ir.ops.fused import YieldOp
 from pockengine.ir.ops.state import ParamOp
+from xdsl.parser import Parser
+from xdsl.printer import Printer
 
 # train.param is a module-level declaration; train.yield ends a train.fused, whose
 # implementation runs the region up to it

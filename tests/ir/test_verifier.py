@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from xdsl.utils.exceptions import ParseError, VerifyException
-from xdsl.utils.test_value import create_ssa_value
-
 from pockengine.ir import types as T
 from pockengine.ir.ops import elementwise as E
 from pockengine.ir.ops import linalg as L
@@ -17,6 +14,8 @@ from pockengine.ir.ops import reduce as R
 from pockengine.ir.ops import shape as S
 from pockengine.ir.ops.state import ConstantOp
 from pockengine.ir.program import parse_module
+from xdsl.utils.exceptions import ParseError, VerifyException
+from xdsl.utils.test_value import create_ssa_value
 
 
 def v(shape, el=T.f32):

@@ -4,17 +4,16 @@ so the geometry (dy's shape, input_size, kernel, ...) is that of a forward op th
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import strategies as st
-from xdsl.ir import Block
-from xdsl.utils.test_value import create_ssa_value
-
 import op_cases as F
+from hypothesis import strategies as st
 from op_cases import FLOATS, Case
 from pockengine.ir import types as T
 from pockengine.ir.ops import fused as Fu
 from pockengine.ir.ops import grad as G
 from pockengine.ir.ops import linalg as L
 from pockengine.ir.ops import optim as O
+from xdsl.ir import Block
+from xdsl.utils.test_value import create_ssa_value
 
 
 def forward_type(case: Case):

@@ -1,0 +1,110 @@
+"""`pockengine search MODEL --data D.npz --budget-memory 2MB [--budget-flops 50M] -o scheme.pock`
+
+MODEL is a program directory (`pockengine import ... -o DIR` writes one); D.npz holds
+`x_train`, `y_train`, `x_val`, `y_val` (`python -m pockengine.search.task OUT` writes the
+digits task in this form). Prints the report; writes the scheme, and with `--report DIR` the
+table, JSON and figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DATA_KEYS = ("x_train", "y_train", "x_val", "y_val")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="a program directory (model.mlir + weights.safetensors)")
+    parser.add_argument("--data", required=True, metavar="D.npz", help=f"arrays {', '.join(DATA_KEYS)}")
+    parser.add_argument("--budget-memory", metavar="SIZE", help="planned training memory, e.g. 2MB, 512kB, 1.5MiB")
+    parser.add_argument("--budget-flops", metavar="N", help="backward FLOPs per step, e.g. 50M, 1.2G")
+    parser.add_argument("-o", "--output", required=True, metavar="scheme.pock", help="where to write the scheme")
+    parser.add_argument("--report", metavar="DIR", help="write report.md, report.json and search.png here")
+    parser.add_argument("--base", help="scheme rules for what always trains (default: the last layer, full)")
+    parser.add_argument("--ratios", default="1/8,1/4,1/2,1", help="channel ratios to measure (default %(default)s)")
+    parser.add_argument("--bias-ks", help="bias depths k to measure, e.g. 2,4,8 (default: every depth)")
+    parser.add_argument("--layers", help="layer indices whose weights are candidates, e.g. 9..15 or 3,5 (default: all)")
+    parser.add_argument("--steps", type=int, default=120, help="fine-tuning steps per candidate (default %(default)s)")
+    parser.add_argument("--optimizer", default="adam", choices=("sgd", "adam", "adamw"))
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default %(default)s)")
+    parser.add_argument("--seeds", default="0", help="seeds to average each measurement over, e.g. 0,1")
+    parser.add_argument("--workers", type=int, default=2, help="fine-tuning processes (default %(default)s)")
+    parser.add_argument("--cache", metavar="DIR", help="measurement cache (default: $POCKENGINE_CACHE/search)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _ints(text: str | None, what: str) -> list[int] | None:
+    from pockengine.tools import UserError
+
+    if not text:
+        return None
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, sep, hi = part.strip().partition("..")
+            out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+    except ValueError:
+        raise UserError(f"--{what}: expected integers like 2,4,8 or 9..15, got {text!r}") from None
+    return out
+
+
+def _data(path: str):
+    import numpy as np
+
+    from pockengine.tools import UserError
+
+    if not Path(path).is_file():
+        raise UserError(f"{path}: no such data file")
+    try:
+        arrays = np.load(path)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not an .npz file ({e})") from None
+    missing = [k for k in DATA_KEYS if k not in arrays.files]
+    if missing:
+        raise UserError(f"{path}: missing arrays {', '.join(missing)} (has {', '.join(arrays.files) or 'none'})")
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_val"], arrays["y_val"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from fractions import Fraction
+
+    from pockengine.ir.program import Program
+    from pockengine.passes.scheme import SchemeError
+    from pockengine.tools import UserError
+
+    from . import Budget, Recipe, parse_size, search
+
+    if not Path(args.model).is_dir():
+        raise UserError(f"{args.model}: not a program directory (import a model first: "
+                        f"`pockengine import MODEL -o DIR`)")
+    try:
+        budget = Budget(parse_size(args.budget_memory, "memory") if args.budget_memory else None,
+                        parse_size(args.budget_flops, "FLOPs") if args.budget_flops else None)
+        ratios = [Fraction(r.strip()) for r in args.ratios.split(",")]
+    except (ValueError, ZeroDivisionError) as e:
+        raise UserError(str(e)) from None
+    if not all(0 < r <= 1 for r in ratios):
+        raise UserError(f"--ratios: every ratio must be in (0, 1], got {args.ratios}")
+    if args.steps < 1 or args.workers < 1:
+        raise UserError("--steps and --workers must be at least 1")
+    train, val = _data(args.data)
+    program = Program.load(args.model)
+    recipe = Recipe(steps=args.steps, optimizer=args.optimizer, lr=args.lr,
+                    momentum=args.momentum if args.optimizer == "sgd" else 0.9)
+    try:
+        scheme, report = search(program, train, val, budget, recipe=recipe, ratios=ratios,
+                                bias_ks=_ints(args.bias_ks, "bias-ks"), layers=_ints(args.layers, "layers"),
+                                base=args.base, seeds=tuple(_ints(args.seeds, "seeds") or [0]),
+                                workers=args.workers, cache_dir=args.cache, progress=not args.no_progress)
+    except SchemeError as e:
+        raise UserError(f"--base: {e}") from None
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    Path(args.output).write_text(report.scheme_text)
+    if args.report:
+        report.save(args.report)
+    print(report.summary())
+    print(f"scheme written to {args.output}" + (f"; report in {args.report}" if args.report else ""))
+    return 0

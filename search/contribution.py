@@ -1,0 +1,235 @@
+"""Contribution analysis: fine-tune each candidate alone, for real, and measure what it adds.
+
+PockEngine (after TTE) measures, on top of a *base* (the new head trained, the backbone frozen):
+
+- Δ_bias[k]: the gain of also updating the biases of the last k backbone layers (k swept);
+- Δ_weight[i, r]: the gain of also updating the weight of layer i alone, on the first
+  ceil(r·C) of its channels, r ∈ {1/8, 1/4, 1/2, 1}.
+
+Every candidate is a scheme (`Space.scheme`), compiled by the C backend and fine-tuned with the
+same short, seeded `Recipe`; its planned memory and backward FLOPs come from the compiled
+program (finetune.py). Two worker processes share the work; every result is written to
+`<cache>/<model+data hash>/<candidate>-<recipe>-s<seed>.json` as soon as it is known, so an
+interrupted search picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .finetune import Recipe, finetune
+
+RATIOS = (Fraction(1, 8), Fraction(1, 4), Fraction(1, 2), Fraction(1))
+
+
+def ratio_text(r: Fraction) -> str:
+    return str(r.numerator) if r.denominator == 1 else f"{r.numerator}/{r.denominator}"
+
+
+@dataclass(frozen=True, order=True)
+class Candidate:
+    """One thing to measure: `base`, `bias` of the last k backbone layers, or the weight of
+    `layer` at `ratio`."""
+
+    kind: str  # "base" | "bias" | "weight"
+    k: int = 0
+    layer: int = -1
+    ratio: Fraction = Fraction(0)
+
+    @property
+    def key(self) -> str:
+        if self.kind == "bias":
+            return f"bias-last{self.k}"
+        if self.kind == "weight":
+            return f"weight-L{self.layer}-r{self.ratio.numerator}_{self.ratio.denominator}"
+        return self.kind
+
+
+@dataclass
+class Measurement:
+    candidate: Candidate
+    accuracy: float  # mean over the seeds, on the validation data
+    memory: int  # planned training bytes (arena + optimizer state) of the pruned, compiled step
+    backward_flops: int
+    accuracies: tuple[float, ...] = ()
+    gain: float = 0.0  # accuracy − the base's accuracy (filled in by `measure`)
+
+
+class Space:
+    """The layers of a program a search may choose from, and the scheme for a choice."""
+
+    def __init__(self, program, base: str | None = None):
+        from pockengine.passes.scheme_layers import find_layers, is_additive, ratio_axis
+
+        module = program.module
+        self._module = module
+        self.layers = find_layers(module)
+        if not self.layers:
+            raise ValueError("the program has no layers to choose from")
+        self.base = base or f"{_quote(self.layers[-1].name)}: full"
+        base_params = {p for p, u in self._resolve(f"default frozen\n{self.base}\n").items() if u.mode != "frozen"}
+        # the backbone: layers the base leaves frozen, in forward order
+        self.backbone = [lay for lay in self.layers if not base_params & set(lay.params)]
+        self.has_bias = {lay.index for lay in self.backbone if any(is_additive(module, p) for p in lay.params)}
+        self.weight_of = {}
+        for lay in self.backbone:
+            weights = [p for p in lay.params if not is_additive(module, p) and ratio_axis(module, p) is not None]
+            if weights:
+                self.weight_of[lay.index] = weights[0]
+
+    def _resolve(self, text: str):
+        from pockengine.passes.scheme import Scheme
+
+        return Scheme.parse(text, "<search>").resolve(self._module)
+
+    def bias_layers(self, k: int) -> list[int]:
+        """Indices of the last k backbone layers."""
+        return [lay.index for lay in self.backbone[len(self.backbone) - k:]] if k else []
+
+    def candidates(self, ratios=RATIOS, bias_ks=None, layers=None) -> list[Candidate]:
+        """base, bias-last-k for each k (default: every k up to the backbone's depth), and
+        each weight layer (default: all) at each ratio."""
+        n = len(self.backbone)
+        ks = sorted(set(bias_ks)) if bias_ks is not None else range(1, n + 1)
+        out = [Candidate("base")]
+        out += [Candidate("bias", k=k) for k in ks if 0 < k <= n and set(self.bias_layers(k)) & self.has_bias]
+        chosen = self.weight_of if layers is None else [i for i in layers if i in self.weight_of]
+        out += [Candidate("weight", layer=i, ratio=Fraction(r)) for i in chosen for r in ratios]
+        return out
+
+    def scheme(self, k: int = 0, weights: dict[int, Fraction] | None = None, comment: str = "") -> str:
+        """Scheme text: the biases of the last k backbone layers, each `weights` layer at its
+        ratio, and the base."""
+        lines = [f"# {c}" for c in comment.splitlines()] + ["default frozen"]
+        if k:
+            lines.append(f"{_ranges(self.bias_layers(k))}: bias")
+        for i, r in sorted((weights or {}).items()):
+            lines.append(f"layer {i}: ratio {ratio_text(Fraction(r))}   # {self.layers[i].name}")
+        lines.append(f"{self.base}   # base")
+        return "\n".join(lines) + "\n"
+
+    def candidate_scheme(self, c: Candidate) -> str:
+        if c.kind == "bias":
+            return self.scheme(k=c.k)
+        if c.kind == "weight":
+            return self.scheme(weights={c.layer: c.ratio})
+        return self.scheme()
+
+
+def _quote(name: str) -> str:
+    import re
+
+    return name if re.fullmatch(r"[A-Za-z_][\w.]*", name) else json.dumps(name)
+
+
+def _ranges(indices: list[int]) -> str:
+    runs: list[list[int]] = []
+    for i in sorted(indices):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(f"layer {a}" if a == b else f"layers {a}..{b}" for a, b in runs)
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+
+def fingerprint(program, *arrays) -> str:
+    """Hash of the program (IR text and weights) and the data: the cache's directory."""
+    h = hashlib.sha256(str(program.module).encode())
+    for name in sorted(program.weights):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(program.weights[name]).tobytes())
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _cache_path(root: Path, c: Candidate, recipe: Recipe, seed: int) -> Path:
+    return root / f"{c.key}-{recipe.key()}-s{seed}.json"
+
+
+def _write_atomic(path: Path, doc: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f)
+    os.replace(tmp, path)
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(program_dir: str, train, val) -> None:
+    from pockengine.ir.program import Program
+
+    _WORKER.update(program=Program.load(program_dir), train=train, val=val)
+
+
+def _run_one(scheme: str, recipe: Recipe, seed: int) -> dict:
+    run = finetune(_WORKER["program"], scheme, _WORKER["train"], [_WORKER["val"]], recipe, seed)
+    return {"accuracy": run.accuracies[0], "memory": run.memory, "backward_flops": run.backward_flops,
+            "final_loss": run.losses[-1] if run.losses else None}
+
+
+def measure(program, space: Space, candidates: list[Candidate], train, val, recipe: Recipe,
+            seeds=(0,), workers: int = 2, cache_dir: str | Path | None = None,
+            progress: bool = True) -> dict[Candidate, Measurement]:
+    """Fine-tune every candidate with every seed (cached), then fill in gains over the base."""
+    from pockengine.backends.runtime import cache_dir as default_cache
+
+    root = Path(cache_dir) if cache_dir else default_cache() / "search"
+    root = root / fingerprint(program, *train, *val)
+    candidates = list(dict.fromkeys([Candidate("base"), *candidates]))
+    jobs = [(c, s) for c in candidates for s in seeds]
+    todo = [(c, s) for c, s in jobs if not _cache_path(root, c, recipe, s).is_file()]
+    if todo:
+        program_dir = root / "program"
+        if not (program_dir / "model.mlir").is_file():
+            program.save(program_dir)
+        _run_pool(todo, space, recipe, root, str(program_dir), train, val, workers, progress)
+    results: dict[Candidate, Measurement] = {}
+    for c in candidates:
+        docs = [json.loads(_cache_path(root, c, recipe, s).read_text()) for s in seeds]
+        accs = tuple(d["accuracy"] for d in docs)
+        results[c] = Measurement(c, float(np.mean(accs)), docs[0]["memory"], docs[0]["backward_flops"], accs)
+    base = results[Candidate("base")].accuracy
+    for m in results.values():
+        m.gain = m.accuracy - base
+    return results
+
+
+def _run_pool(todo, space: Space, recipe: Recipe, root: Path, program_dir: str, train, val,
+              workers: int, progress: bool) -> None:
+    import multiprocessing
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo), desc="contribution analysis", unit="run", disable=not progress)
+    # spawn: the workers start clean (no forked torch/OpenMP threads); each loads the program once
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max(1, workers), ctx, _worker_init, (program_dir, train, val)) as pool:
+        futures = {pool.submit(_run_one, space.candidate_scheme(c), recipe, s): (c, s) for c, s in todo}
+        try:
+            for fut in as_completed(futures):
+                c, s = futures[fut]
+                doc = fut.result() | {"candidate": c.key, "seed": s, "recipe": asdict(recipe)}
+                _write_atomic(_cache_path(root, c, recipe, s), doc)
+                bar.set_postfix_str(f"{c.key}: {doc['accuracy']:.3f}")
+                bar.update()
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        finally:
+            bar.close()

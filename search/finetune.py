@@ -1,0 +1,173 @@
+"""Fine-tuning through the compiled backend, and what the compiler plans for a scheme.
+
+    recipe = Recipe(steps=120, optimizer="sgd", lr=0.01, momentum=0.9)
+    step = training_step(program, scheme, recipe)    # autodiff → sparse-backprop → DGE
+    plan(step)                                       # Plan: planned bytes and FLOPs of that step
+    run = finetune(program, scheme, train, [val], recipe, seed=0)   # compiled, trained, evaluated
+    run.accuracies, run.memory, run.backward_flops
+
+Costs are the compiler's own: `plan` lowers the pruned step exactly as
+`pockengine.compile` does and reads the memory plan (`training_extra`: the arena plus optimizer
+state, i.e. all planned bytes beyond weights and inputs) and the cost report of the pruned
+program (backward FLOPs). `finetune` reads the same numbers from the compiled Trainer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A fixed fine-tuning budget: `steps` minibatches of the program's batch size, drawn from
+    a seeded permutation of the training set, epoch after epoch."""
+
+    steps: int = 120
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    loss: str = "cross_entropy"
+
+    def autodiff_spec(self) -> str:
+        opts = {"loss": self.loss, "optimizer": self.optimizer, "lr": float(self.lr)}
+        if self.optimizer == "sgd":
+            opts["momentum"] = float(self.momentum)
+        if self.weight_decay:
+            opts["weight_decay"] = float(self.weight_decay)
+        return "autodiff{" + " ".join(f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}"
+                                      for k, v in opts.items()) + "}"
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+
+
+@dataclass
+class Plan:
+    memory: int  # planned training bytes beyond weights and inputs (arena + optimizer state)
+    backward_flops: int
+    breakdown: dict[str, int] = field(default_factory=dict)  # memory_summary's categories
+    trained_elements: int = 0
+
+
+@dataclass
+class Run:
+    accuracies: list[float]  # one per evaluation set
+    losses: list[float]
+    plan: Plan
+
+    @property
+    def memory(self) -> int:
+        return self.plan.memory
+
+    @property
+    def backward_flops(self) -> int:
+        return self.plan.backward_flops
+
+
+def training_step(program, scheme, recipe: Recipe):
+    """A copy of `program` with @train_step: full backprop when `scheme` is None, else pruned
+    to the scheme (a `Scheme` object or scheme text)."""
+    from pockengine.passes import run_pipeline
+    from pockengine.passes.scheme import Scheme
+    from pockengine.passes.sparse_backprop import sparse_backprop
+
+    prog = program.copy()
+    run_pipeline(prog, recipe.autodiff_spec())
+    if scheme is not None:
+        sparse_backprop(prog.module, scheme if isinstance(scheme, Scheme) else Scheme.parse(scheme))
+        run_pipeline(prog, "dead-gradient-elimination")  # also fits optimizer state to the scheme
+    return prog
+
+
+def optimized(step_program):
+    """The passes `pockengine.compile` runs before lowering (those that exist in this build)."""
+    from pockengine.passes import get_all_passes, run_pipeline
+
+    prog = step_program.copy()
+    spec = ",".join(p for p in ("operator-reordering", "fusion") if p in get_all_passes())
+    if spec:
+        run_pipeline(prog, spec)
+    return prog
+
+
+def _plan(step_program, summary: dict[str, int]) -> Plan:
+    from pockengine.passes.cost import cost
+
+    c = cost(step_program)["train_step"]
+    return Plan(summary["training_extra"], c.backward_flops, dict(summary), c.trained_elements)
+
+
+def plan(step_program) -> Plan:
+    """What the compiler plans for a training step, without building it."""
+    from pockengine.passes.lower_to_kernels import lower_program
+    from pockengine.passes.memory_plan import memory_summary
+
+    return _plan(step_program, memory_summary(lower_program(optimized(step_program)), "train_step"))
+
+
+def plan_scheme(program, scheme, recipe: Recipe) -> Plan:
+    return plan(training_step(program, scheme, recipe))
+
+
+def batches(n: int, batch: int, steps: int, seed: int):
+    """Index arrays of `steps` minibatches: seeded permutations, the ragged tail dropped."""
+    rng = np.random.default_rng(seed)
+    per_epoch = n // batch
+    if per_epoch == 0:
+        raise ValueError(f"{n} training examples are fewer than the batch size {batch}")
+    order: np.ndarray = np.empty(0, np.int64)
+    for s in range(steps):
+        i = s % per_epoch
+        if i == 0:
+            order = rng.permutation(n)
+        yield order[i * batch:(i + 1) * batch]
+
+
+def input_batch(program) -> int:
+    from pockengine.ir import types as T
+
+    fn = program.functions()["forward"]
+    return T.shape(fn.body.block.args[0])[0]
+
+
+def evaluate(trainer, x: np.ndarray, y: np.ndarray, batch: int) -> float:
+    """Top-1 accuracy of the compiled @forward (the last partial batch is zero-padded)."""
+    correct = 0
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch]
+        real = len(xb)
+        if real < batch:
+            xb = np.concatenate([xb, np.zeros((batch - real, *x.shape[1:]), x.dtype)])
+        logits = trainer.forward(xb)
+        correct += int((np.argmax(logits[:real], axis=-1) == y[i:i + real]).sum())
+    return correct / max(len(x), 1)
+
+
+def finetune(program, scheme, train, evals, recipe: Recipe, seed: int = 0) -> Run:
+    """Compile the step for `scheme` (None: full backprop), train `recipe.steps` steps on
+    `train` = (x, y) and return the accuracy on each (x, y) of `evals`."""
+    from pockengine.backends.runtime import compile as compile_program
+
+    step = training_step(program, scheme, recipe)
+    trainer = compile_program(step)
+    batch = input_batch(program)
+    x, y = train
+    losses = [trainer.step(x[idx], y[idx]) for idx in batches(len(x), batch, recipe.steps, seed)]
+    if not all(np.isfinite(losses)):
+        losses = [float(v) if np.isfinite(v) else float("nan") for v in losses]
+    accs = [evaluate(trainer, ex, ey, batch) for ex, ey in evals]
+    return Run(accs, losses, _plan(step, trainer.memory))
+
+
+def frozen_accuracy(program, evals) -> list[float]:
+    """Accuracy of the program as given (no training), through the compiled forward."""
+    from pockengine.backends.runtime import compile as compile_program
+
+    trainer = compile_program(program)
+    batch = input_batch(program)
+    return [evaluate(trainer, ex, ey, batch) for ex, ey in evals]
