@@ -5,9 +5,9 @@ stays alive until the last layer's input gradient is done. This pass list-schedu
 again. Among the ops whose inputs are ready it runs the one that frees the most bytes (or
 allocates the fewest), ties broken by the original order:
 
-* an update (train.sgd / train.adam and its train.set) runs as soon as it is ready: right
-  after its gradient is complete, so the gradient buffer dies at once (the set waits for
-  the last read of the old weight, e.g. the input gradient through that layer);
+* an update (train.sgd / train.adam and its train.set) runs as soon as its gradient is
+  complete and nothing else still reads the old weight (the input gradient through that
+  layer reads it): the gradient buffer dies at once and the new weight is written in place;
 * a layer's weight gradient frees the saved activation it reads (its last use), so it runs
   before the input gradient is pushed further down, which would allocate a new activation-
   sized buffer while the saved one is still alive.
@@ -36,11 +36,16 @@ from xdsl.passes import ModulePass
 from pockengine.ir import types as T
 from pockengine.ir.ops import optim as O
 from pockengine.ir.ops import shape as S
+from pockengine.ir.ops.fused import FusedOp
 from pockengine.ir.ops.state import ConstantOp, GetOp, SetOp, SetSliceOp
 
 VIEW_OPS = (GetOp, ConstantOp, S.ReshapeOp, S.TransposeOp, S.BroadcastOp, S.SliceOp)
 WRITES = (SetOp, SetSliceOp)
-UPDATES = (*WRITES, *O.OPS)  # run as soon as ready: they free their gradient
+
+
+def is_update(op: Operation) -> bool:
+    """An optimizer update (alone or fused with its weight gradient)."""
+    return isinstance(op, tuple(O.OPS)) or (isinstance(op, FusedOp) and op.group_kind == "update")
 
 
 def _bytes(v: SSAValue) -> int:
@@ -76,8 +81,8 @@ def dependences(ops: list[Operation]) -> dict[Operation, set[Operation]]:
             writer[name] = op
             readers[name] = set()
     ret = ops[-1] if ops and isinstance(ops[-1], func.ReturnOp) else None
-    if ret is not None:
-        deps[ret].update(o for o in ops if o is not ret and isinstance(o, WRITES))
+    if ret is not None:  # the terminator stays last
+        deps[ret].update(o for o in ops if o is not ret)
     return deps
 
 
@@ -106,8 +111,14 @@ class Liveness:
         self.owner: dict[SSAValue, SSAValue | None] = {}
         self.size: dict[SSAValue, int] = {}
         self.pending: dict[SSAValue, int] = {}
+        self.param_of: dict[SSAValue, str] = {}  # a parameter read (or a view of it) → the symbol
+        self.param_reads: dict[str, int] = {}  # ops still to read each parameter
         for op in ops:
             for r in op.results:
+                if isinstance(op, GetOp):
+                    self.param_of[r] = op.param.root_reference.data
+                elif isinstance(op, VIEW_OPS) and op.operands and op.operands[0] in self.param_of:
+                    self.param_of[r] = self.param_of[op.operands[0]]
                 if isinstance(op, (GetOp, ConstantOp)):
                     self.owner[r] = None
                 elif isinstance(op, VIEW_OPS) and op.operands:
@@ -119,7 +130,19 @@ class Liveness:
         for op in ops:
             for o in self._owners(op):
                 self.pending[o] = self.pending.get(o, 0) + 1
+            for g in self._reads(op):
+                self.param_reads[g] = self.param_reads.get(g, 0) + 1
         del index
+
+    def _reads(self, op: Operation) -> set[str]:
+        if isinstance(op, VIEW_OPS):
+            return set()
+        return {self.param_of[v] for v in op.operands if v in self.param_of}
+
+    def in_place_ready(self, op: Operation) -> bool:
+        """An update may overwrite its parameter now: nothing else still reads the old value."""
+        g = self.param_of.get(op.operands[0]) if op.operands else None
+        return g is None or self.param_reads.get(g, 0) <= 1
 
     def _owners(self, op: Operation) -> set[SSAValue]:
         if isinstance(op, VIEW_OPS):
@@ -128,6 +151,8 @@ class Liveness:
 
     def delta(self, op: Operation) -> int:
         alloc = sum(self.size.get(r, 0) for r in op.results if self.owner.get(r) is r)
+        if is_update(op) and not self.in_place_ready(op):  # the new weight needs a buffer of its own
+            alloc += _bytes(op.results[0])
         freed = sum(self.size[o] for o in self._owners(op) if self.pending[o] == 1)
         return alloc - freed
 
@@ -136,6 +161,8 @@ class Liveness:
         d = self.delta(op)
         for o in self._owners(op):
             self.pending[o] -= 1
+        for g in self._reads(op):
+            self.param_reads[g] -= 1
         return d
 
 
@@ -161,9 +188,15 @@ def schedule(ops: list[Operation]) -> list[Operation]:
     live = Liveness(ops)
     ready = [op for op in ops if waiting[op] == 0]
     order: list[Operation] = []
+    def urgent(op: Operation) -> bool:
+        return isinstance(op, WRITES) or (is_update(op) and live.in_place_ready(op))
+
+    def waits(op: Operation) -> bool:  # an update that would need a copy of its weight
+        return is_update(op) and not live.in_place_ready(op)
+
     while ready:
-        best = min(ready, key=lambda op: (not isinstance(op, UPDATES), live.delta(op),
-                                          isinstance(op, func.ReturnOp), index[op]))
+        best = min(ready, key=lambda op: (not urgent(op), waits(op), live.delta(op), isinstance(op, func.ReturnOp),
+                                          index[op]))
         ready.remove(best)
         order.append(best)
         live.run(best)
