@@ -12,15 +12,22 @@ appear only in comments, filtered by `c_comment`, and function names pass `c_ide
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import math
-from pathlib import Path
 import re
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
-
 from pockengine.backends.kernel_ir import (
-    C_TYPES, ITEMSIZE, Call, Instr, IntArray, KernelFunction, KernelProgram, Map, View, broadcast_strides,
+    C_TYPES,
+    Call,
+    Instr,
+    IntArray,
+    KernelFunction,
+    KernelProgram,
+    Map,
+    View,
+    broadcast_strides,
 )
 
 KERNEL_DIR = Path(__file__).parent / "c" / "kernels"

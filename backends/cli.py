@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
-
 from pockengine.tools import UserError
 
 
@@ -135,11 +134,11 @@ def train(args: argparse.Namespace) -> int:
     dtypes = [i["dtype"] for i in layout["functions"]["train_step"]["inputs"]]
     write_data(project / "data.bin", batches_from_npz(args.data, layout), dtypes)
     make = ["make", "-s", "-C", str(project), "model"] + (["OPENMP=1"] if args.openmp else [])
-    res = subprocess.run(make, capture_output=True, text=True)
+    res = subprocess.run(make, capture_output=True, text=True, check=False)
     if res.returncode:
         raise UserError(f"building {project} failed:\n{res.stderr[-2000:]}")
     cmd = [*layout.get("runner", []), "./model", str(args.steps), "data.bin", "-o", "trained.bin"]
-    res = subprocess.run(cmd, cwd=project)
+    res = subprocess.run(cmd, cwd=project, check=False)
     if res.returncode:
         return res.returncode
     if args.output:

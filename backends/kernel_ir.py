@@ -16,8 +16,8 @@ listing that `pock-opt --emit kernels` and `pockengine compile --emit kernels` s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 

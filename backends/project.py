@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 import shutil
 import struct
 import tempfile
+from pathlib import Path
 
 import numpy as np
-
 from pockengine.backends.kernel_ir import NUMPY, KernelProgram
 
 WEIGHTS_MAGIC = b"PKWTS001"

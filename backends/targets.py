@@ -9,10 +9,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 import platform
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from pockengine.backends.c_renderer import KERNEL_DIR, CStyleRenderer
 from pockengine.backends.kernel_ir import KernelProgram

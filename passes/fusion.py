@@ -22,17 +22,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xdsl.context import Context
-from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Block, Operation, SSAValue
-from xdsl.passes import ModulePass
-
 from pockengine.ir.ops import elementwise as E
 from pockengine.ir.ops import grad as G
 from pockengine.ir.ops import norm as N
 from pockengine.ir.ops import optim as O
 from pockengine.ir.ops.fused import FusedOp, YieldOp
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Block, Operation, SSAValue
+from xdsl.passes import ModulePass
 
 ELEMENTWISE = (*E.OPS, N.BatchNormOp, G.GeluBackwardOp, G.SiluBackwardOp, O.SgdOp, O.AdamOp)
 WEIGHT_GRADIENTS = (G.LinearBackwardWeightOp, G.Conv2dBackwardWeightOp)

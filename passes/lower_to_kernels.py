@@ -18,18 +18,27 @@ thing made visible in pock-opt: it annotates every value with its planned place.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-import math
 
 import numpy as np
+from pockengine.backends.kernel_ir import (
+    ITEMSIZE,
+    Call,
+    Instr,
+    IntArray,
+    KernelFunction,
+    KernelProgram,
+    Map,
+    ParamSlot,
+    Storage,
+    View,
+    align,
+)
 from xdsl.dialects import func
 from xdsl.dialects.builtin import Float32Type, Float64Type, IntegerType, ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
-
-from pockengine.backends.kernel_ir import (
-    ITEMSIZE, Call, Instr, IntArray, KernelFunction, KernelProgram, Map, ParamSlot, Storage, View, align,
-)
 
 RULES: dict[type[Operation], Callable[[Lowerer, Operation], None]] = {}
 # ops that are one loop nest: their scalar form, shared by the single-op and the fused lowering
@@ -90,7 +99,7 @@ class MapBuilder:
 
     def finish(self, outputs: list[View], results: list[tuple], origin: str) -> Map:
         n = len(self.inputs)
-        num = lambda ref: ref[1] if ref[0] == "in" else n + ref[1]  # noqa: E731
+        num = lambda ref: ref[1] if ref[0] == "in" else n + ref[1]
         body = [Instr(op, tuple(num(r) for r in ops), dt, attrs) for op, ops, dt, attrs in self.instrs]
         return Map(self.shape, list(self.inputs), body, list(outputs), [num(r) for r in results], origin)
 

@@ -21,17 +21,23 @@ the module with the report, so pock-opt shows the plan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import json
+from dataclasses import dataclass
 
+from pockengine.backends.kernel_ir import (
+    Call,
+    KernelFunction,
+    KernelProgram,
+    Map,
+    Storage,
+    View,
+    align,
+    broadcast_strides,
+)
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
 from xdsl.passes import ModulePass
-
-from pockengine.backends.kernel_ir import (
-    Call, KernelFunction, KernelProgram, Map, Storage, View, align, broadcast_strides,
-)
 
 
 def _storages(views) -> set[int]:
@@ -270,8 +276,8 @@ class MemoryPlanPass(ModulePass):
         from pockengine.passes.lower_to_kernels import lower_program
 
         kp = lower_program(op)
-        for fname, env in kp.envs.items():
-            for value, view in env.items():
+        for env in kp.envs.values():
+            for value in env:
                 owner = value.owner
                 if isinstance(owner, func.FuncOp) or not hasattr(owner, "attributes"):
                     continue

@@ -24,20 +24,19 @@ of what it returned, since the C backend reads parameters in place) before a wri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
-
-from xdsl.context import Context
-from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Block, Operation, SSAValue
-from xdsl.passes import ModulePass
+from dataclasses import dataclass
 
 from pockengine.ir import types as T
 from pockengine.ir.ops import optim as O
 from pockengine.ir.ops import shape as S
 from pockengine.ir.ops.fused import FusedOp
 from pockengine.ir.ops.state import ConstantOp, GetOp, SetOp, SetSliceOp
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Block, Operation, SSAValue
+from xdsl.passes import ModulePass
 
 VIEW_OPS = (GetOp, ConstantOp, S.ReshapeOp, S.TransposeOp, S.BroadcastOp, S.SliceOp)
 WRITES = (SetOp, SetSliceOp)

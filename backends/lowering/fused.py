@@ -10,13 +10,19 @@ group (weight gradient + SGD) runs the gradient GEMM straight into the optimizer
 from __future__ import annotations
 
 import numpy as np
-
 from pockengine.backends.kernel_ir import View
 from pockengine.backends.lowering.grad import emit_conv2d_backward_weight, emit_linear_backward_weight
 from pockengine.ir.ops import grad as G
 from pockengine.ir.ops import optim as O
 from pockengine.ir.ops.fused import FusedOp, YieldOp
-from pockengine.passes.lower_to_kernels import MAP_FORMS, LoweringError, MapBuilder, Operands, lowers, shape_of
+from pockengine.passes.lower_to_kernels import (
+    MAP_FORMS,
+    LoweringError,
+    MapBuilder,
+    Operands,
+    lowers,
+    shape_of,
+)
 
 
 @lowers(FusedOp)

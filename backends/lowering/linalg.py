@@ -7,7 +7,7 @@ import math
 
 from pockengine.backends.kernel_ir import View, contiguous_strides
 from pockengine.ir.ops import linalg as L
-from pockengine.passes.lower_to_kernels import lowers, shape_of
+from pockengine.passes.lower_to_kernels import lowers
 
 # (MR, NR) of the GEMM micro-kernels in backends/c/kernels/gemm.c: AVX2, NEON, plain C.
 # The workspace is planned for the largest, so one plan serves every target.
@@ -20,7 +20,7 @@ def gemm_workspace(m: int, n: int, k: int) -> int:
     if k == 0:
         return 0
     kc = min(k, KC)
-    up = lambda x, t: -(-x // t) * t  # noqa: E731
+    up = lambda x, t: -(-x // t) * t
     return max(kc * (min(up(m, mr), mr * 24) + min(up(n, nr), nr * 64)) for mr, nr in _TILES)
 
 

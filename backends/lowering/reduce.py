@@ -15,7 +15,7 @@ MAX_DIMS = 6
 def reduce_layout(x: View, axes) -> tuple[list[int], list[int], list[int]]:
     """Loop dims over x with x's strides and the output's (0 on reduced dims), adjacent dims
     of the same kind merged; at most MAX_DIMS, padded with leading 1s."""
-    red = set(a % len(x.shape) for a in axes)
+    red = {a % len(x.shape) for a in axes}
     kept = [d for i, d in enumerate(x.shape) if i not in red]
     ost, acc = [], 1
     for d in reversed(kept):

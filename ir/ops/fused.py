@@ -22,7 +22,13 @@ from __future__ import annotations
 from xdsl.dialects.builtin import StringAttr, TensorType
 from xdsl.ir import Block, Region
 from xdsl.irdl import (
-    IRDLOperation, irdl_op_definition, lazy_traits_def, opt_prop_def, region_def, traits_def, var_operand_def,
+    IRDLOperation,
+    irdl_op_definition,
+    lazy_traits_def,
+    opt_prop_def,
+    region_def,
+    traits_def,
+    var_operand_def,
     var_result_def,
 )
 from xdsl.parser import Parser

@@ -12,6 +12,8 @@ their values live beside the IR in a safetensors file (see ir/program.py):
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from xdsl.dialects.builtin import (
     BoolAttr,
@@ -41,7 +43,6 @@ from xdsl.traits import (
     MemoryWriteEffect,
     Pure,
     SymbolOpInterface,
-    SymbolTable,
 )
 from xdsl.utils.exceptions import VerifyException
 
@@ -106,11 +107,23 @@ class ParamOp(IRDLOperation):
         return op
 
 
+# module → {name: ParamOp}; entries are re-checked on use, so passes that add, remove or rename
+# params just cause a rebuild. Verifying a model with N params and M gets is O(N + M), not O(N·M).
+_PARAM_INDEX: weakref.WeakKeyDictionary[ModuleOp, dict[str, ParamOp]] = weakref.WeakKeyDictionary()
+
+
 def lookup_param(op: IRDLOperation, sym: SymbolRefAttr) -> ParamOp:
     module = op.get_toplevel_object()
-    found = SymbolTable.lookup_symbol(module, sym) if isinstance(module, ModuleOp) else None
+    name = sym.root_reference.data
+    found = None
+    if isinstance(module, ModuleOp):
+        found = _PARAM_INDEX.get(module, {}).get(name)
+        if found is None or found.parent_op() is not module or found.sym_name.data != name:
+            index = {p.sym_name.data: p for p in module.ops if isinstance(p, ParamOp)}
+            _PARAM_INDEX[module] = index
+            found = index.get(name)
     if not isinstance(found, ParamOp):
-        raise VerifyException(f"{op.name}: no train.param @{sym.root_reference.data}")
+        raise VerifyException(f"{op.name}: no train.param @{name}")
     return found
 
 

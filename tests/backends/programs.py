@@ -5,9 +5,8 @@ elementwise ops and residual adds with seeded weights)."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import strategies as st
-
 import sparse_models as M
+from hypothesis import strategies as st
 from pockengine import Program
 from pockengine.ir.ops import elementwise as E
 from pockengine.ir.ops import linalg as L

@@ -3,9 +3,8 @@ same batches give the same losses and parameters within 1e-4, full and sparse sc
 with momentum and AdamW, with and without operator-reordering and fusion."""
 
 import numpy as np
-import pytest
-
 import programs as P
+import pytest
 from pockengine.backends.runtime import Trainer, build_library, compile
 from pockengine.backends.targets import get_target
 from pockengine.passes import run_pipeline

@@ -3,16 +3,15 @@ same losses and updates before and after, on fixed models and on random programs
 what they promise: updates right after their gradients, fewer loop nests, lower peaks."""
 
 import numpy as np
+import programs as P
 import pytest
 from hypothesis import HealthCheck, given, settings
-
-import programs as P
 from pockengine.ir.ops.fused import FusedOp
 from pockengine.ir.ops.optim import SgdOp
 from pockengine.ir.ops.state import GetOp, SetOp
 from pockengine.passes import run_pipeline
-from pockengine.passes.operator_reordering import peak
 from pockengine.passes.lower_to_kernels import lower_program
+from pockengine.passes.operator_reordering import peak
 
 PIPELINES = ["operator-reordering", "fusion", "fusion{updates=false}", "operator-reordering,fusion"]
 
@@ -79,7 +78,7 @@ def test_fusion_groups_elementwise_chains_and_gradient_updates():
     fused = [op for op in body(opt) if isinstance(op, FusedOp)]
     kinds = [op.group_kind for op in fused]
     assert "update" in kinds and "elementwise" in kinds
-    steps = lambda p: len(lower_program(p).functions["train_step"].steps)  # noqa: E731
+    steps = lambda p: len(lower_program(p).functions["train_step"].steps)
     assert steps(opt) < steps(ref)
     # an updated weight gets no gradient buffer: its GEMM accumulates into the momentum
     kf = lower_program(opt).functions["train_step"]

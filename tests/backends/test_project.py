@@ -9,9 +9,8 @@ import shutil
 import subprocess
 
 import numpy as np
-import pytest
-
 import programs as P
+import pytest
 from pockengine import Program
 from pockengine.backends.project import read_weights, write_data, write_project
 from pockengine.backends.targets import get_target
@@ -23,7 +22,7 @@ STEPS = 8
 
 
 def losses_of(output: str) -> list[float]:
-    return [float(m) for m in re.findall(r"^step \d+ loss (\S+)$", output, re.M)]
+    return [float(m) for m in re.findall(r"^step \d+ loss (\S+)$", output, re.MULTILINE)]
 
 
 def reference_losses(prog, batches, steps=STEPS):
@@ -42,7 +41,7 @@ def make_project(tmp_path, prog, target="c"):
 
 
 def run_make(project, *extra):
-    res = subprocess.run(["make", "-s", "-C", str(project), "model", *extra], capture_output=True, text=True)
+    res = subprocess.run(["make", "-s", "-C", str(project), "model", *extra], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
 
 
@@ -60,7 +59,7 @@ def test_cli_compile_then_train(tmp_path, capsys):
     assert driver(["train", str(out), "--data", str(tmp_path / "data.npz"), "--steps", "4",
                    "-o", str(tmp_path / "trained")]) == 0
     want, ref = reference_losses(prog, batches, 4)
-    got = subprocess.run([str(out / "model"), "4", "data.bin"], cwd=out, capture_output=True, text=True)
+    got = subprocess.run([str(out / "model"), "4", "data.bin"], cwd=out, capture_output=True, text=True, check=False)
     assert losses_of(got.stdout) == pytest.approx(want, rel=1e-4)
     back = Program.load(tmp_path / "trained")
     for k, v in ref.weights.items():
@@ -90,7 +89,7 @@ def test_main_rejects_bad_files(tmp_path):
     out, _, _ = make_project(tmp_path, P.mlp())
     run_make(out)
     (out / "bad.bin").write_bytes(b"nonsense")
-    res = subprocess.run(["./model", "1", "bad.bin"], cwd=out, capture_output=True, text=True)
+    res = subprocess.run(["./model", "1", "bad.bin"], cwd=out, capture_output=True, text=True, check=False)
     assert res.returncode == 2 and "not a data file" in res.stderr
 
 
@@ -102,10 +101,10 @@ def test_arm64_under_qemu_equals_host(tmp_path):
     arm, _, _ = make_project(tmp_path, prog, "arm64")
     run_make(host)
     run_make(arm)
-    assert "ARM aarch64" in subprocess.run(["file", str(arm / "model")], capture_output=True, text=True).stdout \
+    assert "ARM aarch64" in subprocess.run(["file", str(arm / "model")], capture_output=True, text=True, check=False).stdout \
         or shutil.which("file") is None
-    h = subprocess.run(["./model", str(STEPS), "data.bin"], cwd=host, capture_output=True, text=True)
-    a = subprocess.run(["qemu-aarch64", "./model", str(STEPS), "data.bin"], cwd=arm, capture_output=True, text=True)
+    h = subprocess.run(["./model", str(STEPS), "data.bin"], cwd=host, capture_output=True, text=True, check=False)
+    a = subprocess.run(["qemu-aarch64", "./model", str(STEPS), "data.bin"], cwd=arm, capture_output=True, text=True, check=False)
     assert a.returncode == 0, a.stderr
     want, _ = reference_losses(prog, batches)
     assert losses_of(a.stdout) == pytest.approx(losses_of(h.stdout), rel=1e-5)
@@ -117,7 +116,7 @@ def test_sanitizers_run_clean(tmp_path):
     arch = " -march=native" if platform.machine() == "x86_64" else ""  # the AVX2 kernels too
     flags = "-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" + arch
     run_make(out, f"CFLAGS={flags}", f"LDFLAGS={flags}")
-    res = subprocess.run(["./model", "3", "data.bin"], cwd=out, capture_output=True, text=True)
+    res = subprocess.run(["./model", "3", "data.bin"], cwd=out, capture_output=True, text=True, check=False)
     assert res.returncode == 0 and "runtime error" not in res.stderr and "Sanitizer" not in res.stderr, res.stderr
     want, _ = reference_losses(P.cnn(), batches, 3)
     assert losses_of(res.stdout) == pytest.approx(want, rel=1e-4)
@@ -135,5 +134,5 @@ def test_model_names_cannot_change_the_program(tmp_path):
         kp = lower_program(trained)
         sources.append(get_target("c").sources(kp)["model.c"])
     assert "system(" not in sources[1] and "pwned" not in sources[1]
-    strip = lambda s: re.sub(r"/\*.*?\*/", "", s)  # noqa: E731
+    strip = lambda s: re.sub(r"/\*.*?\*/", "", s)
     assert strip(sources[0]) == strip(sources[1])
