@@ -38,6 +38,7 @@ class LLMConfig:
     finetune_steps: int = 120
     lr: float = 1e-3
     eval_batches: int = 8
+    eval_every: int = 20  # fine-tuning steps between held-out evaluations
     mlp_ratio: str = "1/4"
     seed: int = 0
 
@@ -45,7 +46,7 @@ class LLMConfig:
     def tiny(cls) -> LLMConfig:
         """Seconds, for tests: the same pipeline on a toy model."""
         return cls(hidden=32, intermediate=64, layers=2, heads=2, kv_heads=1, seq=16, batch=2,
-                   pretrain_steps=4, finetune_steps=4, eval_batches=1)
+                   pretrain_steps=4, finetune_steps=4, eval_batches=1, eval_every=2)
 
 
 def scheme_text(cfg: LLMConfig) -> str:
@@ -160,8 +161,9 @@ def run(cfg: LLMConfig = LLMConfig(), out_dir: Path = Path("demo_out"), steps: S
 
     results = []
     with steps.step("fine-tune on stdlib docstrings (compiled sparse)", total=len(tune), unit="step") as bar:
-        losses, secs = timed_steps(trainer.step, tune, bar)
-        res = Result("compiled sparse (C)", losses, secs, held_out_loss(trainer.forward, val), trainer.memory)
+        losses, secs, evals = timed_steps(trainer.step, tune, bar, lambda: held_out_loss(trainer.forward, val),
+                                          cfg.eval_every)
+        res = Result("compiled sparse (C)", losses, secs, evals[-1][1], trainer.memory, evals)
         results.append(res)
         bar.result = f"held-out loss {base_loss:.3f} → {res.quality:.3f}, {res.ms_per_step:.1f} ms/step"
 
@@ -169,8 +171,9 @@ def run(cfg: LLMConfig = LLMConfig(), out_dir: Path = Path("demo_out"), steps: S
         with steps.step(f"fine-tune in {label}", total=len(tune), unit="step") as bar:
             ref = _pretrained_copy(model)
             eager = EagerTrainer(ref, "next_token", "adam", hyper, upd)
-            losses, secs = timed_steps(eager.step, tune, bar)
-            res = Result(label, losses, secs, held_out_loss(eager.forward, val), eager.memory)
+            losses, secs, evals = timed_steps(eager.step, tune, bar, lambda: held_out_loss(eager.forward, val),
+                                              cfg.eval_every)
+            res = Result(label, losses, secs, evals[-1][1], eager.memory or {}, evals)
             results.append(res)
             bar.result = f"held-out loss {base_loss:.3f} → {res.quality:.3f}, {res.ms_per_step:.1f} ms/step"
     return results

@@ -25,6 +25,7 @@ class Result:
     seconds: list[float]
     quality: float  # accuracy (fraction) or a held-out loss
     memory: dict[str, int] = field(default_factory=dict)  # bytes; "training_extra" is the total
+    evals: list[tuple[int, float]] = field(default_factory=list)  # (step, held-out metric) along the way
 
     @property
     def ms_per_step(self) -> float:
@@ -72,9 +73,11 @@ def smooth(values: list[float]) -> np.ndarray:
     return (c[i] - c[np.maximum(i - w, 0)]) / (i - np.maximum(i - w, 0))
 
 
-def figures(results: list[Result], out_dir: Path, title: str, prefix: str = "") -> list[Path]:
-    """`{prefix}loss.png` (loss per step, one line per run) and `{prefix}memory.png` (stacked bars
-    of training memory by category)."""
+def figures(results: list[Result], out_dir: Path, title: str, prefix: str = "",
+            eval_label: str = "held-out loss") -> list[Path]:
+    """`{prefix}loss.png` (loss per step, one line per run; beside it the held-out metric of runs
+    that measured one along the way) and `{prefix}memory.png` (stacked bars of training memory
+    by category)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,15 +86,24 @@ def figures(results: list[Result], out_dir: Path, title: str, prefix: str = "") 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{prefix}loss.png", out_dir / f"{prefix}memory.png"]
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    with_evals = any(r.evals for r in results)
+    fig, axes = plt.subplots(1, 2 if with_evals else 1, figsize=(12 if with_evals else 7, 4), squeeze=False)
+    ax = axes[0][0]
     for r in results:
         steps = np.arange(1, len(r.losses) + 1)
-        (line,) = ax.plot(steps, r.losses, linewidth=0.8, alpha=0.35)
-        ax.plot(steps, smooth(r.losses), color=line.get_color(), label=r.name, linewidth=1.6)
+        style = "--" if r.name.startswith("PyTorch") else "-"  # dashed over solid: equal runs show
+        (line,) = ax.plot(steps, r.losses, style, linewidth=0.8, alpha=0.35)
+        ax.plot(steps, smooth(r.losses), style, color=line.get_color(), label=r.name, linewidth=1.6)
+        if r.evals:
+            axes[0][1].plot(*zip(*r.evals), style + "o", color=line.get_color(), label=r.name, markersize=3)
     ax.set(xlabel="fine-tuning step", ylabel="training loss (faint: per step; solid: running mean)",
-           title=f"{title}: loss")
+           title=f"{title}: training loss")
     ax.grid(alpha=0.3)
     ax.legend()
+    if with_evals:
+        axes[0][1].set(xlabel="fine-tuning step", ylabel=eval_label, title=f"{title}: {eval_label}")
+        axes[0][1].grid(alpha=0.3)
+        axes[0][1].legend()
     fig.tight_layout()
     fig.savefig(paths[0], dpi=120)
     plt.close(fig)

@@ -33,8 +33,8 @@ class VisionConfig:
     budget_fraction: float = 0.3  # of full backprop's planned training memory
     # the search's candidates, kept small so that it takes about a minute (cached afterwards)
     search_layers: tuple[int, ...] = tuple(range(9, 16))  # the last two blocks and the final conv
-    search_ratios: tuple[str, ...] = ("1/4", "1/2", "1")
-    search_bias_ks: tuple[int, ...] = (2, 4, 8, 12, 16)
+    search_ratios: tuple[str, ...] = ("1/4", "1")
+    search_bias_ks: tuple[int, ...] = (4, 8, 12, 16)
     search_steps: int = 120
     workers: int = 2
     seed: int = 0

@@ -61,14 +61,6 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")  # a literal bar inside a table cell
 
 
-def _module_doc(cls) -> str:
-    """pockengine's passes are one module each, whose docstring explains the pass."""
-    if not cls.__module__.startswith("pockengine."):
-        return ""
-    doc = inspect.getdoc(sys.modules[cls.__module__]) or ""
-    return doc.strip()
-
-
 def render() -> str:
     from pockengine.passes import get_all_passes
 
@@ -96,11 +88,8 @@ def render() -> str:
             out += [f"| `{o}` | `{_cell(t)}` | `{_cell(d)}` |" for o, t, d in opts]
         else:
             out.append("No options.")
-        out += ["", f"Source: {_source(cls)}"]
-        module_doc = _module_doc(cls)
-        if module_doc:
-            out += ["", "<details><summary>how it works (the module's docstring)</summary>", "",
-                    module_doc, "", "</details>"]
+        out += ["", f"Source: {_source(cls)} (its module docstring explains how the pass works)"
+                if cls.__module__.startswith("pockengine.") else f"Source: {_source(cls)}"]
     return "\n".join(out) + "\n"
 
 

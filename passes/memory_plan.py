@@ -70,37 +70,49 @@ def _aligned_reads(step, written: Storage, read: Storage) -> bool:
     return False
 
 
+def _index(steps, attr: str) -> dict[int, list[int]]:
+    """storage id → the sorted indices of the steps that read (or write) it."""
+    out: dict[int, list[int]] = {}
+    for i, s in enumerate(steps):
+        for k in _storages(getattr(s, attr)):
+            out.setdefault(k, []).append(i)
+    return out
+
+
 def inplace_parameter_updates(kf: KernelFunction) -> int:
     """Move 1. Returns how many updates became in place."""
     steps = kf.steps
+    position = {id(s): i for i, s in enumerate(steps)}
+    reads, writes = _index(steps, "reads"), _index(steps, "writes")
+    set_positions: dict[str, list[int]] = {}
+    for req in kf.sets:
+        set_positions.setdefault(req.slot.name, []).append(position[id(req.step)])
     removed: set[int] = set()
-    done = 0
     last_set: dict[str, int] = {}
     for req in kf.sets:
-        k = next(i for i, s in enumerate(steps) if s is req.step)
+        k = position[id(req.step)]
         S, PS = req.value.storage.resolve(), req.slot.storage.resolve()
         start = last_set.get(req.slot.name, -1)
         last_set[req.slot.name] = k
         if S.region != "arena" or not _covers(req.value, S) or S.nbytes != PS.nbytes or req.value.dtype != req.slot.dtype:
             continue
-        reads_old = [i for i in range(start + 1, k) if i not in removed and id(PS) in _storages(steps[i].reads)]
-        last_read = max(reads_old, default=-1)
-        writes = [i for i, s in enumerate(steps) if i not in removed and id(S) in _storages(s.writes)]
-        if not writes or max(writes) > k:
+        old = reads.get(id(PS), [])
+        last_read = max((i for i in old[bisect_right(old, start):bisect_left(old, k)] if i not in removed), default=-1)
+        w = [i for i in writes.get(id(S), []) if i not in removed]
+        if not w or max(w) > k:
             continue
-        if not all(i > last_read or (i == last_read and _aligned_reads(steps[i], S, PS)) for i in writes):
+        if not all(i > last_read or (i == last_read and _aligned_reads(steps[i], S, PS)) for i in w):
             continue
         # a later update of the same parameter must not overwrite this value while it is read
-        later = [s for s in kf.sets if s.slot.name == req.slot.name and s is not req]
-        later_k = [next(i for i, s in enumerate(steps) if s is r.step) for r in later]
-        after = [i for i in later_k if i > k]
-        if after and any(id(S) in _storages(steps[i].reads) for i in range(min(after), len(steps))):
+        after = [i for i in set_positions[req.slot.name] if i > k]
+        if after and reads.get(id(S)) and reads[id(S)][-1] >= min(after):
             continue
         S.alias = PS
+        reads[id(PS)] = sorted(reads.get(id(PS), []) + reads.pop(id(S), []))
+        writes[id(PS)] = sorted(writes.get(id(PS), []) + writes.pop(id(S), []))
         removed.add(k)
-        done += 1
     kf.steps = [s for i, s in enumerate(steps) if i not in removed]
-    return done
+    return len(removed)
 
 
 def drop_self_copies(kf: KernelFunction) -> None:

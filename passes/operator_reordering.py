@@ -187,15 +187,18 @@ def schedule(ops: list[Operation]) -> list[Operation]:
     live = Liveness(ops)
     ready = [op for op in ops if waiting[op] == 0]
     order: list[Operation] = []
-    def urgent(op: Operation) -> bool:
-        return isinstance(op, WRITES) or (is_update(op) and live.in_place_ready(op))
+    updates = {op for op in ops if is_update(op)}
 
-    def waits(op: Operation) -> bool:  # an update that would need a copy of its weight
-        return is_update(op) and not live.in_place_ready(op)
+    def key(op: Operation) -> tuple:
+        if isinstance(op, VIEW_OPS):  # free: views and constants run as soon as they can
+            return (-1, 0, 0, index[op])
+        if isinstance(op, WRITES) or (op in updates and live.in_place_ready(op)):
+            return (0, 0, live.delta(op), index[op])
+        # an update that would need a copy of its weight waits for the last reader
+        return (1, op in updates or isinstance(op, func.ReturnOp), live.delta(op), index[op])
 
     while ready:
-        best = min(ready, key=lambda op: (not urgent(op), waits(op), live.delta(op), isinstance(op, func.ReturnOp),
-                                          index[op]))
+        best = min(ready, key=key)
         ready.remove(best)
         order.append(best)
         live.run(best)

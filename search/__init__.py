@@ -25,7 +25,7 @@ from .finetune import Plan, Recipe, finetune, plan_scheme
 from .report import Report
 from .select import Budget, Choice, knapsack, select
 
-DEFAULT_RECIPE = Recipe(steps=120, optimizer="adam", lr=1e-3)
+DEFAULT_RECIPE = Recipe()  # Adam, lr 3e-3, 120 steps
 
 
 def parse_size(text: str | int | float, what: str = "memory") -> int:

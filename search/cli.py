@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", help="layer indices whose weights are candidates, e.g. 9..15 or 3,5 (default: all)")
     parser.add_argument("--steps", type=int, default=120, help="fine-tuning steps per candidate (default %(default)s)")
     parser.add_argument("--optimizer", default="adam", choices=("sgd", "adam", "adamw"))
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=3e-3, help="learning rate (default %(default)s)")
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default %(default)s)")
     parser.add_argument("--seeds", default="0", help="seeds to average each measurement over, e.g. 0,1")
     parser.add_argument("--workers", type=int, default=2, help="fine-tuning processes (default %(default)s)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -80,11 +81,13 @@ class Space:
         # the backbone: layers the base leaves frozen, in forward order
         self.backbone = [lay for lay in self.layers if not base_params & set(lay.params)]
         self.has_bias = {lay.index for lay in self.backbone if any(is_additive(module, p) for p in lay.params)}
-        self.weight_of = {}
+        self.weight_of: dict[int, str] = {}  # layer index → the weight a ratio slices
+        self.channels: dict[int, int] = {}  # layer index → channels on the ratio's axis
         for lay in self.backbone:
             weights = [p for p in lay.params if not is_additive(module, p) and ratio_axis(module, p) is not None]
             if weights:
                 self.weight_of[lay.index] = weights[0]
+                self.channels[lay.index] = ratio_axis(module, weights[0])[1]
 
     def _resolve(self, text: str):
         from pockengine.passes.scheme import Scheme
@@ -103,7 +106,11 @@ class Space:
         out = [Candidate("base")]
         out += [Candidate("bias", k=k) for k in ks if 0 < k <= n and set(self.bias_layers(k)) & self.has_bias]
         chosen = self.weight_of if layers is None else [i for i in layers if i in self.weight_of]
-        out += [Candidate("weight", layer=i, ratio=Fraction(r)) for i in chosen for r in ratios]
+        for i in chosen:
+            # ratios that keep the same number of channels are one candidate (a 1-channel stem
+            # conv has only "1"); the largest such ratio names it
+            by_k = {math.ceil(Fraction(r) * self.channels[i]): Fraction(r) for r in sorted(ratios)}
+            out += [Candidate("weight", layer=i, ratio=r) for r in by_k.values()]
         return out
 
     def scheme(self, k: int = 0, weights: dict[int, Fraction] | None = None, comment: str = "") -> str:
@@ -215,11 +222,14 @@ def _run_pool(todo, space: Space, recipe: Recipe, root: Path, program_dir: str, 
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(todo), desc="contribution analysis", unit="run", disable=not progress)
-    # spawn: the workers start clean (no forked torch/OpenMP threads); each loads the program once
-    ctx = multiprocessing.get_context("spawn")
+    # fork where there is one: no re-import of the caller's __main__ (a script calling search()
+    # needs no `if __name__ == "__main__"` guard). The workers are forked before the progress
+    # bar starts its monitor thread; each loads the program once.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with ProcessPoolExecutor(max(1, workers), ctx, _worker_init, (program_dir, train, val)) as pool:
         futures = {pool.submit(_run_one, space.candidate_scheme(c), recipe, s): (c, s) for c, s in todo}
+        bar = tqdm(total=len(todo), desc="contribution analysis", unit="run", disable=not progress)
         try:
             for fut in as_completed(futures):
                 c, s = futures[fut]

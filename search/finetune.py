@@ -1,6 +1,6 @@
 """Fine-tuning through the compiled backend, and what the compiler plans for a scheme.
 
-    recipe = Recipe(steps=120, optimizer="sgd", lr=0.01, momentum=0.9)
+    recipe = Recipe(steps=120, optimizer="adam", lr=3e-3)
     step = training_step(program, scheme, recipe)    # autodiff → sparse-backprop → DGE
     plan(step)                                       # Plan: planned bytes and FLOPs of that step
     run = finetune(program, scheme, train, [val], recipe, seed=0)   # compiled, trained, evaluated
@@ -27,8 +27,8 @@ class Recipe:
     a seeded permutation of the training set, epoch after epoch."""
 
     steps: int = 120
-    optimizer: str = "sgd"
-    lr: float = 0.01
+    optimizer: str = "adam"  # "sgd" (with momentum) | "adam" | "adamw"
+    lr: float = 3e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
     loss: str = "cross_entropy"

@@ -32,8 +32,8 @@ from .contribution import Space
 from .finetune import Recipe, finetune, plan_scheme
 from .select import Budget, fmt_bytes, fmt_count, select
 
-SEARCH_RECIPE = Recipe(steps=120, optimizer="adam", lr=1e-3)
-FINAL_RECIPE = Recipe(steps=300, optimizer="adam", lr=1e-3)
+SEARCH_RECIPE = Recipe(steps=120, optimizer="adam", lr=3e-3)
+FINAL_RECIPE = Recipe(steps=300, optimizer="adam", lr=3e-3)
 SEEDS = (0, 1, 2)
 
 

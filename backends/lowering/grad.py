@@ -134,3 +134,15 @@ def lower_cross_entropy_backward(lw, op):
     fn = "pk_cross_entropy_backward_i32" if labels.dtype == "i32" else "pk_cross_entropy_backward"
     lw.call("cross_entropy_backward", fn, [n, c, inner, logits, labels, dloss, op.p.ignore_index,
                                            int(op.p.reduction == "mean"), dx], [logits, labels, dloss], [dx])
+
+
+@lowers(G.GatherElementsBackwardOp)
+def lower_gather_elements_backward(lw, op):
+    from pockengine.backends.kernel_ir import contiguous_strides
+    from pockengine.backends.lowering.shape import gather_elements_layout
+
+    dy, idx = lw.contiguous(lw.view(op.dy)), lw.contiguous(lw.view(op.indices))
+    dx = lw.result(op.result)
+    d, xs, axis_stride, n = gather_elements_layout(dx.shape, contiguous_strides(dx.shape), idx.shape, op.p.axis)
+    fn = "pk_gather_elements_backward_i32" if idx.dtype == "i32" else "pk_gather_elements_backward"
+    lw.call("gather_elements", fn, [d, xs, axis_stride, n, dx.size, dy, idx, dx], [dy, idx], [dx])

@@ -70,3 +70,22 @@ def lower_gather(lw, op):
     out = lw.result(op.result)
     fn = "pk_gather_i32" if idx.dtype == "i32" else "pk_gather"
     lw.call("gather", fn, [outer, n, inner * ITEMSIZE[x.dtype], idx.size, x, idx, out], [x, idx], [out])
+
+
+def gather_elements_layout(x_shape, x_strides, idx_shape, axis) -> tuple[list[int], list[int], int, int]:
+    """The index tensor's dims padded to 6 and x's strides over them (0 on the axis)."""
+    ax = axis % len(x_shape)
+    if len(idx_shape) > 6:
+        raise ValueError("gather_elements over more than 6 dims")
+    pad = 6 - len(idx_shape)
+    xs = [0 if k == ax else s for k, s in enumerate(x_strides)]
+    return [1] * pad + list(idx_shape), [0] * pad + xs, x_strides[ax], x_shape[ax]
+
+
+@lowers(S.GatherElementsOp)
+def lower_gather_elements(lw, op):
+    x, idx = lw.view(op.x), lw.contiguous(lw.view(op.indices))
+    out = lw.result(op.result)
+    d, xs, axis_stride, n = gather_elements_layout(x.shape, x.elem_strides(), idx.shape, op.p.axis)
+    fn = "pk_gather_elements_i32" if idx.dtype == "i32" else "pk_gather_elements"
+    lw.call("gather_elements", fn, [d, xs, axis_stride, n, ITEMSIZE[x.dtype], x, idx, out], [x, idx], [out])

@@ -11,6 +11,7 @@ in-range indices and labels). A new op in `pockengine.ir.dialect.OPS` needs an e
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,6 +28,12 @@ from pockengine.ir.ops.state import ROLES, ConstantOp, GetOp, ParamOp, SetOp, Se
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType, bf16, f16, f32, f64, i1, i32, i64
 from xdsl.ir import Attribute, Block, Operation, Region
+
+
+def examples(n: int) -> int:
+    """Hypothesis examples for a test: n, times $POCK_HYPOTHESIS_SCALE for a thorough run."""
+    return n * int(os.environ.get("POCK_HYPOTHESIS_SCALE", "1"))
+
 
 FLOATS = [f32, f64]
 NUMERIC = [f32, f64, i64]

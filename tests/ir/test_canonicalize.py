@@ -10,6 +10,7 @@ import op_cases as C
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from op_cases import examples
 from pockengine.ir import types as T
 from pockengine.ir.interpreter import Interpreter
 from pockengine.ir.ops import elementwise as E
@@ -20,7 +21,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, f64
 from xdsl.ir import Block, Region
 
-SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def constant_module(case, arrays) -> ModuleOp:
@@ -120,7 +121,7 @@ def run_chain(t, steps, x):
     return before, Interpreter(module, {}, np.float64).call("f", x)[0], module
 
 
-@settings(SETTINGS, max_examples=60)
+@settings(SETTINGS, max_examples=examples(60))
 @given(chain=move_chain(), seed=st.integers(0, 2**32 - 1))
 def test_shape_patterns_preserve_semantics(chain, seed):
     t, steps = chain

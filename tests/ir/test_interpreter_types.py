@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from op_cases import cases
+from op_cases import cases, examples
 from pockengine.ir import types as T
 from pockengine.ir.dialect import OPS
 from pockengine.ir.interpreter import Interpreter
@@ -21,7 +21,7 @@ def expected_dtype(t, float_dtype):
 
 
 @pytest.mark.parametrize("op", INTERPRETED, ids=lambda op: op.name)
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), float_dtype=st.sampled_from([np.float32, np.float64]))
 def test_results_match_inferred_types(op, data, float_dtype):
     case = data.draw(cases(op))

@@ -11,6 +11,7 @@ import op_cases as C
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from op_cases import examples
 from pockengine.ir import types as T
 from pockengine.ir.interpreter import Interpreter
 from pockengine.ir.ops import linalg as L
@@ -21,7 +22,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Region
 
-SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def run(case, arrays, dtype=np.float64):

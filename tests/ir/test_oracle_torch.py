@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from op_cases import examples
 from pockengine.ir.interpreter import Interpreter
 from pockengine.ir.ops import elementwise as E
 from pockengine.ir.ops import linalg as L
@@ -197,7 +198,7 @@ def tolerance(float_dtype):
 
 
 @pytest.mark.parametrize("op", list(TORCH), ids=lambda op: op.name)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), float_dtype=st.sampled_from([np.float64, np.float32]))
 def test_matches_torch(op, data, float_dtype):
     case = data.draw(STRATEGY.get(op, C.cases)(op))

@@ -1,10 +1,9 @@
 """train.get/set resolve their symbol through a cached index that must never go stale."""
 
 import pytest
-from xdsl.utils.exceptions import VerifyException
-
 from pockengine import Program
 from pockengine.ir.ops.state import ParamOp
+from xdsl.utils.exceptions import VerifyException
 
 MLP = open(__file__.replace("tests/ir/test_param_lookup.py", "examples/mlp.mlir")).read()
 

@@ -5,7 +5,7 @@ from io import StringIO
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from op_cases import all_cases, cases
+from op_cases import all_cases, cases, examples
 from pockengine.ir.context import make_context
 from pockengine.ir.dialect import OPS
 from pockengine.ir.interpreter import IMPLS, _load_impls
@@ -44,7 +44,7 @@ def test_every_op_has_an_interpreter_implementation():
 
 
 @pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_roundtrip(op, data):
     case = data.draw(cases(op))
