@@ -190,7 +190,13 @@ def training_pipeline(loss: str, optimizer: str, scheme=None, **hyper) -> str:
     opts = " ".join(f"{k}={_opt(v)}" for k, v in {"loss": loss, "optimizer": optimizer, **hyper}.items())
     spec = f"autodiff{{{opts}}}"
     if scheme is not None:
-        spec += f",sparse-backprop{{scheme={_opt(str(scheme))}}},dead-gradient-elimination"
+        text = str(scheme)
+        if "\n" in text or '"' in text:  # a pipeline option is one line: pass the text as a file
+            fd, path = tempfile.mkstemp(suffix=".pock", prefix="scheme-")
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            text = path
+        spec += f',sparse-backprop{{scheme="{text}"}},dead-gradient-elimination'
     return spec
 
 

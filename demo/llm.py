@@ -111,6 +111,7 @@ def run(cfg: LLMConfig = LLMConfig(), out_dir: Path = Path("demo_out"), steps: S
     import torch
 
     import pockengine
+    from pockengine.passes.cost import cost
     from pockengine.passes.scheme import Scheme
 
     torch.set_num_threads(threads)
@@ -155,7 +156,7 @@ def run(cfg: LLMConfig = LLMConfig(), out_dir: Path = Path("demo_out"), steps: S
     hyper = {"lr": cfg.lr}
     with steps.step("compile the sparse fine-tuning step to C") as bar:
         trainer, _ = compile_trainer(program, "next_token", "adam", scheme_path, **hyper)
-        trained = trained_count(updates, program.weights)
+        trained = cost(trainer.program)["train_step"].trained_elements  # the compiler's own count
         bar.result = (f"{trained:,} of {n_params:,} parameters train; planned training memory "
                       f"{trainer.memory['training_extra'] / 1024:,.0f} KiB ({scheme_path})")
 
@@ -177,15 +178,6 @@ def run(cfg: LLMConfig = LLMConfig(), out_dir: Path = Path("demo_out"), steps: S
             results.append(res)
             bar.result = f"held-out loss {base_loss:.3f} → {res.quality:.3f}, {res.ms_per_step:.1f} ms/step"
     return results
-
-
-def trained_count(updates: dict, weights: dict) -> int:
-    """How many parameter values a scheme updates (a ratio counts its channel slice)."""
-    n = 0
-    for name, u in updates.items():
-        size = int(np.prod(weights[name].shape))
-        n += 0 if u.mode == "frozen" else size if u.mode == "full" else size * u.channels // weights[name].shape[u.axis]
-    return n
 
 
 def _pretrained_copy(model):

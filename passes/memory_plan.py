@@ -22,6 +22,7 @@ the module with the report, so pock-opt shows the plan.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 from pockengine.backends.kernel_ir import (

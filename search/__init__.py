@@ -28,7 +28,7 @@ from .select import Budget, Choice, knapsack, select
 DEFAULT_RECIPE = Recipe()  # Adam, lr 3e-3, 120 steps
 
 
-def parse_size(text: str | int | float, what: str = "memory") -> int:
+def parse_size(text: str | float, what: str = "memory") -> int:
     """'2MB', '512kB', '1.5MiB', '3e6', 2000000 → an integer (bytes, or FLOPs with 'k/M/G')."""
     if isinstance(text, (int, float)):
         return int(text)

@@ -52,7 +52,6 @@ def _ints(text: str | None, what: str) -> list[int] | None:
 
 def _data(path: str):
     import numpy as np
-
     from pockengine.tools import UserError
 
     if not Path(path).is_file():
@@ -94,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     recipe = Recipe(steps=args.steps, optimizer=args.optimizer, lr=args.lr,
                     momentum=args.momentum if args.optimizer == "sgd" else 0.9)
     try:
-        scheme, report = search(program, train, val, budget, recipe=recipe, ratios=ratios,
+        _, report = search(program, train, val, budget, recipe=recipe, ratios=ratios,
                                 bias_ks=_ints(args.bias_ks, "bias-ks"), layers=_ints(args.layers, "layers"),
                                 base=args.base, seeds=tuple(_ints(args.seeds, "seeds") or [0]),
                                 workers=args.workers, cache_dir=args.cache, progress=not args.no_progress)

@@ -50,12 +50,12 @@ class Report:
 
     def summary(self) -> str:
         c = self.chosen
+        weights = ", ".join(f"layer {i} @ {ratio_text(r)}" for i, r in sorted(c.weights.items())) or "none"
         parts = [f"budget: {self.budget}",
                  f"frozen model: {100 * self.frozen_accuracy:.1f}%   base (head only): {100 * self.base.accuracy:.1f}%",
-                 f"chosen: bias of the last {c.k} backbone layers; weights "
-                 + (", ".join(f"layer {i} @ {ratio_text(r)}" for i, r in sorted(c.weights.items())) or "none"),
-                 f"  summed measured gain {100 * c.value:+.1f} points; planned memory {fmt_bytes(c.plan.memory)}, "
-                 f"backward FLOPs {fmt_count(c.plan.backward_flops)}"]
+                 f"chosen: bias of the last {c.k} backbone layers; weights {weights}",
+                 (f"  summed measured gain {100 * c.value:+.1f} points; planned memory {fmt_bytes(c.plan.memory)}, "
+                 f"backward FLOPs {fmt_count(c.plan.backward_flops)}")]
         if self.chosen_accuracy is not None:
             parts.append(f"  fine-tuned for real: {100 * self.chosen_accuracy:.1f}% on the validation data")
         return "\n".join(parts)

@@ -79,7 +79,7 @@ def _splits(x: np.ndarray, y: np.ndarray):
 
 def TinyMobileNetV2(num_classes: int = 5, width: int = 8):
     """A MobileNetV2 in miniature (the torch module; torch is imported here only)."""
-    import torch.nn as nn
+    from torch import nn
 
     def conv_bn(cin, cout, k=1, stride=1, groups=1, act=True):
         layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
@@ -196,7 +196,6 @@ def digits_transfer(batch: int = 32, cache_dir: str | Path | None = None, log=No
     meta = where / "task.json"
     if not meta.is_file():
         import torch
-
         from pockengine.frontends import from_torch
 
         net, acc = pretrain(xs, ys, log)

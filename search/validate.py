@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = Budget(memory=full_plan.memory // 4)
     log(f"full backprop plans {fmt_bytes(full_plan.memory)}; budget {budget}")
 
-    scheme, report = search(program, task.train, task.val, budget, recipe=SEARCH_RECIPE,
+    _, report = search(program, task.train, task.val, budget, recipe=SEARCH_RECIPE,
                             workers=args.workers, cache_dir=None, progress=not args.no_progress)
     report.save(out / "search")
     log("search done:\n" + report.summary())

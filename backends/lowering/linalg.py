@@ -83,7 +83,7 @@ def lower_matmul(lw, op):
                                     m, n, k, a, ra, ca, b, rb, cb, c, work], [a, b], [c, work])
 
 
-BATCH_BELOW = 256  # output pixels per image below which a conv runs one GEMM over all images
+BATCH_BELOW = 64  # output pixels per image below which a conv runs one GEMM over all images
 
 
 def conv_plan(kind: str, xs, ws, p, ys) -> tuple[list[int], int]:
@@ -99,8 +99,12 @@ def conv_plan(kind: str, xs, ws, p, ys) -> tuple[list[int], int]:
     pointwise = kh == kw == 1 and tuple(p.stride) == (1, 1) and not any(p.padding)
     batched = not depthwise and n > 1 and cols < BATCH_BELOW
     geometry = [n, c, h, w, o, kh, kw, *p.stride, pt, pl, *p.dilation, g, ho, wo, int(batched)]
-    if depthwise:
-        return geometry, 0
+    if depthwise:  # one zero-padded plane (backends/c/kernels/depthwise.c)
+        dh, dw = p.dilation
+        sh, sw = p.stride
+        hp = max(pt + h, (ho - 1) * sh + (kh - 1) * dh + 1)
+        wp = max(pl + w, (wo - 1) * sw + (kw - 1) * dw + 1)
+        return geometry, hp * wp
     if batched:
         cols *= n
         unfolded = k * cols + og * cols

@@ -74,20 +74,21 @@ def _documented_commands() -> list[list[str]]:
     for doc in (DOCS / "experiments.md", REPO / "README.md"):
         for line in doc.read_text().splitlines():
             text = line.strip().split("  #")[0].strip()
-            if line.startswith("    ") and (text.startswith("pockengine ") or text.startswith("python -m pockengine")):
+            if line.startswith("    ") and text.startswith(("pockengine ", "python -m pockengine", "python benchmarks/")):
                 cmds.append(shlex.split(text))
     return cmds
 
 
 @pytest.mark.parametrize("argv", _documented_commands(), ids=lambda a: " ".join(a[:3]))
 def test_documented_commands_exist_and_parse(argv):
-    """Every `pockengine ...` / `python -m pockengine...` line in the docs names a real command
-    whose options parse (the commands themselves take minutes; `--help` checks the wiring)."""
+    """Every `pockengine ...`, `python -m pockengine...` and `python benchmarks/...` line in the
+    docs names a real command whose options parse (the commands take minutes; this checks the
+    wiring)."""
     from pockengine.tools.driver import COMMANDS, build_parser
 
-    if argv[0] == "python":
-        module = argv[2]
-        res = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=REPO)
+    if argv[0] == "python":  # a module or script: its argument parser answers --help
+        target = ["-m", argv[2]] if argv[1] == "-m" else [argv[1]]
+        res = subprocess.run([sys.executable, *target, "--help"], capture_output=True, text=True, cwd=REPO)
         assert res.returncode == 0, res.stderr
         return
     sub = argv[1]

@@ -8,7 +8,6 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from pockengine.search import Budget, Candidate, Measurement, Plan, knapsack, parse_size, select
 
 

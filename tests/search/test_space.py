@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "passes"))
-import sparse_models as M  # noqa: E402
-from pockengine.passes.scheme import Scheme  # noqa: E402
-from pockengine.search import Candidate, Space  # noqa: E402
-from pockengine.search.contribution import fingerprint  # noqa: E402
+import sparse_models as M
+from pockengine.passes.scheme import Scheme
+from pockengine.search import Candidate, Space
+from pockengine.search.contribution import fingerprint
 
 
 @pytest.fixture(scope="module")

@@ -2,36 +2,12 @@
    batch: dw[g] = Σ_n dy[n, g] · col(x[n, g])ᵀ, per image or batched (one GEMM over all
    N·HO·WO columns) as in conv2d.c. Depthwise: direct loops. With `ab` (alpha, beta):
    dw = alpha·Σ… + beta·dw, an SGD update accumulating straight into its buffer.
-   requires: gemm conv2d */
+   requires: gemm im2col depthwise */
 static void pk_conv2d_backward_weight(const long *g, const float *x, const float *dy, float *dw, const float *ab,
                                       float *work) {
     PK_CONV_GEOMETRY(g);
     float alpha = ab ? ab[0] : 1.0f, beta = ab ? ab[1] : 0.0f;
-    if (depthwise) {
-        long mult = O / C;
-        for (long o = 0; o < O; o++)
-            for (long i = 0; i < KH; i++)
-                for (long j = 0; j < KW; j++) {
-                    long d = j * DW - PL, lo, hi;
-                    pk_conv_cols(W, WO, SW, d, &lo, &hi);
-                    double acc = 0.0;
-                    for (long n = 0; n < N; n++) {
-                        const float *xin = x + (n * C + o / mult) * H * W, *gy = dy + (n * O + o) * P;
-                        float s = 0.0f;
-                        for (long oh = 0; oh < HO; oh++) {
-                            long ih = oh * SH - PT + i * DH;
-                            if (ih < 0 || ih >= H) continue;
-                            const float *src = xin + ih * W + d, *r = gy + oh * WO;
-                            if (SW == 1) for (long ow = lo; ow < hi; ow++) s += r[ow] * src[ow];
-                            else for (long ow = lo; ow < hi; ow++) s += r[ow] * src[ow * SW];
-                        }
-                        acc += s;
-                    }
-                    float *out = dw + (o * KH + i) * KW + j;
-                    *out = alpha * (float)acc + (beta != 0.0f ? beta * *out : 0.0f);
-                }
-        return;
-    }
+    if (depthwise) { pk_depthwise_backward_weight(g, x, dy, dw, alpha, beta, work); return; }
     if (batched) {
         long NP = N * P;
         float *dyall = work, *col = work + og * NP, *gw = col + K * NP;

@@ -20,13 +20,16 @@
 #endif
 #define PK_UNUSED(x) (void)(x)
 
+#define PK_PRAGMA(x) _Pragma(#x)
 #ifdef _OPENMP
 #include <omp.h>
-#define PK_PRAGMA(x) _Pragma(#x)
 #define PK_PARALLEL_FOR(cond) PK_PRAGMA(omp parallel for schedule(static) if(cond))
 #else
 #define PK_PARALLEL_FOR(cond)
 #endif
+/* A sum the compiler may vectorize (reassociate) although -ffast-math is off: needs
+   -fopenmp-simd (the targets pass it); other compilers ignore the pragma. */
+#define PK_SIMD_SUM(v) PK_PRAGMA(omp simd reduction(+:v))
 
 PK_INLINE long pk_min(long a, long b) { return a < b ? a : b; }
 /* numpy's floor division for integers (C's / truncates toward zero) */

@@ -1,0 +1,150 @@
+"""The search end to end on a tiny model and budget: measurements through the compiled backend,
+the disk cache (resume), the selection under the compiler's plan, the report and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "passes"))
+import pockengine
+import sparse_models as M
+from pockengine.passes.scheme import Scheme
+from pockengine.search import Budget, Candidate, Recipe, Space, contribution, measure
+from pockengine.search.finetune import finetune, plan_scheme
+
+RECIPE = Recipe(steps=10, optimizer="adam", lr=0.01)
+POCKENGINE = Path(sys.executable).with_name("pockengine")
+
+
+def make_data(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 6)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64) + (x[:, 2] > 1).astype(np.int64)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    program = M.mlp(batch=8)
+    train, val = make_data(48, 0), make_data(40, 1)
+    cache = tmp_path_factory.mktemp("search-cache")
+    base = plan_scheme(program, Space(program).scheme(), RECIPE)
+    budget = Budget(memory=base.memory + 2048)
+    scheme, report = pockengine.search(program, train, val, budget, recipe=RECIPE, ratios=(Fraction(1, 2), 1),
+                                       cache_dir=cache, progress=False)
+    return SimpleNamespace(program=program, train=train, val=val, cache=cache, budget=budget, scheme=scheme,
+                           report=report)
+
+
+def test_measurements_are_real_fine_tuning_runs(setup):
+    program, train, val, report = setup.program, setup.train, setup.val, setup.report
+    ms = report.measurements
+    # mlp: fc1, fc2 form the backbone; fc3 is the head (the base)
+    assert sorted(c.key for c in ms) == ["base", "bias-last1", "bias-last2", "weight-L0-r1_1", "weight-L0-r1_2",
+                                         "weight-L1-r1_1", "weight-L1-r1_2"]
+    space = Space(program)
+    for c in (Candidate("base"), Candidate("weight", layer=1, ratio=Fraction(1, 2))):
+        again = finetune(program, space.candidate_scheme(c), train, [val], RECIPE, seed=0)
+        assert ms[c].accuracy == again.accuracies[0]  # same seeded run, in this process
+        assert (ms[c].memory, ms[c].backward_flops) == (again.memory, again.backward_flops)
+    base = ms[Candidate("base")]
+    for m in ms.values():
+        assert m.gain == pytest.approx(m.accuracy - base.accuracy)
+        planned = plan_scheme(program, space.candidate_scheme(m.candidate), RECIPE)
+        assert (m.memory, m.backward_flops) == (planned.memory, planned.backward_flops)
+    # deeper updates plan more backward work than the head alone
+    assert ms[Candidate("weight", layer=0, ratio=Fraction(1))].backward_flops > base.backward_flops
+
+
+def test_the_chosen_scheme_fits_the_budget_by_the_compilers_plan(setup):
+    program, budget, scheme, report = setup.program, setup.budget, setup.scheme, setup.report
+    assert isinstance(scheme, Scheme) and scheme.to_text().startswith("default frozen")
+    replanned = plan_scheme(program, report.scheme_text, RECIPE)
+    assert replanned.memory == report.chosen.plan.memory and budget.fits(replanned)
+    best_single = max(m.gain for m in report.measurements.values())
+    assert report.chosen.value >= min(best_single, 0) - 1e-12
+    assert report.chosen.value == pytest.approx(sum(report.measurements[c].gain for c in report.chosen.items()))
+    assert report.chosen_accuracy is not None and 0 <= report.chosen_accuracy <= 1
+
+
+def test_an_interrupted_search_resumes_from_the_cache(setup, monkeypatch):
+    program, train, val, cache, report = setup.program, setup.train, setup.val, setup.cache, setup.report
+    space = Space(program)
+    cands = space.candidates([Fraction(1, 2), Fraction(1)])
+    calls = []
+    real = contribution._run_pool
+    monkeypatch.setattr(contribution, "_run_pool", lambda todo, *a, **k: (calls.append(todo), real(todo, *a, **k)))
+    again = measure(program, space, cands, train, val, RECIPE, cache_dir=cache, progress=False)
+    assert calls == [] and {c: m.accuracy for c, m in again.items()} == \
+        {c: m.accuracy for c, m in report.measurements.items()}
+    # lose one result (an interruption): only that one runs again, to the same number
+    victim = next(Path(cache).glob("*/weight-L1-r1_2-*.json"))
+    victim.unlink()
+    again = measure(program, space, cands, train, val, RECIPE, cache_dir=cache, workers=1, progress=False)
+    assert [[c.key for c, s in todo] for todo in calls] == [["weight-L1-r1_2"]]
+    c = Candidate("weight", layer=1, ratio=Fraction(1, 2))
+    assert again[c].accuracy == report.measurements[c].accuracy and victim.is_file()
+
+
+def test_report_table_json_and_figure(setup, tmp_path):
+    report = setup.report
+    out = report.save(tmp_path / "r")
+    table = (out / "report.md").read_text()
+    assert table.count("\n| ") >= len(report.measurements) + 1 and "(chosen)" in table
+    doc = json.loads((out / "report.json").read_text())
+    assert len(doc["measurements"]) == len(report.measurements) and doc["scheme"] == report.scheme_text
+    png = (out / "search.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def run_cli(*args):
+    return subprocess.run([str(POCKENGINE), "search", *map(str, args)], capture_output=True, text=True, timeout=600,
+                          check=False)
+
+
+def test_cli_writes_the_scheme_and_reuses_the_cache(setup, tmp_path):
+    program, train, val, cache, budget, report = (setup.program, setup.train, setup.val, setup.cache, setup.budget,
+                                                  setup.report)
+    program.save(tmp_path / "model")
+    np.savez(tmp_path / "d.npz", x_train=train[0], y_train=train[1], x_val=val[0], y_val=val[1])
+    r = run_cli(tmp_path / "model", "--data", tmp_path / "d.npz", "--budget-memory", f"{budget.memory}B",
+                "--ratios", "1/2,1", "--steps", RECIPE.steps, "--optimizer", "adam", "--lr", RECIPE.lr,
+                "-o", tmp_path / "s.pock", "--report", tmp_path / "rep", "--cache", cache, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "s.pock").read_text() == report.scheme_text
+    assert (tmp_path / "rep" / "search.png").is_file() and "chosen:" in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing_dir", "--data", "d.npz", "-o", "s.pock"], "not a program directory"),
+    (["MODEL", "--data", "nope.npz", "-o", "s.pock"], "nope.npz: no such data file"),
+    (["MODEL", "--data", "bad.npz", "-o", "s.pock"], "missing arrays x_val, y_val"),
+    (["MODEL", "--data", "d.npz", "--budget-memory", "lots", "-o", "s.pock"], "bad memory 'lots'"),
+    (["MODEL", "--data", "d.npz", "--ratios", "3/2", "-o", "s.pock"], "must be in (0, 1]"),
+    (["MODEL", "--data", "d.npz", "--budget-memory", "10B", "-o", "s.pock"], "below what training the base"),
+    (["MODEL", "--data", "d.npz", "--base", "nothing_here: full", "-o", "s.pock"], "matches no parameter"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(setup, tmp_path, args, message):
+    program, train, val, cache = setup.program, setup.train, setup.val, setup.cache
+    program.save(tmp_path / "MODEL")
+    np.savez(tmp_path / "d.npz", x_train=train[0], y_train=train[1], x_val=val[0], y_val=val[1])
+    np.savez(tmp_path / "bad.npz", x_train=train[0], y_train=train[1])
+    args = [str(tmp_path / a) if a in ("MODEL", "d.npz", "bad.npz", "nope.npz", "missing_dir") else a for a in args]
+    r = run_cli(*args, "--cache", cache, "--no-progress", "--steps", RECIPE.steps, "--lr", RECIPE.lr,
+                "--ratios" if "--ratios" not in args else "--seeds", "1/2,1" if "--ratios" not in args else "0")
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_pockengine_search_is_callable_from_the_root():
+    import pockengine.search as module
+
+    assert callable(pockengine.search) and callable(module) and pockengine.search is module
