@@ -30,7 +30,7 @@ def reference_manual() -> str:
 
 
 def zen_of_python() -> str:
-    import this  # noqa: F401  (prints the Zen once on first import; read the rot13 source instead)
+    import this  # prints the Zen on first import (texts() mutes it); this.s is its rot13 source
 
     return codecs.decode(this.s, "rot13")
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -167,24 +166,3 @@ class EagerTrainer:
     def forward(self, x) -> np.ndarray:
         with torch.no_grad():
             return self.module(torch.as_tensor(x)).numpy()
-
-
-def timed_steps(step, batches, bar=None, evaluate=None, every: int = 0):
-    """Run `step(x, y)` over batches; (losses, seconds per step). With `evaluate` and `every`,
-    also (losses, seconds, [(step number, evaluate()), ...]) at step 0, every `every` steps and
-    the end; evaluation time is not counted in the step times."""
-    losses, times, evals = [], [], []
-    batches = list(batches)
-    for i, (x, y) in enumerate(batches):
-        if evaluate is not None and every and i % every == 0:
-            evals.append((i, evaluate()))
-        t = time.perf_counter()
-        losses.append(step(x, y))
-        times.append(time.perf_counter() - t)
-        if bar is not None:
-            bar.update()
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-    if evaluate is None:
-        return losses, times
-    evals.append((len(batches), evaluate()))
-    return losses, times, evals

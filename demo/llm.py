@@ -7,7 +7,8 @@
    last block's attention output projection and MLP (at a channel ratio), the LM head;
 4. fine-tune on a different text (standard-library docstrings) in C, and the same steps in
    PyTorch eager with the same scheme and with full backprop;
-5. one table (held-out loss, ms/step, training memory) and loss/memory figures.
+5. the three steps timed in turn (demo/timing.py); one table (held-out loss, ms/step,
+   training memory) and loss/memory figures.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import numpy as np
 
 from . import corpus
 from .compiled import compile_trainer
-from .eager import EagerTrainer, timed_steps
+from .eager import EagerTrainer
 from .report import Result, figures, table
 from .steps import Steps
+from .timing import interleaved, timed_steps
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class LLMConfig:
     lr: float = 1e-3
     eval_batches: int = 8
     eval_every: int = 20  # fine-tuning steps between held-out evaluations
+    timing_rounds: int = 10  # ms/step: medians over rounds in which every trainer steps in turn
     mlp_ratio: str = "1/4"
     seed: int = 0
 
@@ -46,7 +49,7 @@ class LLMConfig:
     def tiny(cls) -> LLMConfig:
         """Seconds, for tests: the same pipeline on a toy model."""
         return cls(hidden=32, intermediate=64, layers=2, heads=2, kv_heads=1, seq=16, batch=2,
-                   pretrain_steps=4, finetune_steps=4, eval_batches=1, eval_every=2)
+                   pretrain_steps=4, finetune_steps=4, eval_batches=1, eval_every=2, timing_rounds=2)
 
 
 def scheme_text(cfg: LLMConfig) -> str:
@@ -108,14 +111,13 @@ def held_out_loss(forward, batches) -> float:
 
 def run(cfg: LLMConfig = LLMConfig(), out_dir: Path = Path("demo_out"), steps: Steps | None = None,
         threads: int = 1) -> list[Result]:
-    import torch
-
     import pockengine
+    import torch
     from pockengine.passes.cost import cost
     from pockengine.passes.scheme import Scheme
 
     torch.set_num_threads(threads)
-    steps = steps or Steps(total=6)
+    steps = steps or Steps(total=7)
     out_dir.mkdir(parents=True, exist_ok=True)
     pretrain_tokens, finetune_tokens = corpus.texts()
     train_tokens, val_tokens = corpus.split(finetune_tokens)
@@ -166,17 +168,26 @@ def run(cfg: LLMConfig = LLMConfig(), out_dir: Path = Path("demo_out"), steps: S
                                           cfg.eval_every)
         res = Result("compiled sparse (C)", losses, secs, evals[-1][1], trainer.memory, evals)
         results.append(res)
+        steppers = {res.name: trainer.step}
         bar.result = f"held-out loss {base_loss:.3f} → {res.quality:.3f}, {res.ms_per_step:.1f} ms/step"
 
     for label, upd in (("PyTorch eager, same scheme", updates), ("PyTorch eager, full BP", None)):
         with steps.step(f"fine-tune in {label}", total=len(tune), unit="step") as bar:
             ref = _pretrained_copy(model)
             eager = EagerTrainer(ref, "next_token", "adam", hyper, upd)
-            losses, secs, evals = timed_steps(eager.step, tune, bar, lambda: held_out_loss(eager.forward, val),
+            losses, secs, evals = timed_steps(eager.step, tune, bar, lambda e=eager: held_out_loss(e.forward, val),
                                               cfg.eval_every)
             res = Result(label, losses, secs, evals[-1][1], eager.memory or {}, evals)
             results.append(res)
+            steppers[label] = eager.step
             bar.result = f"held-out loss {base_loss:.3f} → {res.quality:.3f}, {res.ms_per_step:.1f} ms/step"
+
+    with steps.step(f"time the three steps in turn ({cfg.timing_rounds} rounds)", total=cfg.timing_rounds,
+                    unit="round") as bar:
+        times = interleaved(steppers, tune[0], cfg.timing_rounds, bar)
+        for res in results:
+            res.seconds = times[res.name]
+        bar.result = ", ".join(f"{r.name} {r.ms_per_step:.1f}" for r in results) + " ms/step"
     return results
 
 
@@ -195,7 +206,7 @@ def _ops(program) -> int:
 
 def main(out_dir: Path, tiny: bool = False, threads: int = 1) -> int:
     cfg = LLMConfig.tiny() if tiny else LLMConfig()
-    steps = Steps(total=6)
+    steps = Steps(total=7)
     results = run(cfg, out_dir, steps, threads)
     print()
     print(f"tiny Llama ({cfg.layers} layers, hidden {cfg.hidden}, seq {cfg.seq}, batch {cfg.batch}), "

@@ -9,8 +9,9 @@ PockEngine (after TTE) measures, on top of a *base* (the new head trained, the b
 Every candidate is a scheme (`Space.scheme`), compiled by the C backend and fine-tuned with the
 same short, seeded `Recipe`; its planned memory and backward FLOPs come from the compiled
 program (finetune.py). Two worker processes share the work; every result is written to
-`<cache>/<model+data hash>/<candidate>-<recipe>-s<seed>.json` as soon as it is known, so an
-interrupted search picks up where it stopped.
+`<cache>/<model+data hash>/compiler-<hash>/<candidate>-<recipe>-s<seed>.json` as soon as it is known, so an
+interrupted search picks up where it stopped. The directory also carries a hash of the
+compiler's sources (`compiler_fingerprint`): measurements of another compiler are not reused.
 """
 
 from __future__ import annotations
@@ -162,6 +163,19 @@ def fingerprint(program, *arrays) -> str:
     return h.hexdigest()[:16]
 
 
+def compiler_fingerprint() -> str:
+    """Hash of the compiler's sources (IR, passes, backends, kernels): a change to any of them
+    may change plans or numerics, so cached measurements are keyed by it."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for sub in ("ir", "passes", "backends"):
+        for f in sorted((root / sub).rglob("*")):
+            if f.suffix in (".py", ".c", ".h", ".lark") and f.is_file():
+                h.update(f.relative_to(root).as_posix().encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def _cache_path(root: Path, c: Candidate, recipe: Recipe, seed: int) -> Path:
     return root / f"{c.key}-{recipe.key()}-s{seed}.json"
 
@@ -195,13 +209,13 @@ def measure(program, space: Space, candidates: list[Candidate], train, val, reci
     """Fine-tune every candidate with every seed (cached), then fill in gains over the base."""
     from pockengine.backends.runtime import cache_dir as default_cache
 
-    root = Path(cache_dir) if cache_dir else default_cache() / "search"
-    root = root / fingerprint(program, *train, *val)
+    top = (Path(cache_dir) if cache_dir else default_cache() / "search") / fingerprint(program, *train, *val)
+    root = top / f"compiler-{compiler_fingerprint()}"
     candidates = list(dict.fromkeys([Candidate("base"), *candidates]))
     jobs = [(c, s) for c in candidates for s in seeds]
     todo = [(c, s) for c, s in jobs if not _cache_path(root, c, recipe, s).is_file()]
     if todo:
-        program_dir = root / "program"
+        program_dir = top / "program"
         if not (program_dir / "model.mlir").is_file():
             program.save(program_dir)
         _run_pool(todo, space, recipe, root, str(program_dir), train, val, workers, progress)

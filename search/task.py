@@ -206,3 +206,22 @@ def digits_transfer(batch: int = 32, cache_dir: str | Path | None = None, log=No
         meta.write_text(json.dumps({"pretrain_accuracy": acc, "pretrain": PRETRAIN, "split": SPLIT}))
     info = json.loads(meta.read_text())
     return Task(Program.load(where / "program"), train, val, test, batch, info["pretrain_accuracy"], info)
+
+
+def export(out: str | Path, batch: int = 32) -> Path:
+    """OUT/program (the program directory) and OUT/digits.npz (x_/y_ train, val, test): the task
+    in the form `pockengine search OUT/program --data OUT/digits.npz ...` reads."""
+    task = digits_transfer(batch, log=print)
+    out = Path(out)
+    task.program.save(out / "program")
+    splits = {"train": task.train, "val": task.val, "test": task.test}
+    np.savez(out / "digits.npz", **{f"{a}_{name}": arr for name, (x, y) in splits.items() for a, arr in (("x", x), ("y", y))})
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
+        sys.exit("usage: python -m pockengine.search.task OUT_DIR   (writes OUT_DIR/program, OUT_DIR/digits.npz)")
+    print(f"wrote {export(sys.argv[1])}/program and digits.npz")

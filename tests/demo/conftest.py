@@ -16,9 +16,8 @@ def _library_cache(tmp_path_factory):
 def tiny_task():
     """The digits task's shape at toy size: an untrained width-4 TinyMobileNetV2 (5 classes),
     batch 8, random 14×14 images whose label is the quadrant sum's argmax (learnable)."""
-    import torch
-
     import pockengine
+    import torch
     from pockengine.search.task import Task, TinyMobileNetV2
 
     torch.manual_seed(0)

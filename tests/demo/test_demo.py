@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from pockengine.demo import vision
 from pockengine.demo.steps import Steps
 
@@ -14,9 +13,9 @@ def test_vision_demo_pipeline_matches_pytorch(tiny_task, tmp_path, capsys):
     # the search measures only the base here (its own tests cover the rest): one fine-tuning run
     cfg = vision.VisionConfig(batch=8, steps=5, lr=1e-2, search_layers=(), search_ratios=(),
                               search_bias_ks=(), search_steps=2, workers=1)
-    results, info = vision.run(cfg, tmp_path, Steps(total=8), task=tiny_task)
+    results, info = vision.run(cfg, tmp_path, Steps(total=9), task=tiny_task)
     out = capsys.readouterr().out
-    assert [line.split("]")[0] for line in out.splitlines()] == [f"[{i}/8" for i in range(1, 9)]
+    assert [line.split("]")[0] for line in out.splitlines()] == [f"[{i}/9" for i in range(1, 10)]
 
     by = {r.name: r for r in results}
     assert set(by) == {"compiled sparse (C)", "compiled full BP (C)", "PyTorch eager, full BP",
@@ -68,7 +67,6 @@ def test_table_and_figures(tmp_path):
 
 def test_eager_scheme_masks_ratio_channels_and_freezes_the_rest():
     import torch
-
     from pockengine.demo.eager import EagerTrainer
     from pockengine.passes.scheme import Update
 
@@ -93,7 +91,6 @@ def test_eager_scheme_masks_ratio_channels_and_freezes_the_rest():
 
 def test_allocation_peak_sees_a_temporary():
     import torch
-
     from pockengine.demo.eager import allocation_peak
 
     with allocation_peak() as peak:

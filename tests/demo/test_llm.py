@@ -39,6 +39,6 @@ def test_llm_demo_pipeline_matches_pytorch(tmp_path, capsys):
     full, sparse = by["PyTorch eager, full BP"], by["compiled sparse (C)"]
     assert sparse.memory["training_extra"] > 0 and full.memory["training_extra"] > 0
     out = capsys.readouterr().out
-    assert out.count("\n[") + out.startswith("[") == 6
+    assert out.count("\n[") + out.startswith("[") == 7
     assert (tmp_path / "llm_scheme.pock").is_file()
     assert list((tmp_path / "cache").glob("llm-*.pt"))  # the pretraining is cached

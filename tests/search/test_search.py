@@ -86,7 +86,7 @@ def test_an_interrupted_search_resumes_from_the_cache(setup, monkeypatch):
     assert calls == [] and {c: m.accuracy for c, m in again.items()} == \
         {c: m.accuracy for c, m in report.measurements.items()}
     # lose one result (an interruption): only that one runs again, to the same number
-    victim = next(Path(cache).glob("*/weight-L1-r1_2-*.json"))
+    victim = next(Path(cache).glob("*/compiler-*/weight-L1-r1_2-*.json"))
     victim.unlink()
     again = measure(program, space, cands, train, val, RECIPE, cache_dir=cache, workers=1, progress=False)
     assert [[c.key for c, s in todo] for todo in calls] == [["weight-L1-r1_2"]]
