@@ -5,6 +5,9 @@
     pockengine demo --tiny          # the same pipeline on a toy configuration (seconds; for tests)
 
 Results print as one table; figures and the searched scheme go to demo_out/ (-o to change).
+Caches: demo_out/cache (the search's measurements, the Llama's pretraining) and
+$POCKENGINE_CACHE or ~/.cache/pockengine (built libraries, the pretrained digits model), so a
+second run skips the slow parts.
 """
 
 from __future__ import annotations
@@ -29,6 +32,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
     if args.llm:
         from .llm import main
-    else:
-        from .vision import main
-    return main(args.output, tiny=args.tiny, threads=args.threads)
+
+        return main(args.output, tiny=args.tiny, threads=args.threads)
+    from pockengine.search.task import DataUnavailable
+    from pockengine.tools import UserError
+
+    from .vision import main
+
+    try:
+        return main(args.output, tiny=args.tiny, threads=args.threads)
+    except DataUnavailable as e:  # the digits are not installed: say how to get them
+        raise UserError(str(e)) from None

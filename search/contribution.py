@@ -64,6 +64,8 @@ class Measurement:
     backward_flops: int
     accuracies: tuple[float, ...] = ()
     gain: float = 0.0  # accuracy − the base's accuracy (filled in by `measure`)
+    saved_bytes: int = 0  # the cost report's saved activations and optimizer state: the
+    state_bytes: int = 0  # selection's additive memory proxy (select.py)
 
 
 class Space:
@@ -200,7 +202,20 @@ def _worker_init(program_dir: str, train, val) -> None:
 def _run_one(scheme: str, recipe: Recipe, seed: int) -> dict:
     run = finetune(_WORKER["program"], scheme, _WORKER["train"], [_WORKER["val"]], recipe, seed)
     return {"accuracy": run.accuracies[0], "memory": run.memory, "backward_flops": run.backward_flops,
+            "saved_bytes": run.plan.saved_bytes, "state_bytes": run.plan.state_bytes,
             "final_loss": run.losses[-1] if run.losses else None}
+
+
+FIELDS = ("accuracy", "memory", "backward_flops", "saved_bytes", "state_bytes")
+
+
+def _cached(path: Path) -> dict | None:
+    """A complete cached result, or None (missing, torn or from an older format: measure again)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if all(k in doc for k in FIELDS) else None
 
 
 def measure(program, space: Space, candidates: list[Candidate], train, val, recipe: Recipe,
@@ -213,7 +228,7 @@ def measure(program, space: Space, candidates: list[Candidate], train, val, reci
     root = top / f"compiler-{compiler_fingerprint()}"
     candidates = list(dict.fromkeys([Candidate("base"), *candidates]))
     jobs = [(c, s) for c in candidates for s in seeds]
-    todo = [(c, s) for c, s in jobs if not _cache_path(root, c, recipe, s).is_file()]
+    todo = [(c, s) for c, s in jobs if _cached(_cache_path(root, c, recipe, s)) is None]
     if todo:
         program_dir = top / "program"
         if not (program_dir / "model.mlir").is_file():
@@ -221,9 +236,11 @@ def measure(program, space: Space, candidates: list[Candidate], train, val, reci
         _run_pool(todo, space, recipe, root, str(program_dir), train, val, workers, progress)
     results: dict[Candidate, Measurement] = {}
     for c in candidates:
-        docs = [json.loads(_cache_path(root, c, recipe, s).read_text()) for s in seeds]
+        docs = [_cached(_cache_path(root, c, recipe, s)) for s in seeds]
         accs = tuple(d["accuracy"] for d in docs)
-        results[c] = Measurement(c, float(np.mean(accs)), docs[0]["memory"], docs[0]["backward_flops"], accs)
+        d = docs[0]
+        results[c] = Measurement(c, float(np.mean(accs)), d["memory"], d["backward_flops"], accs,
+                                 saved_bytes=d["saved_bytes"], state_bytes=d["state_bytes"])
     base = results[Candidate("base")].accuracy
     for m in results.values():
         m.gain = m.accuracy - base

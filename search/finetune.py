@@ -52,6 +52,8 @@ class Plan:
     backward_flops: int
     breakdown: dict[str, int] = field(default_factory=dict)  # memory_summary's categories
     trained_elements: int = 0
+    saved_bytes: int = 0  # cost report: activations the forward keeps for the backward
+    state_bytes: int = 0  # cost report: optimizer state
 
 
 @dataclass
@@ -98,8 +100,10 @@ def optimized(step_program):
 def _plan(step_program, summary: dict[str, int]) -> Plan:
     from pockengine.passes.cost import cost
 
-    c = cost(step_program)["train_step"]
-    return Plan(summary["training_extra"], c.backward_flops, dict(summary), c.trained_elements)
+    report = cost(step_program)
+    c = report["train_step"]
+    return Plan(summary["training_extra"], c.backward_flops, dict(summary), c.trained_elements, c.saved_bytes,
+                report.state_bytes)
 
 
 def plan(step_program) -> Plan:

@@ -6,11 +6,12 @@ assumption), its cost the planned memory and backward FLOPs. `knapsack` solves i
 dynamic programming over discretized costs (a few hundred cells per budget; each item's cost
 is rounded *up*, so a DP solution never exceeds the proxy budget).
 
-The proxy cost of a candidate is its marginal cost over the base, measured on the compiler's
-plan of the candidate alone. Plans are not additive (the arena reuses memory; a bias chain and
-a weight in it share the backward), so the sum is only a proxy: `select` solves the DP at a
-ladder of proxy budgets, plans each distinct solution with the compiler, and keeps the most
-valuable one whose *real* plan fits the budget.
+The proxy cost of a candidate is its marginal cost over the base: for memory, the saved
+activations and optimizer state of its pruned program (cost report); for FLOPs, its backward
+FLOPs. Plans are not additive (the arena reuses memory, candidates share the backward), so the
+proxy only steers: `select` solves the DP at a ladder of proxy budgets, plans every distinct
+answer with the compiler, bisects between the largest budget that fit and the next, tries a few
+greedy additions, and keeps the most valuable choice whose *real* plan fits the budget.
 """
 
 from __future__ import annotations
@@ -98,24 +99,34 @@ def knapsack(groups: list[list[tuple[float, tuple[float, ...]]]], capacity: tupl
     return chosen, float(best[(cells,) * dims])
 
 
+LADDER = tuple(2 ** (i / 2) for i in range(-6, 7))  # proxy budgets from 1/8× to 8× the real headroom
+
+
 def select(space: Space, measured: dict[Candidate, Measurement], budget: Budget,
-           plan_of: Callable[[str], Plan], scales=(1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0)
+           plan_of: Callable[[str], Plan], ladder=LADDER, refine: int = 4, fill: int = 12
            ) -> tuple[Choice, list[Choice]]:
     """The best choice whose real plan (`plan_of(scheme text)`) fits `budget`, and every
-    choice that was planned on the way."""
+    choice that was planned on the way.
+
+    Proxy costs, marginal over the base: memory = the cost report's saved activations plus
+    optimizer state (a sum over candidates over-counts what they share, the arena's reuse
+    under-counts nothing the peak needs beyond them); FLOPs = backward FLOPs. The DP runs at each
+    rung of `ladder` × the real headroom, `refine` bisection steps follow between the largest
+    rung that fit and the next, then up to `fill` greedy additions, each checked by the compiler."""
     base = measured[Candidate("base")]
-    dims = [d for d in ("memory", "flops") if getattr(budget, d) is not None]
-    base_cost = {"memory": base.memory, "flops": base.backward_flops}
-    capacity = tuple(getattr(budget, d) - base_cost[d] for d in dims)
     base_choice = Choice(plan=plan_of(space.scheme()))
     if not budget.fits(base_choice.plan):
         raise ValueError(f"the budget ({budget}) is below what training the base alone needs "
                          f"({fmt_bytes(base_choice.plan.memory)}, {fmt_count(base_choice.plan.backward_flops)} "
                          f"backward FLOPs)")
+    dims = [d for d in ("memory", "flops") if getattr(budget, d) is not None]
+    headroom = {"memory": (budget.memory or 0) - base_choice.plan.memory,
+                "flops": (budget.flops or 0) - base_choice.plan.backward_flops}
 
     def marginal(m: Measurement) -> tuple[float, ...]:
-        cost = {"memory": m.memory, "flops": m.backward_flops}
-        return tuple(max(cost[d] - base_cost[d], 0) for d in dims)
+        cost = {"memory": m.saved_bytes + m.state_bytes - base.saved_bytes - base.state_bytes,
+                "flops": m.backward_flops - base.backward_flops}
+        return tuple(max(cost[d], 0) for d in dims)
 
     bias = sorted((m for c, m in measured.items() if c.kind == "bias"), key=lambda m: m.candidate.k)
     layers: dict[int, list[Measurement]] = {}
@@ -127,31 +138,53 @@ def select(space: Space, measured: dict[Candidate, Measurement], budget: Budget,
 
     tried: dict[tuple, Choice] = {}
     best = base_choice
-    for s in scales:
-        if not dims:  # no budget at all: every positive gain
-            picked = [max(range(len(g)), key=lambda j: g[j][0], default=-1) for g in groups]
-            picked = [j if j >= 0 and g[j][0] > 0 else -1 for j, g in zip(picked, groups)]
-        else:
-            picked, _ = knapsack(groups, tuple(c * s for c in capacity))
+
+    def check(picked: list[int]) -> Choice | None:
+        nonlocal best
         choice = Choice()
         for g, j in zip(groups_m, picked):
-            if j < 0:
-                continue
-            c = g[j].candidate
-            choice.value += g[j].gain
-            if c.kind == "bias":
-                choice.k = c.k
-            else:
-                choice.weights[c.layer] = c.ratio
+            if j >= 0:
+                c = g[j].candidate
+                choice.value += g[j].gain
+                if c.kind == "bias":
+                    choice.k = c.k
+                else:
+                    choice.weights[c.layer] = c.ratio
         key = (choice.k, tuple(sorted(choice.weights.items())))
-        if key in tried or not (choice.k or choice.weights):
+        if not key[0] and not key[1]:
+            return base_choice
+        if key not in tried:
+            choice.plan = plan_of(space.scheme(choice.k, choice.weights))
+            tried[key] = choice
+            if budget.fits(choice.plan) and choice.value > best.value:
+                best = choice
+        return tried[key]
+
+    if not dims:  # no budget: every positive gain
+        check([max(range(len(g)), key=lambda j: g[j][0]) if any(v > 0 for v, _ in g) else -1 for g in groups])
+        return best, list(tried.values())
+
+    solve = lambda s: knapsack(groups, tuple(max(headroom[d], 0) * s for d in dims))[0]
+    fits = {s: budget.fits(check(solve(s)).plan) for s in ladder}
+    ok = max((s for s, f in fits.items() if f), default=None)
+    bad = min((s for s, f in fits.items() if not f and (ok is None or s > ok)), default=None)
+    for _ in range(refine if ok is not None and bad is not None else 0):
+        mid = math.sqrt(ok * bad)
+        if budget.fits(check(solve(mid)).plan):
+            ok = mid
+        else:
+            bad = mid
+    # greedy: the best remaining single candidates, one at a time, kept when the plan still fits
+    picked = [next((j for j, m in enumerate(g) if m.candidate in best.items()), -1) for g in groups_m]
+    extra = sorted(((m.gain, gi, j) for gi, g in enumerate(groups_m) if picked[gi] < 0
+                    for j, m in enumerate(g) if m.gain > 0), reverse=True)
+    for _, gi, j in extra[:fill]:
+        if picked[gi] >= 0:
             continue
-        choice.plan = plan_of(space.scheme(choice.k, choice.weights))
-        tried[key] = choice
-        if budget.fits(choice.plan) and choice.value > best.value:
-            best = choice
-        if not dims:
-            break
+        trial = list(picked)
+        trial[gi] = j
+        if budget.fits(check(trial).plan):
+            picked = trial
     return best, list(tried.values())
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .contribution import Space
+from .contribution import Space, _ranges
 from .finetune import Recipe, finetune, plan_scheme
 from .select import Budget, fmt_bytes, fmt_count, select
 
@@ -67,8 +67,6 @@ def last_k_full(space: Space, budget: Budget, plan_of) -> tuple[str, int]:
     """The largest k such that training the last k backbone layers fully (+ base) fits."""
     n = len(space.backbone)
     for k in range(n, 0, -1):
-        from .contribution import _ranges
-
         text = f"default frozen\n{_ranges(space.bias_layers(k))}: full\n{space.base}\n"
         if budget.fits(plan_of(text)):
             return f"# the last {k} backbone layers, fully\n" + text, k

@@ -55,10 +55,7 @@ def lower_reduce(lw, op):
         kind, scale = "sum", 1.0 / max(count, 1)
     else:
         scale = 1.0
-    suffix = "_u8" if kind == "any" else ("_i64" if x.dtype == "i64" and kind != "max" else "")
-    if x.dtype not in ("f32", "i1") and not suffix:
-        raise ValueError(f"{op.name} on {x.dtype} tensors has no kernel")
-    lw.call("reduce", f"pk_reduce_{kind}{suffix}", [dims, xs, ys, x, y, y.size, scale], [x], [y])
+    lw.call("reduce", f"pk_reduce_{kind}_{x.dtype}", [dims, xs, ys, x, y, y.size, scale], [x], [y])
 
 
 def axis_layout(shape, axis) -> tuple[int, int, int]:

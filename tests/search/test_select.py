@@ -62,7 +62,7 @@ class FakeSpace:
 
 def fake_measurements(rng):
     def m(c, gain, mem, flops):
-        return Measurement(c, 0.5 + gain, 100 + mem, 1000 + flops, gain=gain)
+        return Measurement(c, 0.5 + gain, 100 + mem, 1000 + flops, gain=gain, saved_bytes=mem)
 
     out = {Candidate("base"): m(Candidate("base"), 0.0, 0, 0)}
     for k in (1, 2, 3):
@@ -110,6 +110,29 @@ def test_select_refuses_a_budget_below_the_base():
     measured = fake_measurements(__import__("numpy").random.default_rng(0))
     with pytest.raises(ValueError, match="below what training the base alone needs"):
         select(FakeSpace(), measured, Budget(memory=50), lambda text: Plan(100, 1000))
+
+
+def test_select_finds_a_fitting_choice_when_the_proxy_overestimates():
+    """Real plans share memory (here: cost = the largest item's instead of the sum): rungs of
+    the ladder above 1× and the greedy fill use the headroom the proxy would waste."""
+    import numpy as np
+
+    measured = fake_measurements(np.random.default_rng(2))
+    base = measured[Candidate("base")]
+
+    def plan_of(text):
+        k, weights = eval(text)
+        items = ([Candidate("bias", k=k)] if k else []) + [Candidate("weight", layer=i, ratio=r) for i, r in weights]
+        return Plan(base.memory + max([measured[c].memory - base.memory for c in items], default=0), 1000)
+
+    budget = Budget(memory=base.memory + 40)
+    chosen, _ = select(FakeSpace(), measured, budget, plan_of)
+    fitting = [c for c, m in measured.items() if c.kind != "base" and m.memory - base.memory <= 40 and m.gain > 0]
+    best_per_group = {}
+    for c in fitting:
+        group = "bias" if c.kind == "bias" else c.layer
+        best_per_group[group] = max(best_per_group.get(group, 0), measured[c].gain)
+    assert budget.fits(chosen.plan) and chosen.value == pytest.approx(sum(best_per_group.values()))
 
 
 def test_select_uses_the_compilers_plan_not_the_proxy():
