@@ -6,9 +6,8 @@ linear weights [out, in]. Padding is [top, left, bottom, right].
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import math
+from typing import ClassVar
 
 from xdsl.dialects.builtin import TensorType
 from xdsl.irdl import irdl_op_definition, operand_def, result_def
