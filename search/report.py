@@ -114,13 +114,14 @@ class Report:
             # bias of the last k layers, drawn at the first layer it reaches
             first = [min(range(len(layers)), key=lambda i: abs(layers[i] - self._first_bias_layer(m.candidate.k)))
                      for m in bias]
-            ax1.plot(first, [100 * m.gain for m in bias], "k.-", label="biases of the last k layers")
+            ax1.plot(first, [100 * m.gain for m in bias], "k.-", label="biases of layers x.. (the last k)")
         ax1.axhline(0, color="grey", lw=0.5)
         ax1.set_xticks(range(len(layers)), [str(i) for i in layers])
         ax1.set_xlabel("layer")
         ax1.set_ylabel("accuracy gain over the base (points)")
         ax1.set_title("contribution per layer (measured)")
-        ax1.legend(fontsize=7)
+        if ax1.get_legend_handles_labels()[0]:
+            ax1.legend(fontsize=7)
 
         kinds = {"base": ("s", "black"), "bias": ("^", "tab:green"), "weight": ("o", "tab:blue")}
         for kind, (marker, color) in kinds.items():
@@ -128,10 +129,12 @@ class Report:
             ax2.scatter([m.memory / 1e6 for m in ms], [100 * m.accuracy for m in ms], marker=marker, c=color,
                         s=18, label=kind, alpha=0.8)
         planned = [c for c in self.planned if c.plan is not None]
-        if planned:
-            ax2.scatter([c.plan.memory / 1e6 for c in planned],
-                        [100 * (self.base.accuracy + c.value) for c in planned], marker="x", c="tab:orange",
-                        s=20, label="combinations (predicted)")
+        if planned:  # summed gains can pass 100 points: their own axis, not an accuracy
+            twin = ax2.twinx()
+            twin.scatter([c.plan.memory / 1e6 for c in planned], [100 * c.value for c in planned], marker="x",
+                         c="tab:orange", s=20, label="combinations planned (summed gain, right axis)")
+            twin.set_ylabel("summed measured gain of a combination (points)", color="tab:orange")
+            twin.legend(fontsize=7, loc="lower right")
         if self.chosen.plan is not None:
             acc = self.chosen_accuracy if self.chosen_accuracy is not None else self.base.accuracy + self.chosen.value
             ax2.scatter([self.chosen.plan.memory / 1e6], [100 * acc], marker="*", c="red", s=180, zorder=5,
@@ -141,7 +144,7 @@ class Report:
         ax2.set_xlabel("planned training memory (MB)")
         ax2.set_ylabel("validation accuracy (%)")
         ax2.set_title("candidates and the chosen scheme")
-        ax2.legend(fontsize=7)
+        ax2.legend(fontsize=7, loc="upper left")
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)

@@ -105,7 +105,8 @@ def lower_softmax_backward(lw, op):
     y, dy = lw.contiguous(lw.view(op.y)), lw.contiguous(lw.view(op.dy))
     dx = lw.result(op.result)
     fn = "pk_softmax_backward" if isinstance(op, G.SoftmaxBackwardOp) else "pk_log_softmax_backward"
-    lw.call("softmax_backward", fn, [*axis_layout(y.shape, op.p.axis), y, dy, dx], [y, dy], [dx])
+    lw.call("softmax_backward", fn, [*axis_layout(y.shape, op.p.axis), y, dy, dx], [y, dy], [dx],
+            inplace=[(0, 1)] if isinstance(op, G.SoftmaxBackwardOp) else [])
 
 
 @lowers(G.LayerNormBackwardOp, G.RmsNormBackwardOp)
@@ -133,7 +134,8 @@ def lower_cross_entropy_backward(lw, op):
     inner = math.prod(logits.shape[2:])
     fn = "pk_cross_entropy_backward_i32" if labels.dtype == "i32" else "pk_cross_entropy_backward"
     lw.call("cross_entropy_backward", fn, [n, c, inner, logits, labels, dloss, op.p.ignore_index,
-                                           int(op.p.reduction == "mean"), dx], [logits, labels, dloss], [dx])
+                                           int(op.p.reduction == "mean"), dx], [logits, labels, dloss], [dx],
+            inplace=[(0, 0)])  # dlogits may overwrite the logits: the kernel reads a row before writing it
 
 
 @lowers(G.GatherElementsBackwardOp)

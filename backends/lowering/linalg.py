@@ -78,6 +78,9 @@ def lower_matmul(lw, op):
     batch, (sa, sb, sc) = batch_layout(c.shape[:-2], [a, b, c])
     ra, ca = a.elem_strides()[-2:]
     rb, cb = b.elem_strides()[-2:]
+    if len(batch) == 1 and sb[0] == 0 and sa[0] == m * ra and sc[0] == m * n:
+        # a shared right operand (x·W over a batch): the batch is just more rows, one GEMM
+        m, batch, sa, sb, sc = m * batch[0], (), (), (), ()
     work = lw.scratch(gemm_workspace(m, n, k))
     lw.call("matmul", "pk_matmul", [len(batch), batch or (1,), sa or (0,), sb or (0,), sc or (0,),
                                     m, n, k, a, ra, ca, b, rb, cb, c, work], [a, b], [c, work])

@@ -1,6 +1,7 @@
 /* cross_entropy of logits [N, C, inner] against integer labels [N, inner]
-   (train.cross_entropy): -log softmax over C at the label, labels == ignore skipped,
-   mean over the counted positions or their sum. */
+   (train.cross_entropy): -log softmax over C at the label, labels == ignore (or outside
+   [0, C)) skipped, mean over the counted positions or their sum.
+   requires: softmax */
 #define PK_DEFINE_CE(NAME, TL)                                                            \
 static void NAME(long N, long C, long inner, const float *logits, const TL *labels,      \
                  long ignore, long mean, float *out) {                                   \
@@ -9,13 +10,19 @@ static void NAME(long N, long C, long inner, const float *logits, const TL *labe
     for (long n = 0; n < N; n++)                                                         \
         for (long i = 0; i < inner; i++) {                                               \
             long label = (long)labels[n * inner + i];                                    \
-            if (label == ignore || label < 0 || label >= C) continue; /* out of range: skipped */ \
+            if (label == ignore || label < 0 || label >= C) continue;                    \
             const float *l = logits + n * C * inner + i;                                 \
-            float m = -INFINITY;                                                         \
-            for (long c = 0; c < C; c++) m = l[c * inner] > m ? l[c * inner] : m;        \
-            double s = 0.0;                                                              \
-            for (long c = 0; c < C; c++) s += expf(l[c * inner] - m);                    \
-            total += (double)m + log(s) - l[label * inner];                              \
+            float m, s = 0.0f;                                                           \
+            if (inner == 1) {                                                            \
+                m = pk_row_max(C, l);                                                    \
+                PK_SIMD_SUM(s)                                                           \
+                for (long c = 0; c < C; c++) s += pk_expf(l[c] - m);                     \
+            } else {                                                                     \
+                m = -INFINITY;                                                           \
+                for (long c = 0; c < C; c++) m = l[c * inner] > m ? l[c * inner] : m;    \
+                for (long c = 0; c < C; c++) s += pk_expf(l[c * inner] - m);             \
+            }                                                                            \
+            total += (double)m + log((double)s) - l[label * inner];                      \
             count++;                                                                     \
         }                                                                                \
     *out = (float)(mean ? total / (count > 0 ? count : 1) : total);                      \

@@ -1,6 +1,7 @@
 /* cross_entropy_backward (train.cross_entropy_backward): dlogits = (softmax(logits) -
    onehot(label))·dloss / count, zero where label == ignore (count = kept labels for mean,
-   1 for sum). */
+   1 for sum). May run in place over the logits.
+   requires: softmax */
 #define PK_DEFINE_CE_BACKWARD(NAME, TL)                                                   \
 static void NAME(long N, long C, long inner, const float *logits, const TL *labels,      \
                  const float *dloss, long ignore, long mean, float *dx) {                \
@@ -13,12 +14,20 @@ static void NAME(long N, long C, long inner, const float *logits, const TL *labe
             const float *l = logits + n * C * inner + i;                                 \
             float *d = dx + n * C * inner + i;                                           \
             if (label == ignore) { for (long c = 0; c < C; c++) d[c * inner] = 0.0f; continue; } \
-            float m = -INFINITY;                                                         \
-            for (long c = 0; c < C; c++) m = l[c * inner] > m ? l[c * inner] : m;        \
-            double s = 0.0;                                                              \
-            for (long c = 0; c < C; c++) { float e = pk_expf(l[c * inner] - m); d[c * inner] = e; s += e; } \
-            float inv = (float)(1.0 / s);                                                \
-            for (long c = 0; c < C; c++) d[c * inner] = d[c * inner] * inv * scale;      \
+            if (inner == 1) {                                                            \
+                float m = pk_row_max(C, l), s = 0.0f;                                    \
+                PK_SIMD_SUM(s)                                                           \
+                for (long c = 0; c < C; c++) { float e = pk_expf(l[c] - m); d[c] = e; s += e; } \
+                float f = scale / s;                                                     \
+                for (long c = 0; c < C; c++) d[c] *= f;                                  \
+            } else {                                                                     \
+                float m = -INFINITY;                                                     \
+                for (long c = 0; c < C; c++) m = l[c * inner] > m ? l[c * inner] : m;    \
+                double s = 0.0;                                                          \
+                for (long c = 0; c < C; c++) { float e = pk_expf(l[c * inner] - m); d[c * inner] = e; s += e; } \
+                float f = (float)(scale / s);                                            \
+                for (long c = 0; c < C; c++) d[c * inner] *= f;                          \
+            }                                                                            \
             if (label >= 0 && label < C) d[label * inner] -= scale;                      \
         }                                                                                \
 }

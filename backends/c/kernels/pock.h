@@ -42,8 +42,19 @@ PK_INLINE long pk_max(long a, long b) { return a > b ? a : b; }
 /* Branch-free float math, so elementwise loops vectorize without -ffast-math (libm's expf
    and erff stop GCC's vectorizer). Errors stay within a few ulp of libm. */
 PK_INLINE float pk_expf(float x) {
-    x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
-    float n = floorf(x * 1.44269504f + 0.5f);
+    /* x clamped to [-100, 89] on its bits: as unsigned integers negative floats grow with
+       their magnitude (-inf the largest), as signed ones positive floats grow. A float
+       select would be split by jump threading into two paths GCC does not vectorize. */
+    union { float f; uint32_t u; int32_t i; } c;
+    c.f = x;
+    c.u = c.u < 0xC2C80000u ? c.u : 0xC2C80000u;  /* -100 */
+    c.i = c.i < 0x42B20000 ? c.i : 0x42B20000;     /* +89 (as signed: negatives stay) */
+    x = c.f;
+    float t = x * 1.44269504f + 0.5f;
+    int32_t k = (int32_t)t;      /* floor(t) without floorf, which stops the vectorizer */
+    k -= t < (float)k;
+    k = k < 128 ? k : 128;       /* 2^128 has the bits of +inf: overflow gives inf */
+    float n = (float)k;
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -53,7 +64,7 @@ PK_INLINE float pk_expf(float x) {
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
     union { float f; int32_t i; } u;
-    u.i = ((int32_t)n + 127) << 23;
+    u.i = k < -126 ? 0 : (k + 127) << 23;  /* below 2^-126: 0 (no denormals) */
     return p * u.f;
 }
 PK_INLINE float pk_sigmoidf(float x) { return 1.0f / (1.0f + pk_expf(-x)); }
@@ -66,8 +77,7 @@ PK_INLINE float pk_erff(float x) {
     float y = t * pk_expf(-ax * ax - 1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
               t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
               t * (-0.82215223f + t * 0.17087277f)))))))));
-    float r = 1.0f - y;
-    return x < 0 ? -r : r;
+    return copysignf(1.0f - y, x);
 }
 PK_INLINE float pk_geluf(float x) { return 0.5f * x * (1.0f + pk_erff(x * 0.70710678118654752f)); }
 PK_INLINE float pk_gelu_tanhf(float x) {

@@ -1,16 +1,45 @@
 /* softmax / log_softmax along the middle axis of (outer, n, inner) (train.softmax,
-   train.log_softmax); y may be x (in place). */
+   train.log_softmax); y may be x (in place). The common last-axis case (inner = 1) runs
+   vectorized: max, then exp and sum, then scale. */
+#define PK_SIMD_MAX(v) PK_PRAGMA(omp simd reduction(max:v))
+
+PK_INLINE float pk_row_max(long n, const float *x) {
+    float m = -INFINITY;
+    PK_SIMD_MAX(m)
+    for (long k = 0; k < n; k++) m = x[k] > m ? x[k] : m;
+    return m == -INFINITY ? 0.0f : m;  /* a fully masked row: keep exp finite */
+}
+
 static void pk_softmax_impl(long outer, long n, long inner, const float *x, float *y, int log_form) {
+    if (inner == 1) {
+        for (long o = 0; o < outer; o++) {
+            const float *xr = x + o * n;
+            float *yr = y + o * n;
+            float m = pk_row_max(n, xr), s = 0.0f;
+            if (log_form) {
+                PK_SIMD_SUM(s)
+                for (long k = 0; k < n; k++) s += pk_expf(xr[k] - m);
+                float ls = logf(s);
+                for (long k = 0; k < n; k++) yr[k] = xr[k] - m - ls;
+            } else {
+                PK_SIMD_SUM(s)
+                for (long k = 0; k < n; k++) { float e = pk_expf(xr[k] - m); yr[k] = e; s += e; }
+                float inv = 1.0f / s;
+                for (long k = 0; k < n; k++) yr[k] *= inv;
+            }
+        }
+        return;
+    }
     for (long o = 0; o < outer; o++)
         for (long i = 0; i < inner; i++) {
             const float *xr = x + o * n * inner + i;
             float *yr = y + o * n * inner + i;
             float m = -INFINITY;
             for (long k = 0; k < n; k++) m = xr[k * inner] > m ? xr[k * inner] : m;
-            if (m == -INFINITY) m = 0.0f;  /* a fully masked row: keep exp finite */
+            if (m == -INFINITY) m = 0.0f;
             double s = 0.0;
             if (log_form) {
-                for (long k = 0; k < n; k++) s += expf(xr[k * inner] - m);
+                for (long k = 0; k < n; k++) s += pk_expf(xr[k * inner] - m);
                 float ls = (float)log(s);
                 for (long k = 0; k < n; k++) yr[k * inner] = xr[k * inner] - m - ls;
             } else {
