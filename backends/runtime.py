@@ -188,7 +188,7 @@ def compile(program, loss: str | None = None, optimizer: str | None = None, sche
 
 def training_pipeline(loss: str, optimizer: str, scheme=None, **hyper) -> str:
     opts = " ".join(f"{k}={_opt(v)}" for k, v in {"loss": loss, "optimizer": optimizer, **hyper}.items())
-    spec = f"autodiff{{{opts}}}"
+    spec = f"slice-propagation,autodiff{{{opts}}}"
     if scheme is not None:
         text = str(scheme)
         if "\n" in text or '"' in text:  # a pipeline option is one line: pass the text as a file

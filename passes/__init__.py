@@ -63,6 +63,12 @@ def _memory_plan():
     return MemoryPlanPass
 
 
+def _slice_propagation():
+    from .slice_propagation import SlicePropagation
+
+    return SlicePropagation
+
+
 def _operator_reordering():
     from .operator_reordering import OperatorReordering
 
@@ -79,6 +85,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "fusion": _fusion,
         "memory-plan": _memory_plan,
         "operator-reordering": _operator_reordering,
+        "slice-propagation": _slice_propagation,
         "sparse-backprop": _sparse_backprop,
     }
 

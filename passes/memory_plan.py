@@ -155,18 +155,45 @@ def _first_last(steps) -> tuple[dict[int, int], dict[int, int], dict[int, set[in
     return first, last, writers
 
 
+def compacting_copy(s) -> bool:
+    """A copy of a strided view (gaps between rows, e.g. a slice) into a dense buffer, where
+    every element lands at or before where it is read, both in increasing order: run front to
+    back over the same bytes it compacts the rows in place (a vector load precedes its store)."""
+    if not isinstance(s, Map) or s.body or len(s.inputs) != 1 or len(s.outputs) != 1:
+        return False
+    src, dst = s.inputs[0], s.outputs[0]
+    if src.dtype != dst.dtype or not dst.is_contiguous or dst.offset != 0 or 0 in src.shape:
+        return False
+    st, dims = src.elem_strides(), src.shape
+    increasing = all(st[d] >= st[d + 1] * dims[d + 1] for d in range(len(dims) - 1)) and all(x > 0 for x in st)
+    # source strides at least the dense ones: every element is read at or after where it lands
+    return increasing and all(a >= b for a, b in zip(st, dst.elem_strides()))
+
+
 def coalesce_inplace(kf: KernelFunction, segments: dict[int, list]) -> int:
-    """Move 3: a step's output takes over an input whose last use it is."""
+    """Move 3: a step's output takes over an input whose last use it is (elementwise in
+    place, or a compacting copy)."""
     done = 0
     first, last, writers = _first_last(kf.steps)
     for i, s in enumerate(kf.steps):
+        if compacting_copy(s):
+            W, R = s.outputs[0].storage.resolve(), s.inputs[0].storage.resolve()
+            if (W is not R and W.region == R.region == "arena" and writers.get(id(W)) == {i}
+                    and last.get(id(R)) == i and W.nbytes <= R.nbytes and _covers(s.outputs[0], W)):
+                W.alias = R
+                segments.setdefault(id(R), [(first[id(R)], R.category)]).append((i, W.category))
+                last[id(R)] = last.get(id(W), i)
+                writers[id(R)] = writers.get(id(R), set()) | writers[id(W)]
+                done += 1
+                continue
         for w, r in s.inplace:
             W, R = s.writes[w].storage.resolve(), s.reads[r].storage.resolve()
             if W is R or W.region != "arena" or R.region != "arena" or W.category == "workspace":
                 continue
-            if writers.get(id(W)) != {i} or last.get(id(R)) != i or W.nbytes != R.nbytes:
+            rv = s.reads[r]
+            if writers.get(id(W)) != {i} or last.get(id(R)) != i or not W.nbytes == rv.nbytes <= R.nbytes:
                 continue
-            if not (_covers(s.writes[w], W) and _covers(s.reads[r], R)):
+            if not (_covers(s.writes[w], W) and rv.offset == 0 and rv.is_contiguous):
                 continue
             W.alias = R
             segments.setdefault(id(R), [(first[id(R)], R.category)]).append((i, W.category))

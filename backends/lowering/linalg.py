@@ -113,7 +113,8 @@ def conv_plan(kind: str, xs, ws, p, ys) -> tuple[list[int], int]:
         unfolded = k * cols + og * cols
     else:
         unfolded = 0 if pointwise else k * cols
-    gemm = {"forward": (og, cols, k), "input": (k, cols, og), "weight": (og, k, cols)}[kind]
+    gemm = {"forward": (og, cols, k), "input": (cols, k, og) if batched else (k, cols, og),
+            "weight": (og, k, cols)}[kind]
     return geometry, unfolded + gemm_workspace(*gemm)
 
 

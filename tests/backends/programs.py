@@ -33,7 +33,7 @@ def cnn(batch=2, size=8) -> Program:
     return M.cnn(batch, size)
 
 
-def attention(batch=2, seq=4, dim=8, heads=2, seed=0) -> Program:
+def attention(batch=2, seq=4, dim=8, heads=2, seed=0, cls=False) -> Program:
     """A pre-norm attention block with a GELU MLP and a mean-pooled classifier, written with
     the ops the frontends produce for BERT (matmul with a transposed key, softmax, layer_norm)."""
     n = M.Net((batch, seq, dim), seed)
@@ -60,7 +60,10 @@ def attention(batch=2, seq=4, dim=8, heads=2, seed=0) -> Program:
     x = n.op(E.AddOp.build(x, lin("attn.o", att, dim, dim)))
     f = n.op(E.GeluOp.build(lin("ffn.0", x, dim, 2 * dim)))
     x = n.op(E.AddOp.build(x, lin("ffn.1", f, 2 * dim, dim)))
-    n.x = n.op(R.MeanOp.build(x, axes=[1]))
+    if cls:  # BERT's pooling: the first token's row
+        n.x = n.op(S.ReshapeOp.build(n.op(S.SliceOp.build(x, axes=[1], starts=[0], ends=[1])), [batch, dim]))
+    else:
+        n.x = n.op(R.MeanOp.build(x, axes=[1]))
     n.x = lin("classifier", n.x, dim, 3)
     return n.program()
 

@@ -136,3 +136,14 @@ def test_model_names_cannot_change_the_program(tmp_path):
     assert "system(" not in sources[1] and "pwned" not in sources[1]
     strip = lambda s: re.sub(r"/\*.*?\*/", "", s)
     assert strip(sources[0]) == strip(sources[1])
+
+
+def test_openmp_build_trains_the_same(tmp_path):
+    """`make OPENMP=1` threads the GEMM's column panels; the losses stay the interpreter's."""
+    out, _, batches = make_project(tmp_path, P.mlp())
+    run_make(out, "OPENMP=1")
+    res = subprocess.run(["./model", "4", "data.bin"], cwd=out, capture_output=True, text=True, check=False,
+                         env={"OMP_NUM_THREADS": "2", "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stderr
+    want, _ = reference_losses(P.mlp(), batches, 4)
+    assert losses_of(res.stdout) == pytest.approx(want, rel=1e-4)

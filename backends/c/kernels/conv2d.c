@@ -17,7 +17,7 @@ static void pk_conv2d(const long *g, const float *x, const float *w, float *y, f
         for (long gr = 0; gr < G; gr++) {
             for (long n = 0; n < N; n++)
                 pk_im2col(cg, H, W, KH, KW, SH, SW, PT, PL, DH, DW, HO, WO, x + (n * C + gr * cg) * H * W,
-                          col + n * P, NP);
+                          col + n * P, NP, 1);
             pk_gemm(og, NP, K, w + gr * og * K, K, 1, col, NP, 1, tmp, NP, 1, 0, gw);
             for (long n = 0; n < N; n++)
                 for (long o = 0; o < og; o++)
@@ -29,7 +29,7 @@ static void pk_conv2d(const long *g, const float *x, const float *w, float *y, f
     for (long n = 0; n < N; n++)
         for (long gr = 0; gr < G; gr++) {
             const float *xg = x + (n * C + gr * cg) * H * W;
-            if (!pointwise) pk_im2col(cg, H, W, KH, KW, SH, SW, PT, PL, DH, DW, HO, WO, xg, col, P);
+            if (!pointwise) pk_im2col(cg, H, W, KH, KW, SH, SW, PT, PL, DH, DW, HO, WO, xg, col, P, 1);
             pk_gemm(og, P, K, w + gr * og * K, K, 1, pointwise ? xg : col, P, 1,
                     y + (n * O + gr * og) * P, P, 1, 0, gw);
         }

@@ -15,8 +15,7 @@ static void NAME(long N, long C, long inner, const float *logits, const TL *labe
             float m, s = 0.0f;                                                           \
             if (inner == 1) {                                                            \
                 m = pk_row_max(C, l);                                                    \
-                PK_SIMD_SUM(s)                                                           \
-                for (long c = 0; c < C; c++) s += pk_expf(l[c] - m);                     \
+                s = pk_row_expsum(C, l, m);                                              \
             } else {                                                                     \
                 m = -INFINITY;                                                           \
                 for (long c = 0; c < C; c++) m = l[c * inner] > m ? l[c * inner] : m;    \

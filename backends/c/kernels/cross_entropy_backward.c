@@ -15,10 +15,8 @@ static void NAME(long N, long C, long inner, const float *logits, const TL *labe
             float *d = dx + n * C * inner + i;                                           \
             if (label == ignore) { for (long c = 0; c < C; c++) d[c * inner] = 0.0f; continue; } \
             if (inner == 1) {                                                            \
-                float m = pk_row_max(C, l), s = 0.0f;                                    \
-                PK_SIMD_SUM(s)                                                           \
-                for (long c = 0; c < C; c++) { float e = pk_expf(l[c] - m); d[c] = e; s += e; } \
-                float f = scale / s;                                                     \
+                float m = pk_row_max(C, l);                                              \
+                float f = scale / pk_row_exp(C, l, m, d);                                \
                 for (long c = 0; c < C; c++) d[c] *= f;                                  \
             } else {                                                                     \
                 float m = -INFINITY;                                                     \

@@ -61,38 +61,62 @@ static void pk_pack_b(long kc, long nc, const float *b, long rs, long cs, float 
     }
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+/* The 6×16 AVX2 tile: 12 accumulators over kc steps; A(i, k) is at A_AT(i, k). */
+#define PK_AVX_TILE(A_AT)                                                                  \
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), \
+           c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), \
+           c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(), \
+           c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps(); \
+    for (long k = 0; k < kc; k++) {                                                        \
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);                       \
+        __m256 a0 = _mm256_broadcast_ss(A_AT(0, k)), a1 = _mm256_broadcast_ss(A_AT(1, k)); \
+        c00 = _mm256_fmadd_ps(a0, b0, c00); c01 = _mm256_fmadd_ps(a0, b1, c01);            \
+        c10 = _mm256_fmadd_ps(a1, b0, c10); c11 = _mm256_fmadd_ps(a1, b1, c11);            \
+        a0 = _mm256_broadcast_ss(A_AT(2, k)); a1 = _mm256_broadcast_ss(A_AT(3, k));        \
+        c20 = _mm256_fmadd_ps(a0, b0, c20); c21 = _mm256_fmadd_ps(a0, b1, c21);            \
+        c30 = _mm256_fmadd_ps(a1, b0, c30); c31 = _mm256_fmadd_ps(a1, b1, c31);            \
+        a0 = _mm256_broadcast_ss(A_AT(4, k)); a1 = _mm256_broadcast_ss(A_AT(5, k));        \
+        c40 = _mm256_fmadd_ps(a0, b0, c40); c41 = _mm256_fmadd_ps(a0, b1, c41);            \
+        c50 = _mm256_fmadd_ps(a1, b0, c50); c51 = _mm256_fmadd_ps(a1, b1, c51);            \
+        b += 16;                                                                           \
+    }                                                                                      \
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);                          \
+    int plain = alpha == 1.0f && beta == 0.0f, add = alpha == 1.0f && beta == 1.0f;       \
+    PK_AVX_ST(0, c00, c01); PK_AVX_ST(1, c10, c11); PK_AVX_ST(2, c20, c21);                \
+    PK_AVX_ST(3, c30, c31); PK_AVX_ST(4, c40, c41); PK_AVX_ST(5, c50, c51)
+#define PK_AVX_ST(r, lo, hi) do { float *p = c + (r) * rs;                                  \
+        if (add) { lo = _mm256_add_ps(lo, _mm256_loadu_ps(p)); hi = _mm256_add_ps(hi, _mm256_loadu_ps(p + 8)); } \
+        else if (!plain) {                                                                 \
+            lo = _mm256_mul_ps(lo, va); hi = _mm256_mul_ps(hi, va);                         \
+            if (beta != 0.0f) { lo = _mm256_fmadd_ps(_mm256_loadu_ps(p), vb, lo);          \
+                                hi = _mm256_fmadd_ps(_mm256_loadu_ps(p + 8), vb, hi); } }  \
+        _mm256_storeu_ps(p, lo); _mm256_storeu_ps(p + 8, hi); } while (0)
+#define PK_PACKED_A(i, k) (a + (k) * 6 + (i))
+#define PK_ROW_A(i, k) (row[i] + (k))
+
+/* With few columns (N ≤ 64) packing A would cost as much as the product: this tile reads
+   A's rows (m of them, the rest repeat the last) straight from the matrix. */
+#define PK_DIRECT_A 1
+static void pk_micro_kernel_rows(long kc, const float *a, long lda, long m, const float *b, float *c, long rs,
+                                 float alpha, float beta) {
+    const float *row[6];
+    for (long i = 0; i < 6; i++) row[i] = a + pk_min(i, m - 1) * lda;
+    PK_AVX_TILE(PK_ROW_A);
+}
+#else
+#define PK_DIRECT_A 0
+static void pk_micro_kernel_rows(long kc, const float *a, long lda, long m, const float *b, float *c, long rs,
+                                 float alpha, float beta) {
+    PK_UNUSED(kc); PK_UNUSED(a); PK_UNUSED(lda); PK_UNUSED(m); PK_UNUSED(b); PK_UNUSED(c); PK_UNUSED(rs);
+    PK_UNUSED(alpha); PK_UNUSED(beta);
+}
+#endif
+
 /* The MR×NR tile product of two packed panels: c = alpha·AB + beta·c, rows rs apart. */
 static void pk_micro_kernel(long kc, const float *a, const float *b, float *c, long rs, float alpha, float beta) {
 #if defined(__AVX2__) && defined(__FMA__)
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
-           c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
-           c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
-           c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-    for (long k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        __m256 a0 = _mm256_broadcast_ss(a), a1 = _mm256_broadcast_ss(a + 1);
-        c00 = _mm256_fmadd_ps(a0, b0, c00); c01 = _mm256_fmadd_ps(a0, b1, c01);
-        c10 = _mm256_fmadd_ps(a1, b0, c10); c11 = _mm256_fmadd_ps(a1, b1, c11);
-        a0 = _mm256_broadcast_ss(a + 2); a1 = _mm256_broadcast_ss(a + 3);
-        c20 = _mm256_fmadd_ps(a0, b0, c20); c21 = _mm256_fmadd_ps(a0, b1, c21);
-        c30 = _mm256_fmadd_ps(a1, b0, c30); c31 = _mm256_fmadd_ps(a1, b1, c31);
-        a0 = _mm256_broadcast_ss(a + 4); a1 = _mm256_broadcast_ss(a + 5);
-        c40 = _mm256_fmadd_ps(a0, b0, c40); c41 = _mm256_fmadd_ps(a0, b1, c41);
-        c50 = _mm256_fmadd_ps(a1, b0, c50); c51 = _mm256_fmadd_ps(a1, b1, c51);
-        a += 6; b += 16;
-    }
-    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-    int plain = alpha == 1.0f && beta == 0.0f, add = alpha == 1.0f && beta == 1.0f;
-#define PK_ST(r, lo, hi) do { float *p = c + (r) * rs; \
-        if (add) { lo = _mm256_add_ps(lo, _mm256_loadu_ps(p)); hi = _mm256_add_ps(hi, _mm256_loadu_ps(p + 8)); } \
-        else if (!plain) { \
-            lo = _mm256_mul_ps(lo, va); hi = _mm256_mul_ps(hi, va); \
-            if (beta != 0.0f) { lo = _mm256_fmadd_ps(_mm256_loadu_ps(p), vb, lo); \
-                                hi = _mm256_fmadd_ps(_mm256_loadu_ps(p + 8), vb, hi); } } \
-        _mm256_storeu_ps(p, lo); _mm256_storeu_ps(p + 8, hi); } while (0)
-    PK_ST(0, c00, c01); PK_ST(1, c10, c11); PK_ST(2, c20, c21);
-    PK_ST(3, c30, c31); PK_ST(4, c40, c41); PK_ST(5, c50, c51);
-#undef PK_ST
+    PK_AVX_TILE(PK_PACKED_A);
 #elif defined(__ARM_NEON) && defined(__aarch64__)
     float32x4_t r[8][2];
     for (int i = 0; i < 8; i++) r[i][0] = r[i][1] = vdupq_n_f32(0.0f);
@@ -147,9 +171,10 @@ static void pk_gemm_ab(long M, long N, long K,
             long kc = pk_min(PK_KC, K - pc);
             float be = pc > 0 ? 1.0f : beta;  /* later K blocks add to what the first wrote */
             pk_pack_b(kc, nc, b + pc * rsb + jc * csb, rsb, csb, pb);
+            int direct = PK_DIRECT_A && csa == 1 && nc <= 4 * PK_NR;
             for (long ic = 0; ic < M; ic += PK_MC) {
                 long mc = pk_min(PK_MC, M - ic);
-                pk_pack_a(mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
+                if (!direct) pk_pack_a(mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
                 long n_panels = (nc + PK_NR - 1) / PK_NR;
                 PK_PARALLEL_FOR(mc * nc * kc > 65536)
                 for (long jp = 0; jp < n_panels; jp++) {
@@ -157,12 +182,15 @@ static void pk_gemm_ab(long M, long N, long K,
                     for (long ir = 0; ir < mc; ir += PK_MR) {
                         long m = pk_min(PK_MR, mc - ir);
                         float *ct = c + (ic + ir) * rsc + (jc + jr) * csc;
+                        const float *arow = a + (ic + ir) * rsa + pc;
                         if (m == PK_MR && n == PK_NR && csc == 1) {
-                            pk_micro_kernel(kc, pa + ir * kc, pb + jr * kc, ct, rsc, alpha, be);
+                            if (direct) pk_micro_kernel_rows(kc, arow, rsa, m, pb + jr * kc, ct, rsc, alpha, be);
+                            else pk_micro_kernel(kc, pa + ir * kc, pb + jr * kc, ct, rsc, alpha, be);
                             continue;
                         }
                         float acc[PK_MR * PK_NR] PK_ALIGNED(64);
-                        pk_micro_kernel(kc, pa + ir * kc, pb + jr * kc, acc, PK_NR, 1.0f, 0.0f);
+                        if (direct) pk_micro_kernel_rows(kc, arow, rsa, m, pb + jr * kc, acc, PK_NR, 1.0f, 0.0f);
+                        else pk_micro_kernel(kc, pa + ir * kc, pb + jr * kc, acc, PK_NR, 1.0f, 0.0f);
                         for (long i = 0; i < m; i++)
                             for (long j = 0; j < n; j++) {
                                 float *dst = ct + i * rsc + j * csc;

@@ -19,46 +19,52 @@ PK_INLINE void pk_conv_cols(long W, long WO, long SW, long d, long *lo, long *hi
     if (*lo > *hi) *lo = *hi;
 }
 
-/* col[(c*KH + i)*KW + j][oh*WO + ow] = x[c][oh*SH - PT + i*DH][ow*SW - PL + j*DW] (0 outside);
-   rows of col are ld floats apart (ld = HO*WO per image, N*HO*WO batched). */
+/* col[(c*KH + i)*KW + j][oh*WO + ow] = x[c][oh*SH - PT + i*DH][ow*SW - PL + j*DW] (0 outside).
+   Element (row k, column p) of col is at col[k*rs + p*cs]: rs = HO*WO, cs = 1 per image;
+   rs = N*HO*WO batched; rs = 1, cs = rows for the transposed layout a GEMM reads fastest. */
 static void pk_im2col(long C, long H, long W, long KH, long KW, long SH, long SW, long PT, long PL,
-                      long DH, long DW, long HO, long WO, const float *x, float *col, long ld) {
+                      long DH, long DW, long HO, long WO, const float *x, float *col, long rs, long cs) {
     for (long c = 0; c < C; c++)
         for (long i = 0; i < KH; i++)
             for (long j = 0; j < KW; j++) {
-                float *row = col + ((c * KH + i) * KW + j) * ld;
+                float *row = col + ((c * KH + i) * KW + j) * rs;
                 long d = j * DW - PL, lo, hi;
                 pk_conv_cols(W, WO, SW, d, &lo, &hi);
                 for (long oh = 0; oh < HO; oh++) {
                     long ih = oh * SH - PT + i * DH;
-                    float *r = row + oh * WO;
-                    if (ih < 0 || ih >= H) { memset(r, 0, WO * sizeof(float)); continue; }
-                    const float *src = x + (c * H + ih) * W + d;
-                    for (long ow = 0; ow < lo; ow++) r[ow] = 0.0f;
-                    if (SW == 1) memcpy(r + lo, src + lo, (hi - lo) * sizeof(float));
-                    else for (long ow = lo; ow < hi; ow++) r[ow] = src[ow * SW];
-                    for (long ow = hi; ow < WO; ow++) r[ow] = 0.0f;
+                    int inside = ih >= 0 && ih < H;
+                    long a = inside ? lo : WO, b = inside ? hi : WO;  /* a padding row is all zero */
+                    float *r = row + oh * WO * cs;
+                    const float *src = x + (c * H + (inside ? ih : 0)) * W + d;
+                    if (cs == 1) {
+                        for (long ow = 0; ow < a; ow++) r[ow] = 0.0f;
+                        if (SW == 1) memcpy(r + a, src + a, (b - a) * sizeof(float));
+                        else for (long ow = a; ow < b; ow++) r[ow] = src[ow * SW];
+                        for (long ow = b; ow < WO; ow++) r[ow] = 0.0f;
+                    } else {
+                        for (long ow = 0; ow < WO; ow++) r[ow * cs] = ow >= a && ow < b ? src[ow * SW] : 0.0f;
+                    }
                 }
             }
 }
 
-/* x[c][ih][iw] += col[(c*KH + i)*KW + j][oh*WO + ow] for every tap that read it; rows of col
-   are ld floats apart. x must be zeroed first. */
+/* x[c][ih][iw] += col[(c*KH + i)*KW + j][oh*WO + ow] for every tap that read it (col laid out
+   as in pk_im2col). x must be zeroed first. */
 static void pk_col2im(long C, long H, long W, long KH, long KW, long SH, long SW, long PT, long PL,
-                      long DH, long DW, long HO, long WO, const float *col, long ld, float *x) {
+                      long DH, long DW, long HO, long WO, const float *col, long rs, long cs, float *x) {
     for (long c = 0; c < C; c++)
         for (long i = 0; i < KH; i++)
             for (long j = 0; j < KW; j++) {
-                const float *row = col + ((c * KH + i) * KW + j) * ld;
+                const float *row = col + ((c * KH + i) * KW + j) * rs;
                 long d = j * DW - PL, lo, hi;
                 pk_conv_cols(W, WO, SW, d, &lo, &hi);
                 for (long oh = 0; oh < HO; oh++) {
                     long ih = oh * SH - PT + i * DH;
                     if (ih < 0 || ih >= H) continue;
                     float *dst = x + (c * H + ih) * W + d;
-                    const float *r = row + oh * WO;
-                    if (SW == 1) for (long ow = lo; ow < hi; ow++) dst[ow] += r[ow];
-                    else for (long ow = lo; ow < hi; ow++) dst[ow * SW] += r[ow];
+                    const float *r = row + oh * WO * cs;
+                    if (SW == 1 && cs == 1) for (long ow = lo; ow < hi; ow++) dst[ow] += r[ow];
+                    else for (long ow = lo; ow < hi; ow++) dst[ow * SW] += r[ow * cs];
                 }
             }
 }

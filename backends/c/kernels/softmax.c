@@ -3,11 +3,29 @@
    vectorized: max, then exp and sum, then scale. */
 #define PK_SIMD_MAX(v) PK_PRAGMA(omp simd reduction(max:v))
 
-PK_INLINE float pk_row_max(long n, const float *x) {
+PK_NOINLINE static float pk_row_max(long n, const float *x) {
     float m = -INFINITY;
     PK_SIMD_MAX(m)
     for (long k = 0; k < n; k++) m = x[k] > m ? x[k] : m;
     return m == -INFINITY ? 0.0f : m;  /* a fully masked row: keep exp finite */
+}
+
+/* Row helpers stay out of line: inlined into the row loops, GCC stops vectorizing them. */
+
+/* Σ exp(x - m) over a row (m its max): a vectorized sum. */
+PK_NOINLINE static float pk_row_expsum(long n, const float *x, float m) {
+    float s = 0.0f;
+    PK_SIMD_SUM(s)
+    for (long k = 0; k < n; k++) s += pk_expf(x[k] - m);
+    return s;
+}
+
+/* y = exp(x - m) over a row, returning Σ y. */
+PK_NOINLINE static float pk_row_exp(long n, const float *restrict x, float m, float *restrict y) {
+    float s = 0.0f;
+    PK_SIMD_SUM(s)
+    for (long k = 0; k < n; k++) { float e = pk_expf(x[k] - m); y[k] = e; s += e; }
+    return s;
 }
 
 static void pk_softmax_impl(long outer, long n, long inner, const float *x, float *y, int log_form) {
@@ -15,16 +33,12 @@ static void pk_softmax_impl(long outer, long n, long inner, const float *x, floa
         for (long o = 0; o < outer; o++) {
             const float *xr = x + o * n;
             float *yr = y + o * n;
-            float m = pk_row_max(n, xr), s = 0.0f;
+            float m = pk_row_max(n, xr);
             if (log_form) {
-                PK_SIMD_SUM(s)
-                for (long k = 0; k < n; k++) s += pk_expf(xr[k] - m);
-                float ls = logf(s);
+                float ls = logf(pk_row_expsum(n, xr, m));
                 for (long k = 0; k < n; k++) yr[k] = xr[k] - m - ls;
             } else {
-                PK_SIMD_SUM(s)
-                for (long k = 0; k < n; k++) { float e = pk_expf(xr[k] - m); yr[k] = e; s += e; }
-                float inv = 1.0f / s;
+                float inv = 1.0f / pk_row_exp(n, xr, m, yr);
                 for (long k = 0; k < n; k++) yr[k] *= inv;
             }
         }
