@@ -293,7 +293,7 @@ class CStyleRenderer:
         inner = tuple((st[-1] if st[-1] in (0, 1) else "n") if dims else None for st in sts)
         literals = tuple(self._literal(splat[i]) if i in splat else None for i in range(len(m.inputs)))
         key = (tuple(m.body), tuple(m.results), tuple(v.dtype for v in m.inputs),
-               tuple(o.dtype for o in m.outputs), literals, len(dims), inner, quals)
+               tuple(o.dtype for o in m.outputs), literals, len(dims), inner, quals, m.reverse)
         name = self._maps.get(key)
         if name is None:
             name = self._maps[key] = f"pk_map{len(self._maps)}"
@@ -332,8 +332,9 @@ class CStyleRenderer:
         ind = "    "
         if self.loop_prefix and nd:
             lines.append(ind + self.loop_prefix)
-        for d in range(nd):
-            lines.append(f"{ind}for (long j{d} = 0; j{d} < d{d}; j{d}++)")
+        for d in range(nd):  # a reverse map runs from the last element down (in-place expansion)
+            lines.append(f"{ind}for (long j{d} = d{d} - 1; j{d} >= 0; j{d}--)" if m.reverse else
+                         f"{ind}for (long j{d} = 0; j{d} < d{d}; j{d}++)")
         lines.append(ind + "{")
         vals, types, k = [], [], 0
         for i, v in enumerate(m.inputs):

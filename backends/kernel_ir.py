@@ -169,6 +169,7 @@ class Map:
     outputs: list[View]
     results: list[int]
     origin: str = ""
+    reverse: bool = False  # iterate from the last element down (an expanding copy in place)
 
     @property
     def reads(self) -> list[View]:

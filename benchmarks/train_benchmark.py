@@ -28,13 +28,12 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
+import workloads as W
 
-import workloads as W  # noqa: E402
-
-SGD = dict(lr=0.01, momentum=0.9)
+SGD = {"lr": 0.01, "momentum": 0.9}
 
 
 def torch_loss(out, y, kind):
@@ -75,8 +74,8 @@ class TorchRun:
 class OursRun:
     def __init__(self, program, kind, scheme_text, labels, inputs, profile=False):
         from pockengine.backends.runtime import compile as pk_compile
-        from pockengine.passes import cost, run_pipeline
         from pockengine.backends.runtime import training_pipeline
+        from pockengine.passes import cost, run_pipeline
 
         t0 = time.perf_counter()
         self.trainer = pk_compile(program, loss=kind, optimizer="sgd", scheme=scheme_text, profile=profile, **SGD)
@@ -159,7 +158,7 @@ def bench(workload: str, rounds: int, use_compile: bool, profile: bool) -> dict:
         try:
             runs["compile scheme"] = TorchRun(build, decisions, compiled=True)
             runs["compile scheme"].step()
-        except Exception as e:  # inductor needs a working C++ toolchain
+        except Exception as e:  # noqa: BLE001  (inductor needs a working C++ toolchain; report, go on)
             print(f"  torch.compile unavailable: {str(e).splitlines()[0][:100]}", file=sys.stderr)
             runs.pop("compile scheme")
     for r in runs.values():  # warm up

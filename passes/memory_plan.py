@@ -170,6 +170,20 @@ def compacting_copy(s) -> bool:
     return increasing and all(a >= b for a, b in zip(st, dst.elem_strides()))
 
 
+def expanding_copy(s) -> bool:
+    """A copy of a dense buffer into a strided interior (padding), where every element lands
+    at or after where it is read: run from the last element down it spreads the rows out in
+    place over the same bytes (the mirror of compacting_copy)."""
+    if not isinstance(s, Map) or s.body or len(s.inputs) != 1 or len(s.outputs) != 1:
+        return False
+    src, dst = s.inputs[0], s.outputs[0]
+    if src.dtype != dst.dtype or not src.is_contiguous or src.offset != 0 or 0 in dst.shape:
+        return False
+    st, dims = dst.elem_strides(), dst.shape
+    increasing = all(st[d] >= st[d + 1] * dims[d + 1] for d in range(len(dims) - 1)) and all(x > 0 for x in st)
+    return increasing and all(a >= b for a, b in zip(st, src.elem_strides()))
+
+
 def coalesce_inplace(kf: KernelFunction, segments: dict[int, list]) -> int:
     """Move 3: a step's output takes over an input whose last use it is (elementwise in
     place, or a compacting copy)."""
@@ -184,6 +198,23 @@ def coalesce_inplace(kf: KernelFunction, segments: dict[int, list]) -> int:
                 segments.setdefault(id(R), [(first[id(R)], R.category)]).append((i, W.category))
                 last[id(R)] = last.get(id(W), i)
                 writers[id(R)] = writers.get(id(R), set()) | writers[id(W)]
+                done += 1
+                continue
+        if expanding_copy(s):
+            W, R = s.outputs[0].storage.resolve(), s.inputs[0].storage.resolve()
+            if (W is not R and W.region == R.region == "arena" and first.get(id(W)) == i and min(writers[id(W)]) == i
+                    and last.get(id(R)) == i):
+                s.reverse = True
+                if W.nbytes <= R.nbytes:
+                    W.alias = R
+                    segments.setdefault(id(R), [(first[id(R)], R.category)]).append((i, W.category))
+                    last[id(R)] = last.get(id(W), i)
+                    writers[id(R)] = writers.get(id(R), set()) | writers[id(W)]
+                else:  # the input moves into the (larger) output's bytes, at their start
+                    R.alias = W
+                    segments[id(W)] = [(first[id(R)], R.category), (i, W.category)]
+                    first[id(W)] = first[id(R)]
+                    writers[id(W)] = writers.get(id(W), set()) | writers.get(id(R), set())
                 done += 1
                 continue
         for w, r in s.inplace:

@@ -22,14 +22,8 @@ FFN, attention output and query projection run on one token of 128).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
-
-from xdsl.context import Context
-from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Operation, SSAValue
-from xdsl.passes import ModulePass
+from dataclasses import dataclass
 
 from pockengine.ir import types as T
 from pockengine.ir.ops import elementwise as E
@@ -38,6 +32,11 @@ from pockengine.ir.ops import norm as N
 from pockengine.ir.ops import reduce as R
 from pockengine.ir.ops import shape as S
 from pockengine.ir.ops.state import ConstantOp
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
 
 Cut = tuple[int, int, int, int]  # axis, start, end, step
 

@@ -170,7 +170,16 @@ def lower_pad(lw, op):
     # negative pads crop the input; positive ones place it inside the filled output
     x_off = sum(max(-a, 0) * s for a, s in zip(lo, xst))
     inner = [d - max(-a, 0) - max(-b, 0) for d, a, b in zip(x.shape, lo, hi)]
-    lw.fill(out, op.p.value)
-    if math.prod(inner):
-        o_off = sum(max(a, 0) * s for a, s in zip(lo, ost))
-        lw.copy(x.with_strides(inner, xst, x_off), out.with_strides(inner, ost, o_off))
+    if not math.prod(inner):
+        lw.fill(out, op.p.value)
+        return
+    # the interior first, then the border slabs: the planner may then run the copy in place,
+    # backwards, over the input's own bytes (a padded gradient needs no second buffer)
+    o_off = sum(max(a, 0) * s for a, s in zip(lo, ost))
+    lw.copy(x.with_strides(inner, xst, x_off), out.with_strides(inner, ost, o_off))
+    for axis, (a, b) in enumerate(zip(lo, hi)):
+        for start, width in ((0, max(a, 0)), (out.shape[axis] - max(b, 0), max(b, 0))):
+            if width:
+                shape = list(out.shape)
+                shape[axis] = width
+                lw.fill(out.with_strides(shape, ost, start * ost[axis]), op.p.value)

@@ -10,19 +10,18 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from xdsl.dialects import func
-from xdsl.dialects.builtin import Float32Type, IntegerType, ModuleOp, TensorType
-from xdsl.ir import Block, Region
-
 from pockengine import Program
 from pockengine.backends.runtime import Trainer, build_library
 from pockengine.backends.targets import get_target
 from pockengine.ir.dialect import OPS
 from pockengine.ir.ops import fused, state
 from pockengine.passes.lower_to_kernels import lower_program
+from xdsl.dialects import func
+from xdsl.dialects.builtin import Float32Type, IntegerType, ModuleOp, TensorType
+from xdsl.ir import Block, Region
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "ir"))
-from op_cases import all_cases  # noqa: E402
+from op_cases import all_cases
 
 SKIP = {state.ParamOp, state.GetOp, state.SetOp, state.SetSliceOp, *fused.OPS}  # tested by whole programs
 KERNEL_OPS = [op for op in OPS if op not in SKIP]
@@ -94,8 +93,8 @@ def test_every_op_has_a_kernel_lowering():
 
 
 @pytest.mark.parametrize("geometry", [
-    dict(k=3, s=1, p=1, g="dw"), dict(k=3, s=2, p=1, g="dw"), dict(k=5, s=2, p=2, g="dw"), dict(k=3, s=1, p=0, g="dw"),
-    dict(k=1, s=1, p=0, g=1), dict(k=3, s=2, p=1, g=1), dict(k=3, s=1, p=2, g=2, d=2), dict(k=7, s=2, p=3, g=1),
+    {"k": 3, "s": 1, "p": 1, "g": "dw"}, {"k": 3, "s": 2, "p": 1, "g": "dw"}, {"k": 5, "s": 2, "p": 2, "g": "dw"}, {"k": 3, "s": 1, "p": 0, "g": "dw"},
+    {"k": 1, "s": 1, "p": 0, "g": 1}, {"k": 3, "s": 2, "p": 1, "g": 1}, {"k": 3, "s": 1, "p": 2, "g": 2, "d": 2}, {"k": 7, "s": 2, "p": 3, "g": 1},
 ])
 @pytest.mark.parametrize("size", [4, 9])
 def test_conv_kernels_and_gradients(geometry, size):
@@ -109,7 +108,7 @@ def test_conv_kernels_and_gradients(geometry, size):
     groups = c if geometry["g"] == "dw" else geometry["g"]
     k, s, p, d = geometry["k"], geometry["s"], geometry["p"], geometry.get("d", 1)
     xs, ws = (3, c, size, size), (c, c // groups, k, k)
-    props = dict(stride=(s, s), padding=(p, p), dilation=(d, d), groups=groups)
+    props = {"stride": (s, s), "padding": (p, p), "dilation": (d, d), "groups": groups}
     block = Block(arg_types=[T.tensor(xs), T.tensor(ws)])
     x, w = block.args
     y = L.Conv2dOp.build(x, w, **props)

@@ -9,7 +9,6 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from pockengine.backends.c_renderer import KERNEL_DIR
 
 FUNCS = ["pk_expf", "pk_erff", "pk_tanhf", "pk_sigmoidf", "pk_geluf", "pk_gelu_tanhf", "pk_gelu_grad",

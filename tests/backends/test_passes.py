@@ -155,3 +155,28 @@ def test_a_slice_is_compacted_in_place():
     x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
     got = Trainer(prog, kp, build_library(kp, get_target("c"))).call("f", x)[0]
     np.testing.assert_allclose(got, prog.run("f", x), rtol=1e-5)
+
+
+def test_a_pad_expands_in_place():
+    """The padded gradient of a sliced tensor (next_token's logits) is spread out backwards
+    inside the gradient's own buffer, and only the border is filled."""
+    from pockengine import Program
+    from pockengine.backends.runtime import Trainer, build_library
+    from pockengine.backends.targets import get_target
+
+    prog = Program.parse("""builtin.module {
+      func.func @f(%x : tensor<2x4x3xf32>) -> tensor<f32> {
+        %e = train.exp %x : tensor<2x4x3xf32>
+        %p = train.pad %e {pads = [0, 1, 0, 0, 2, 0]} : (tensor<2x4x3xf32>) -> tensor<2x7x3xf32>
+        %t = train.tanh %p : tensor<2x7x3xf32>
+        %w = train.mul %t, %t : tensor<2x7x3xf32>
+        %m = train.sum %w {axes = [0, 1, 2]} : (tensor<2x7x3xf32>) -> tensor<f32>
+        func.return %m : tensor<f32>
+      }
+    }""")
+    kp = lower_program(prog)
+    assert any(getattr(s, "reverse", False) for s in kp.functions["f"].steps)
+    assert kp.memory["functions"]["f"]["lower_bound"] <= 192  # one 168-byte buffer
+    x = np.random.default_rng(1).standard_normal((2, 4, 3)).astype(np.float32)
+    got = Trainer(prog, kp, build_library(kp, get_target("c"))).call("f", x)[0]
+    np.testing.assert_allclose(got, prog.run("f", x), rtol=1e-5)

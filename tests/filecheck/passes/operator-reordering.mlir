@@ -1,8 +1,9 @@
 // RUN: pock-opt %s -p operator-reordering | filecheck %s
 
 // autodiff's MLP step (SGD with momentum) puts every update after the whole backward.
-// Reordered: each update runs once its gradient exists and the input gradient through its
-// layer (the last read of the old weight) is done, so it can write the weight in place.
+// Reordered (the forward keeps its order): each update runs once its gradient exists and the
+// input gradient through its layer (the last read of the old weight) is done, so it can
+// write the weight in place.
 builtin.module {
   train.param @fc1.weight : tensor<8x6xf32> {role = "weight", trainable = true}
   train.param @fc1.bias : tensor<8xf32> {role = "bias", trainable = true}
@@ -62,17 +63,19 @@ builtin.module {
 }
 
 // CHECK:      %loss = train.cross_entropy
-// CHECK:      train.linear_backward_weight
-// CHECK-NEXT: train.sum
+// CHECK:      train.cross_entropy_backward
+// CHECK:      train.sum
 // CHECK-NEXT: train.sgd %fc2.bias
 // CHECK-NEXT: train.set @fc2.bias,
 // CHECK-NEXT: train.set @fc2.bias.momentum,
+// CHECK:      train.linear_backward_weight
 // CHECK-NEXT: train.matmul
 // CHECK-NEXT: train.sgd %fc2.weight
 // CHECK-NEXT: train.set @fc2.weight,
 // CHECK-NEXT: train.set @fc2.weight.momentum,
 // CHECK-NEXT: train.where
-// CHECK:      train.sgd %fc1.bias
+// CHECK-NEXT: train.sum
+// CHECK-NEXT: train.sgd %fc1.bias
 // CHECK:      train.linear_backward_weight
 // CHECK-NEXT: train.sgd %fc1.weight
 // CHECK:      func.return %loss
