@@ -4,7 +4,8 @@ The renderer decides nothing: library calls print as calls to backends/c/kernels
 maps print as loop nests whose body comes from `SCALAR_OPS` (one format per scalar
 instruction, keyed by the train op name), and every pointer is its region base plus the
 planned offset. Hooks a language overrides: `restrict`, `type_map`, `scalar_ops`,
-`loop_prefix` (a pragma before a loop nest), `function_qualifier`, `kernel_dir`.
+`loop_prefix` (a pragma before a loop nest), `function_qualifier`, `kernel_dir`,
+`tile_transposes` (walk transposing maps in tiles).
 
 Names that come from the model (parameter names, value names) never reach C as code: they
 appear only in comments, filtered by `c_comment`, and function names pass `c_identifier`.
@@ -128,6 +129,8 @@ class CStyleRenderer:
     kernel_dir: Path = KERNEL_DIR
     prefix: str = "pock_"
     steps_per_part: int = 24
+    tile_transposes: bool = True
+    TILE = 16  # columns of a tiled transpose: the lines the strided side touches stay in L1
 
     # --- names ------------------------------------------------------------------------
     def function_names(self, kp: KernelProgram) -> dict[str, str]:
@@ -292,12 +295,16 @@ class CStyleRenderer:
         quals = tuple(count[id(v.storage.resolve())] == 1 or id(v.storage.resolve()) not in written for v in ops)
         inner = tuple((st[-1] if st[-1] in (0, 1) else "n") if dims else None for st in sts)
         literals = tuple(self._literal(splat[i]) if i in splat else None for i in range(len(m.inputs)))
+        # a transpose (one operand walks the last dim with a stride and the one before
+        # contiguously) runs in tiles: no alias, so the order of the elements is free
+        tiled = (self.tile_transposes and len(dims) >= 2 and not m.reverse and all(quals)
+                 and any(st[-1] not in (0, 1) and st[-2] == 1 for st in sts))
         key = (tuple(m.body), tuple(m.results), tuple(v.dtype for v in m.inputs),
-               tuple(o.dtype for o in m.outputs), literals, len(dims), inner, quals, m.reverse)
+               tuple(o.dtype for o in m.outputs), literals, len(dims), inner, quals, m.reverse, tiled)
         name = self._maps.get(key)
         if name is None:
             name = self._maps[key] = f"pk_map{len(self._maps)}"
-            self._map_sources.append(self.map_template(name, m, literals, len(dims), inner, quals))
+            self._map_sources.append(self.map_template(name, m, literals, len(dims), inner, quals, tiled))
         args = [str(d) for d in dims]
         for k, v in enumerate(ops):
             args.append(self.pointer(v, const=k < len(ops) - len(m.outputs)))
@@ -308,7 +315,7 @@ class CStyleRenderer:
         x = np.asarray(v.storage.resolve().data).reshape(-1)[0]
         return c_float(x) if v.dtype == "f32" else str(int(x))
 
-    def map_template(self, name: str, m: Map, literals, nd: int, inner, quals) -> str:
+    def map_template(self, name: str, m: Map, literals, nd: int, inner, quals, tiled: bool = False) -> str:
         params = [f"long d{d}" for d in range(nd)]
         ptrs: list[tuple[str, str]] = []  # (pointer name, value name or "")
         for i, v in enumerate(m.inputs):
@@ -332,9 +339,14 @@ class CStyleRenderer:
         ind = "    "
         if self.loop_prefix and nd:
             lines.append(ind + self.loop_prefix)
-        for d in range(nd):  # a reverse map runs from the last element down (in-place expansion)
+        for d in range(nd - 2 if tiled else nd):  # a reverse map runs from the last element down
             lines.append(f"{ind}for (long j{d} = d{d} - 1; j{d} >= 0; j{d}--)" if m.reverse else
                          f"{ind}for (long j{d} = 0; j{d} < d{d}; j{d}++)")
+        if tiled:  # TILE columns of the last dim at a time, each walked down all rows
+            a, b, t = nd - 2, nd - 1, self.TILE
+            lines += [f"{ind}for (long t{b} = 0; t{b} < d{b}; t{b} += {t})",
+                      f"{ind}for (long j{a} = 0; j{a} < d{a}; j{a}++)",
+                      f"{ind}for (long j{b} = t{b}; j{b} < (d{b} < t{b} + {t} ? d{b} : t{b} + {t}); j{b}++)"]
         lines.append(ind + "{")
         vals, types, k = [], [], 0
         for i, v in enumerate(m.inputs):
@@ -369,11 +381,16 @@ class CStyleRenderer:
         if op == "train.clamp":
             lo, hi = ins.attrs
             x = args[0]
+            # floats select through their bits (pk_selectf): chained float selects against
+            # constants stop GCC's vectorizer
+            sel = "pk_selectf({c}, {a}, {b})" if ins.dtype == "f32" else "({c} ? {a} : {b})"
             if math.isfinite(lo):
-                x = f"({x} < {c_float(lo)} ? {c_float(lo)} : {x})"
+                x = sel.format(c=f"{x} < {c_float(lo)}", a=c_float(lo), b=x)
             if math.isfinite(hi):
-                x = f"({x} > {c_float(hi)} ? {c_float(hi)} : {x})"
+                x = sel.format(c=f"{x} > {c_float(hi)}", a=c_float(hi), b=x)
             return x
+        if op == "train.where" and ins.dtype == "f32":
+            return f"pk_selectf({args[0]}, {args[1]}, {args[2]})"
         if op == "train.gelu":
             return f"pk_gelu_tanhf({args[0]})" if ins.attrs and ins.attrs[0] == "tanh" else f"pk_geluf({args[0]})"
         if op == "train.gelu_backward":

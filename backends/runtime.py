@@ -8,7 +8,7 @@
     trainer.save("trained/")              # a Program directory, written atomically
     trainer.memory                        # planned bytes by category
 
-The library is keyed by a hash of everything that goes into it (generated sources, kernel
+The library (backends/build.py) is keyed by a hash of everything that goes into it (generated sources, kernel
 library, compiler and flags), so compiling the same IR twice builds once. The cache lives in
 $POCKENGINE_CACHE, else ~/.cache/pockengine.
 """
@@ -16,57 +16,15 @@ $POCKENGINE_CACHE, else ~/.cache/pockengine.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import json
 import os
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from pockengine.backends.build import BuildError, build_library, cache_dir  # noqa: F401  (the runtime's API)
 from pockengine.backends.kernel_ir import NUMPY, KernelProgram
 from pockengine.backends.project import blob_bytes, pack_params, param_views
 from pockengine.backends.targets import Target, get_target
-
-
-class BuildError(RuntimeError):
-    """The C compiler rejected the generated code; the message holds its output."""
-
-
-def cache_dir() -> Path:
-    d = os.environ.get("POCKENGINE_CACHE")
-    return Path(d) if d else Path.home() / ".cache" / "pockengine"
-
-
-def build_library(kp: KernelProgram, target: Target, title: str = "model", openmp: bool = False,
-                  extra_cflags: tuple[str, ...] = ()) -> Path:
-    """Compile the program into libmodel.so (or reuse the cached one); returns its path."""
-    files = target.sources(kp, title)
-    flags = [*target.cflags, *(["-fopenmp"] if openmp else []), *extra_cflags]
-    key = hashlib.sha256(json.dumps([files, flags, target.cc], sort_keys=True).encode()).hexdigest()[:20]
-    final = cache_dir() / key
-    lib = final / "libmodel.so"
-    if lib.is_file():
-        return lib
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
-    try:
-        for name, text in files.items():
-            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / name).write_text(text)
-        cmd = [target.cc, "-std=c99", *flags, "-fPIC", "-shared", "-o", "libmodel.so", "model.c", "-lm"]
-        res = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, check=False)
-        if res.returncode != 0:
-            raise BuildError(f"{' '.join(cmd)} failed in {tmp}:\n{res.stderr[-4000:]}")
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process built the same library meanwhile
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return lib
 
 
 class Trainer:
@@ -167,11 +125,12 @@ def compile(program, loss: str | None = None, optimizer: str | None = None, sche
     from pockengine.passes import get_all_passes, run_pipeline
     from pockengine.passes.lower_to_kernels import lower_program
 
-    prog = program.copy()
-    if "train_step" not in prog.functions() and (loss or optimizer):
-        run_pipeline(prog, training_pipeline(loss or "cross_entropy", optimizer or "sgd", scheme, **hyper))
+    if "train_step" not in program.functions() and (loss or optimizer):
+        prog = training_program(program, loss or "cross_entropy", optimizer or "sgd", scheme, **hyper)
     elif scheme is not None:
         raise ValueError("a scheme needs autodiff: pass a program without @train_step, with loss= and optimizer=")
+    else:
+        prog = program.copy()
     available = get_all_passes()
     if optimize:
         spec = ",".join(p for p in ("operator-reordering", "fusion") if p in available)
@@ -186,11 +145,32 @@ def compile(program, loss: str | None = None, optimizer: str | None = None, sche
     return Trainer(prog, kp, build_library(kp, tgt, openmp=openmp, extra_cflags=flags), profiled=profile)
 
 
+def training_program(program, loss: str, optimizer: str, scheme=None, **hyper):
+    """A copy of `program` with its @train_step: slice-propagation and autodiff, then, given a
+    scheme (a `Scheme`, a scheme file or scheme text), sparse-backprop and
+    dead-gradient-elimination. The same steps as `training_pipeline`, without passing a
+    `Scheme` object through pipeline text."""
+    from pockengine.passes import run_pipeline
+    from pockengine.passes.scheme import Scheme
+    from pockengine.passes.sparse_backprop import sparse_backprop
+
+    prog = program.copy()
+    run_pipeline(prog, training_pipeline(loss, optimizer, **hyper))
+    if scheme is not None:
+        sparse_backprop(prog.module, scheme if isinstance(scheme, Scheme) else Scheme.load(scheme))
+        run_pipeline(prog, "dead-gradient-elimination")  # also fits optimizer state to the scheme
+    return prog
+
+
 def training_pipeline(loss: str, optimizer: str, scheme=None, **hyper) -> str:
+    """The pipeline string of `training_program` (for pock-opt and the printed recipe);
+    `scheme` is a `Scheme`, a scheme file or scheme text."""
+    from pockengine.passes.scheme import Scheme
+
     opts = " ".join(f"{k}={_opt(v)}" for k, v in {"loss": loss, "optimizer": optimizer, **hyper}.items())
     spec = f"slice-propagation,autodiff{{{opts}}}"
     if scheme is not None:
-        text = str(scheme)
+        text = scheme.to_text() if isinstance(scheme, Scheme) else str(scheme)
         if "\n" in text or '"' in text:  # a pipeline option is one line: pass the text as a file
             fd, path = tempfile.mkstemp(suffix=".pock", prefix="scheme-")
             with os.fdopen(fd, "w") as f:

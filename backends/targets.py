@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pockengine.backends.c_renderer import KERNEL_DIR, CStyleRenderer
+from pockengine.backends.c_renderer import CStyleRenderer
 from pockengine.backends.kernel_ir import KernelProgram
 
 
@@ -29,10 +29,11 @@ class Target:
     can_load: bool = True  # a shared library built for it can be loaded into this process
 
     def sources(self, kp: KernelProgram, title: str = "model") -> dict[str, str]:
+        kdir = self.renderer.kernel_dir
         files = {"model.c": self.renderer.source(kp, title), "model.h": self.renderer.header(kp),
-                 "pock.h": (KERNEL_DIR / "pock.h").read_text()}
+                 "pock.h": (kdir / "pock.h").read_text()}
         for k in self.renderer.kernel_files(kp):
-            files[f"kernels/{k}.c"] = (KERNEL_DIR / f"{k}.c").read_text()
+            files[f"kernels/{k}.c"] = (kdir / f"{k}.c").read_text()
         return files
 
     def available(self) -> str | None:

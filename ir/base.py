@@ -67,6 +67,13 @@ def str_prop(default: str | None = None):
     return prop_def(StringAttr, default_value=None if default is None else StringAttr(default))
 
 
+def same_type(what: str, a: Attribute, other: str, b: Attribute) -> Attribute:
+    """`a`, when operand types that must agree do (`x` and `dy`, a prediction and its target)."""
+    if a != b:
+        raise VerifyException(f"{what} {a} and {other} {b} differ")
+    return a
+
+
 def _ints(v: Sequence[int]) -> DenseArrayBase:
     return DenseArrayBase.from_list(i64, [int(x) for x in v])
 
@@ -257,16 +264,10 @@ class TrainOp(IRDLOperation):
         raw = parser.parse_optional_attr_dict()
         parser.parse_punctuation(":")
         if parser.parse_optional_punctuation("(") is not None:
-            ins = []
-            if parser.parse_optional_punctuation(")") is None:
-                ins = parser.parse_comma_separated_list(parser.Delimiter.NONE, parser.parse_type)
-                parser.parse_punctuation(")")
+            ins = _rest_of_type_list(parser)
             parser.parse_punctuation("->")
             if parser.parse_optional_punctuation("(") is not None:
-                outs = []
-                if parser.parse_optional_punctuation(")") is None:
-                    outs = parser.parse_comma_separated_list(parser.Delimiter.NONE, parser.parse_type)
-                    parser.parse_punctuation(")")
+                outs = _rest_of_type_list(parser)
             else:
                 outs = [parser.parse_type()]
         else:
@@ -292,6 +293,15 @@ _EXPECTS = {DenseArrayBase: "a list of integers", IntegerAttr: "an integer or tr
 
 _KIND_TEXT = {"float": "a float", "numeric": "a numeric (non-i1)", "integer": "an integer or i1",
               "i1": "an i1"}
+
+
+def _rest_of_type_list(parser: Parser) -> list[Attribute]:
+    """`T, T)` or `)`: the types of a parenthesized list whose `(` was just read."""
+    if parser.parse_optional_punctuation(")") is not None:
+        return []
+    types = parser.parse_comma_separated_list(parser.Delimiter.NONE, parser.parse_type)
+    parser.parse_punctuation(")")
+    return types
 
 
 def _named(op_name: str, e: VerifyException) -> VerifyException:

@@ -84,47 +84,32 @@ def _geometry(p) -> dict:
     return {"stride": list(p.stride), "padding": list(p.padding), "dilation": list(p.dilation)}
 
 
-class SliceConvWeightGrad(RewritePattern):
+class SliceConvGrad(RewritePattern):
+    """A channel slice of a conv gradient computes those channels alone. Dense convs: input
+    channels of dw read the same channels of x, those of dx the same channels of w. Depthwise
+    convs (channel c reads only x[:, c]): dy and x (for dw) or w (for dx) on those channels."""
+
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: SliceOp, rewriter: PatternRewriter) -> None:
         src, sl = _only_use(op), channel_slice(op)
-        if not isinstance(src, G.Conv2dBackwardWeightOp) or sl is None:
+        if not isinstance(src, (G.Conv2dBackwardWeightOp, G.Conv2dBackwardInputOp)) or sl is None:
             return
         axis, s, e = sl
-        cut = cutter(op, rewriter)
-        x, dy, p = src.x, src.dy, src.p
-        props = _geometry(p) | {"kernel": list(p.kernel)}
-        channels = T.shape(x)[1]
+        p, dy, cut = src.p, src.dy, cutter(op, rewriter)
+        for_weight = isinstance(src, G.Conv2dBackwardWeightOp)  # dw(x, dy) [O, C, ..]; dx(dy, w) [N, C, ..]
+        if for_weight:
+            other, depthwise_axis, props = src.x, 0, {"kernel": list(p.kernel)}
+        else:
+            other, depthwise_axis, props = src.weight, 1, {"input_size": list(p.input_size)}
+        in_channels = T.shape(src.x if for_weight else op.x)[1]
         if axis == 1 and p.groups == 1:
-            new = G.Conv2dBackwardWeightOp.build(cut(x, 1, s, e), dy, groups=1, **props)
-        elif axis == 0 and p.groups == channels == T.shape(dy)[1]:  # depthwise: channel c reads x[:, c]
-            new = G.Conv2dBackwardWeightOp.build(cut(x, 1, s, e), cut(dy, 1, s, e), groups=e - s,
-                                                 **props)
+            other, groups = cut(other, 1, s, e), 1
+        elif axis == depthwise_axis and p.groups == in_channels == T.shape(dy)[1]:
+            other, dy, groups = cut(other, 1 - depthwise_axis, s, e), cut(dy, 1, s, e), e - s
         else:
             return
-        rewriter.replace(op, new)
-
-
-class SliceConvInputGrad(RewritePattern):
-    """Input channels of dx come from the matching input channels of the weight."""
-
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: SliceOp, rewriter: PatternRewriter) -> None:
-        src, sl = _only_use(op), channel_slice(op)
-        if not isinstance(src, G.Conv2dBackwardInputOp) or sl is None or sl[0] != 1:
-            return
-        _, s, e = sl
-        cut = cutter(op, rewriter)
-        dy, w, p = src.dy, src.weight, src.p
-        props = _geometry(p) | {"input_size": list(p.input_size)}
-        if p.groups == 1:
-            new = G.Conv2dBackwardInputOp.build(dy, cut(w, 1, s, e), groups=1, **props)
-        elif p.groups == T.shape(dy)[1] == T.shape(op.x)[1] and T.shape(w)[1] == 1:  # depthwise
-            new = G.Conv2dBackwardInputOp.build(cut(dy, 1, s, e), cut(w, 0, s, e), groups=e - s,
-                                                **props)
-        else:
-            return
-        rewriter.replace(op, new)
+        operands = (other, dy) if for_weight else (dy, other)
+        rewriter.replace(op, type(src).build(*operands, groups=groups, **_geometry(p), **props))
 
 
 class SliceLinearWeightGrad(RewritePattern):
@@ -295,7 +280,7 @@ def _bytes(v: SSAValue) -> int:
 
 
 def dead_gradient_elimination(module: ModuleOp) -> None:
-    patterns = [SliceConvWeightGrad(), SliceConvInputGrad(), SliceLinearWeightGrad(), SliceThroughOps()]
+    patterns = [SliceConvGrad(), SliceLinearWeightGrad(), SliceThroughOps()]
     PatternRewriteWalker(GreedyRewritePatternApplier(patterns), apply_recursively=True).rewrite_module(module)
     dce(module)
     for fn in module.ops:

@@ -159,29 +159,29 @@ def compacting_copy(s) -> bool:
     """A copy of a strided view (gaps between rows, e.g. a slice) into a dense buffer, where
     every element lands at or before where it is read, both in increasing order: run front to
     back over the same bytes it compacts the rows in place (a vector load precedes its store)."""
-    if not isinstance(s, Map) or s.body or len(s.inputs) != 1 or len(s.outputs) != 1:
-        return False
-    src, dst = s.inputs[0], s.outputs[0]
-    if src.dtype != dst.dtype or not dst.is_contiguous or dst.offset != 0 or 0 in src.shape:
-        return False
-    st, dims = src.elem_strides(), src.shape
-    increasing = all(st[d] >= st[d + 1] * dims[d + 1] for d in range(len(dims) - 1)) and all(x > 0 for x in st)
-    # source strides at least the dense ones: every element is read at or after where it lands
-    return increasing and all(a >= b for a, b in zip(st, dst.elem_strides()))
+    return _dense_strided_copy(s, strided_input=True)
 
 
 def expanding_copy(s) -> bool:
     """A copy of a dense buffer into a strided interior (padding), where every element lands
     at or after where it is read: run from the last element down it spreads the rows out in
     place over the same bytes (the mirror of compacting_copy)."""
+    return _dense_strided_copy(s, strided_input=False)
+
+
+def _dense_strided_copy(s, strided_input: bool) -> bool:
+    """A plain copy between a dense buffer at offset 0 and a strided view in row-major order
+    whose strides are at least the dense ones (so it never moves an element backwards over
+    one not yet read, whichever way the copy runs)."""
     if not isinstance(s, Map) or s.body or len(s.inputs) != 1 or len(s.outputs) != 1:
         return False
     src, dst = s.inputs[0], s.outputs[0]
-    if src.dtype != dst.dtype or not src.is_contiguous or src.offset != 0 or 0 in dst.shape:
+    view, dense = (src, dst) if strided_input else (dst, src)
+    if src.dtype != dst.dtype or not dense.is_contiguous or dense.offset != 0 or 0 in view.shape:
         return False
-    st, dims = dst.elem_strides(), dst.shape
+    st, dims = view.elem_strides(), view.shape
     increasing = all(st[d] >= st[d + 1] * dims[d + 1] for d in range(len(dims) - 1)) and all(x > 0 for x in st)
-    return increasing and all(a >= b for a, b in zip(st, src.elem_strides()))
+    return increasing and all(a >= b for a, b in zip(st, dense.elem_strides()))
 
 
 def coalesce_inplace(kf: KernelFunction, segments: dict[int, list]) -> int:

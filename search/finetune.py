@@ -33,14 +33,14 @@ class Recipe:
     weight_decay: float = 0.0
     loss: str = "cross_entropy"
 
-    def autodiff_spec(self) -> str:
-        opts = {"loss": self.loss, "optimizer": self.optimizer, "lr": float(self.lr)}
+    def hyper(self) -> dict[str, float]:
+        """autodiff's hyper-parameters for this recipe."""
+        opts = {"lr": float(self.lr)}
         if self.optimizer == "sgd":
             opts["momentum"] = float(self.momentum)
         if self.weight_decay:
             opts["weight_decay"] = float(self.weight_decay)
-        return "autodiff{" + " ".join(f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}"
-                                      for k, v in opts.items()) + "}"
+        return opts
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
@@ -73,17 +73,10 @@ class Run:
 
 def training_step(program, scheme, recipe: Recipe):
     """A copy of `program` with @train_step: full backprop when `scheme` is None, else pruned
-    to the scheme (a `Scheme` object or scheme text)."""
-    from pockengine.passes import run_pipeline
-    from pockengine.passes.scheme import Scheme
-    from pockengine.passes.sparse_backprop import sparse_backprop
+    to the scheme (a `Scheme` object or scheme text), as `pockengine.compile` derives it."""
+    from pockengine.backends.runtime import training_program
 
-    prog = program.copy()
-    run_pipeline(prog, recipe.autodiff_spec())
-    if scheme is not None:
-        sparse_backprop(prog.module, scheme if isinstance(scheme, Scheme) else Scheme.parse(scheme))
-        run_pipeline(prog, "dead-gradient-elimination")  # also fits optimizer state to the scheme
-    return prog
+    return training_program(program, recipe.loss, recipe.optimizer, scheme, **recipe.hyper())
 
 
 def optimized(step_program):

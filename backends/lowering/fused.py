@@ -5,6 +5,9 @@ group (weight gradient + SGD) runs the gradient GEMM straight into the optimizer
     no momentum:  w' = (1 - lr·wd)·w - lr·(dyᵀx)              one GEMM with alpha, beta
     momentum:     b' = m·b + (1 - d)·(dyᵀx)   (b' = dyᵀx on step 1)
                   then one loop: b' += α·wd·w, w' = w - lr·b'
+
+A linear_cross_entropy group (a vocabulary head) is one chunked kernel call, lowered in
+backends/lowering/loss.py around the same SGD steps (emit_sgd).
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ def lower_fused(lw, op):
     if op.group_kind == "update":
         lower_update(lw, op)
         return
+    if op.group_kind == "linear_cross_entropy":
+        from pockengine.backends.lowering.loss import lower_linear_cross_entropy
+
+        lower_linear_cross_entropy(lw, op)
+        return
     mb = MapBuilder(shape_of(op.results[0]))
     views: dict = dict(zip(op.block.args, (lw.view(v) for v in op.inputs)))
     refs: dict = {}
@@ -52,17 +60,28 @@ def lower_update(lw, op):
     if not isinstance(sgd, O.SgdOp) or sgd.p.nesterov:
         raise LoweringError("an update group holds a weight gradient and a (non-nesterov) train.sgd")
     outer = dict(zip(op.block.args, op.inputs))
-    yielded = list(op.block.last_op.operands)
-    out_of = {v: r for v, r in zip(yielded, op.results)}
+    out_of = outputs_of(op)
+    emit = emit_linear_backward_weight if isinstance(grad_op, G.LinearBackwardWeightOp) else emit_conv2d_backward_weight
+    bind_grad_inputs(lw, grad_op, outer)
+    emit_sgd(lw, sgd, outer, out_of, lambda dst, ab: emit(lw, grad_op, dst, ab))
+
+
+def outputs_of(op) -> dict:
+    """Values yielded inside a train.fused → the fused op's results."""
+    return dict(zip(op.block.last_op.operands, op.results))
+
+
+def emit_sgd(lw, sgd, outer, out_of, emit_grad) -> None:
+    """The SGD update `sgd` (inside a fused group) around `emit_grad(dst, ab)`, which emits the
+    steps that make dst = ab[0]·g + ab[1]·dst for the gradient g: into the new weight
+    without momentum, into the momentum buffer with it (then one loop updates the weight)."""
     p = sgd.p
     param = lw.view(outer[sgd.operands[0]])
     new_param = lw.result(out_of[sgd.results[0]]) if sgd.results[0] in out_of else lw.scratch(param.size).reshaped(param.shape)
-    emit = emit_linear_backward_weight if isinstance(grad_op, G.LinearBackwardWeightOp) else emit_conv2d_backward_weight
-    bind_grad_inputs(lw, grad_op, outer)
     if not p.momentum:
         lw.copy(param, new_param)
         ab = View(lw.owner.const(np.array([-p.lr, 1 - p.lr * p.weight_decay], np.float32), "f32"), "f32", (2,))
-        emit(lw, grad_op, new_param, ab)
+        emit_grad(new_param, ab)
         return
     buf, step = lw.view(outer[sgd.operands[2]]), lw.view(outer[sgd.operands[3]])
     new_buf = lw.result(out_of[sgd.results[1]]) if sgd.results[1] in out_of else lw.scratch(buf.size).reshaped(buf.shape)
@@ -75,7 +94,7 @@ def lower_update(lw, op):
     beta = mb.emit("train.where", [first, mb.const(0.0), mb.const(p.momentum)])
     lw.steps.append(mb.finish([View(ab.storage, "f32", (), 0), View(ab.storage, "f32", (), 1)], [alpha, beta],
                               "train.sgd (step factors)"))
-    emit(lw, grad_op, new_buf, ab)
+    emit_grad(new_buf, ab)
     mb = MapBuilder(param.shape)
     b = mb.input(new_buf)
     if p.weight_decay:

@@ -16,12 +16,14 @@ KC = 256
 
 
 def gemm_workspace(m: int, n: int, k: int) -> int:
-    """Floats of packing space pk_gemm needs (mirrors pk_gemm_workspace in gemm.c)."""
+    """Floats of packing space pk_gemm needs (mirrors pk_gemm_workspace in gemm.c): an A
+    block and a B block, in either orientation (pk_gemm may run Cᵀ = Bᵀ·Aᵀ)."""
     if k == 0:
         return 0
     kc = min(k, KC)
     up = lambda x, t: -(-x // t) * t
-    return max(kc * (min(up(m, mr), mr * 24) + min(up(n, nr), nr * 64)) for mr, nr in _TILES)
+    return max(kc * (min(up(r, mr), mr * 24) + min(up(c, nr), nr * 64))
+               for mr, nr in _TILES for r, c in ((m, n), (n, m)))
 
 
 def as_matrix(lw, v: View) -> tuple[View, int, int, int]:
@@ -86,36 +88,54 @@ def lower_matmul(lw, op):
                                     m, n, k, a, ra, ca, b, rb, cb, c, work], [a, b], [c, work])
 
 
-BATCH_BELOW = 64  # output pixels per image below which a conv runs one GEMM over all images
+CONV_BLOCK = 64 * 1024  # floats of one packed operand block of a conv GEMM (kept in L2)
+POINTWISE_GEMM_FROM = 64  # output pixels per image from which a 1×1 conv runs one GEMM per image
+
+
+def _conv_block(limit: int, total: int) -> int:
+    """A column block: a multiple of 16 (every target's NR divides it), within `limit`
+    where it can be, no wider than `total` rounded up."""
+    return min(max(16, limit // 16 * 16), -(-total // 16) * 16)
 
 
 def conv_plan(kind: str, xs, ws, p, ys) -> tuple[list[int], int]:
-    """The geometry table pk_conv2d* read (backends/c/kernels/conv2d.c) and the floats of
-    workspace they need, for kind "forward", "input" (dx) or "weight" (dw)."""
+    """The geometry table pk_conv2d* read (backends/c/kernels/im2col.c) and the floats of
+    workspace they need, for kind "forward", "input" (dx) or "weight" (dw); mirrors the
+    workspace layout at the top of each kernel, for the largest MR and MC of any target."""
     n, c, h, w = xs
     o, i, kh, kw = ws
     g = p.groups
     ho, wo = ys[2:]
     pt, pl, _, _ = p.padding
-    cols, k, og = ho * wo, i * kh * kw, o // g
-    depthwise = g == c and i == 1 and g > 1
-    pointwise = kh == kw == 1 and tuple(p.stride) == (1, 1) and not any(p.padding)
-    batched = not depthwise and n > 1 and cols < BATCH_BELOW
-    geometry = [n, c, h, w, o, kh, kw, *p.stride, pt, pl, *p.dilation, g, ho, wo, int(batched)]
-    if depthwise:  # one zero-padded plane (backends/c/kernels/depthwise.c)
+    taps, k, og, q = kh * kw, i * kh * kw, o // g, n * ho * wo
+    if n * c * h * w >= 2**31 or n * o * ho * wo >= 2**31:
+        raise ValueError(f"conv2d of {tuple(xs)} → {tuple(ys)}: the conv kernels index with 32-bit offsets")
+    geometry = [n, c, h, w, o, kh, kw, *p.stride, pt, pl, *p.dilation, g, ho, wo]
+    if g == c and i == 1 and g > 1:  # depthwise: one zero-padded plane (backends/c/kernels/depthwise.c)
         dh, dw = p.dilation
         sh, sw = p.stride
         hp = max(pt + h, (ho - 1) * sh + (kh - 1) * dh + 1)
         wp = max(pl + w, (wo - 1) * sw + (kw - 1) * dw + 1)
-        return geometry, hp * wp
-    if batched:
-        cols *= n
-        unfolded = k * cols + og * cols
-    else:
-        unfolded = 0 if pointwise else k * cols
-    gemm = {"forward": (og, cols, k), "input": (cols, k, og) if batched else (k, cols, og),
-            "weight": (og, k, cols)}[kind]
-    return geometry, unfolded + gemm_workspace(*gemm)
+        return geometry + [0, 0], hp * wp
+    if kh == kw == 1 and tuple(p.stride) == (1, 1) and not any(p.padding) and ho * wo >= POINTWISE_GEMM_FROM:
+        # a 1×1 convolution over large images: per image, x (or dx) is the GEMM operand itself
+        gemm = {"forward": (og, ho * wo, i), "input": (i, ho * wo, og), "weight": (og, i, ho * wo)}[kind]
+        return geometry + [0, 0], gemm_workspace(*gemm)
+    mc = max(mr * 24 for mr, _ in _TILES)
+    if kind == "forward":  # offsets + run codes, B block, [output buffer], packed A
+        kc = min(k, KC)
+        nb = _conv_block(CONV_BLOCK // kc, q)
+        buffered = (ho * wo) % 16 != 0
+        if buffered:
+            nb = min(nb, _conv_block(CONV_BLOCK // og, q))
+        return geometry + [nb, 0], taps * nb + taps * nb // 4 + kc * nb + og * nb * buffered + mc * kc
+    if kind == "input":  # offsets + run codes, dy block, dcol buffer, packed wᵀ
+        nb = _conv_block(CONV_BLOCK // (og + mc), q)
+        return geometry + [nb, 0], taps * nb + taps * nb // 4 + og * nb + mc * nb + mc * min(og, KC)
+    rows = max(-(-og // mr) * mr for mr, _ in _TILES)  # weight: offsets, packed dy, packed colᵀ
+    qb = max(1, min(q, KC, CONV_BLOCK // rows))
+    nb = _conv_block(CONV_BLOCK // qb, k)
+    return geometry + [nb, qb], taps * qb + rows * qb + nb * qb
 
 
 @lowers(L.Conv2dOp)

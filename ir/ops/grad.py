@@ -23,10 +23,12 @@ from xdsl.irdl import irdl_op_definition, operand_def, result_def
 from xdsl.utils.exceptions import VerifyException
 
 from .. import types as T
-from ..base import Props, TrainOp, bool_prop, float_prop, int_prop, ints_prop, str_prop
+from ..base import Props, TrainOp, bool_prop, float_prop, int_prop, ints_prop, same_type, str_prop
 from . import elementwise as E
 from . import linalg as L
 from . import loss as Lo
+from . import norm as N
+from . import reduce as R
 from . import shape as S
 
 
@@ -108,9 +110,11 @@ class LinearBackwardWeightOp(TrainOp):
     @classmethod
     def infer(cls, types, p):
         xs, ds = T.shape(types[0]), T.shape(types[1])
-        if not xs or xs[:-1] != ds[:-1] or len(xs) != len(ds):
-            raise VerifyException(f"x {T.fmt(xs)} and dy {T.fmt(ds)} must share their leading dims")
-        return [T.tensor((ds[-1], xs[-1]), T.element(types[0]))]
+        if not xs or not ds:
+            raise VerifyException(f"x {T.fmt(xs)} and dy {T.fmt(ds)} need rank >= 1")
+        w = T.tensor((ds[-1], xs[-1]), T.element(types[0]))
+        _expect("dy", ds, _forward(L.LinearOp, [types[0], w], p))
+        return [w]
 
 
 class _PoolGeometry(TrainOp):
@@ -232,10 +236,7 @@ class _AxisBackward(TrainOp):
 
     @classmethod
     def infer(cls, types, p):
-        if types[0] != types[1]:
-            raise VerifyException(f"y {types[0]} and dy {types[1]} differ")
-        T.norm_axis(p.axis, len(T.shape(types[0])))
-        return [types[0]]
+        return R.SoftmaxOp.infer([same_type("y", types[0], "dy", types[1])], p)
 
 
 @irdl_op_definition
@@ -258,13 +259,6 @@ class _NormBackward(TrainOp):
     axis = int_prop(-1)
     eps = float_prop(1e-5)
 
-    @classmethod
-    def _check(cls, x, dy, p):
-        if x != dy:
-            raise VerifyException(f"x {x} and dy {dy} differ")
-        xs = T.shape(x)
-        return xs[T.norm_axis(p.axis, len(xs)):]
-
 
 class _NormBackwardInput(_NormBackward):
     x = operand_def(TensorType)
@@ -273,8 +267,7 @@ class _NormBackwardInput(_NormBackward):
 
     @classmethod
     def infer(cls, types, p):
-        _expect("gamma", T.shape(types[1]), cls._check(types[0], types[2], p))
-        return [types[0]]
+        return N.LastAxesNormOp.infer([same_type("x", types[0], "dy", types[2]), types[1]], p)
 
 
 class _NormBackwardGamma(_NormBackward):
@@ -283,7 +276,8 @@ class _NormBackwardGamma(_NormBackward):
 
     @classmethod
     def infer(cls, types, p):
-        return [T.tensor(cls._check(types[0], types[1], p), T.element(types[0]))]
+        x = same_type("x", types[0], "dy", types[1])
+        return [T.tensor(N.affine_shape(x, p.axis), T.element(x))]
 
 
 @irdl_op_definition
@@ -347,9 +341,7 @@ class _UnaryBackward(TrainOp):
 
     @classmethod
     def infer(cls, types, p):
-        if types[0] != types[1]:
-            raise VerifyException(f"x {types[0]} and dy {types[1]} differ")
-        return [types[0]]
+        return [same_type("x", types[0], "dy", types[1])]
 
 
 @irdl_op_definition

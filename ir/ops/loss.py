@@ -9,7 +9,7 @@ from xdsl.irdl import irdl_op_definition, operand_def, result_def
 from xdsl.utils.exceptions import VerifyException
 
 from .. import types as T
-from ..base import TrainOp, int_prop, str_prop
+from ..base import TrainOp, int_prop, same_type, str_prop
 
 
 def _reduction(p):
@@ -61,9 +61,7 @@ class MseOp(TrainOp):
     @classmethod
     def infer(cls, types, p):
         _reduction(p)
-        if types[0] != types[1]:
-            raise VerifyException(f"prediction {types[0]} and target {types[1]} differ")
-        return [T.tensor((), T.element(types[0]))]
+        return [T.tensor((), T.element(same_type("prediction", types[0], "target", types[1])))]
 
 
 OPS = [CrossEntropyOp, MseOp]

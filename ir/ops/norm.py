@@ -40,6 +40,12 @@ class BatchNormOp(TrainOp):
         return [types[0]]
 
 
+def affine_shape(x, axis: int) -> tuple[int, ...]:
+    """The trailing dims from `axis` on: what a last-axes norm normalizes over, gamma's shape."""
+    xs = T.shape(x)
+    return xs[T.norm_axis(axis, len(xs)):]
+
+
 class LastAxesNormOp(TrainOp):
     """Normalizes over the trailing dims from `axis` on; gamma (and beta) have those dims."""
 
@@ -49,11 +55,10 @@ class LastAxesNormOp(TrainOp):
 
     @classmethod
     def infer(cls, types, p):
-        xs = T.shape(types[0])
-        ax = T.norm_axis(p.axis, len(xs))
+        want = affine_shape(types[0], p.axis)
         for t in types[1:]:
-            if T.shape(t) != xs[ax:]:
-                raise VerifyException(f"affine parameter {T.fmt(T.shape(t))} must be {T.fmt(xs[ax:])}")
+            if T.shape(t) != want:
+                raise VerifyException(f"affine parameter {T.fmt(T.shape(t))} must be {T.fmt(want)}")
         return [types[0]]
 
 

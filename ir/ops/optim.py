@@ -21,15 +21,13 @@ from xdsl.irdl import irdl_op_definition, operand_def, result_def, var_operand_d
 from xdsl.utils.exceptions import VerifyException
 
 from .. import types as T
-from ..base import TrainOp, bool_prop, float_prop
+from ..base import TrainOp, bool_prop, float_prop, same_type
 
 
 def _check(param, grad, state, step):
-    if param != grad:
-        raise VerifyException(f"parameter {param} and gradient {grad} differ")
+    same_type("parameter", param, "gradient", grad)
     for s in state:
-        if s != param:
-            raise VerifyException(f"optimizer state {s} differs from the parameter {param}")
+        same_type("optimizer state", s, "parameter", param)
     if step is not None and (T.shape(step) != () or not T.is_float(step)):
         raise VerifyException(f"the step counter must be a float scalar, got {step}")
 

@@ -86,6 +86,28 @@ def test_compile_api_runs_autodiff_and_saves(tmp_path):
     assert again.step(x2, y2) == pytest.approx(trainer.step(x2, y2), rel=1e-6)
 
 
+def test_compile_takes_a_scheme_object_or_its_text():
+    from pockengine.backends.runtime import training_pipeline, training_program
+    from pockengine.passes.scheme import Scheme
+
+    prog, hyper = P.mlp(), {"loss": "cross_entropy", "optimizer": "sgd", "lr": 0.05, "momentum": 0.9}
+    scheme = Scheme.parse(P.MLP_SCHEME)
+    by_object, by_text = compile(prog, scheme=scheme, **hyper), compile(prog, scheme=P.MLP_SCHEME, **hyper)
+    assert str(by_object.program.module) == str(by_text.program.module)
+    assert by_object.memory == by_text.memory
+    ref = P.trained(prog, f'{P.SGD},sparse-backprop{{scheme="{P.MLP_SCHEME}"}},dead-gradient-elimination')
+    for x, y in P.batches(prog, 3):
+        want = float(ref.run("train_step", x, y))
+        assert by_object.step(x, y) == pytest.approx(want, rel=1e-5)
+        assert by_text.step(x, y) == pytest.approx(want, rel=1e-5)
+    # the pipeline string of a Scheme object carries its text (here one with a quoted name,
+    # which goes through a scheme file), not the dataclass repr
+    quoted = Scheme.parse('default frozen; "fc3.bias": full; fc2: ratio 1/3')
+    spec = training_pipeline("cross_entropy", "sgd", quoted, lr=0.05, momentum=0.9)
+    assert str(run_pipeline(prog.copy(), spec).module) == \
+        str(training_program(prog, "cross_entropy", "sgd", quoted, lr=0.05, momentum=0.9).module)
+
+
 def test_library_is_cached_by_content():
     prog = P.trained(P.mlp(), P.SGD)
     kp = lower_program(prog)

@@ -1,5 +1,6 @@
 /* avg_pool2d_backward (train.avg_pool2d_backward): each dy / (its window's divisor, as in
-   avg_pool2d.c) spread over the input cells of its window. */
+   avg_pool2d.c) spread over the input cells of its window.
+   requires: avg_pool_window */
 static void pk_avg_pool2d_backward(long NC, long H, long W, long KH, long KW, long SH, long SW, long PT, long PL,
                                    long HO, long WO, long PB, long PR, long include_pad,
                                    const float *dy, float *dx) {
@@ -9,15 +10,11 @@ static void pk_avg_pool2d_backward(long NC, long H, long W, long KH, long KW, lo
         float *out = dx + p * H * W;
         for (long oh = 0; oh < HO; oh++)
             for (long ow = 0; ow < WO; ow++) {
-                long h0 = oh * SH - PT, w0 = ow * SW - PL;
-                long h1 = pk_min(h0 + KH, H + PB), w1 = pk_min(w0 + KW, W + PR);
-                long count = (h1 - h0) * (w1 - w0);
-                long hs = pk_max(h0, 0), ws = pk_max(w0, 0), he = pk_min(h1, H), we = pk_min(w1, W);
-                if (!include_pad) count = (he - hs) * (we - ws);
-                if (count <= 0) continue;
-                float share = g[oh * WO + ow] / (float)count;
-                for (long ih = hs; ih < he; ih++)
-                    for (long iw = ws; iw < we; iw++) out[ih * W + iw] += share;
+                pk_avg_window win = pk_avg_pool_window(oh, ow, H, W, KH, KW, SH, SW, PT, PL, PB, PR, include_pad);
+                if (win.count <= 0) continue;
+                float share = g[oh * WO + ow] / (float)win.count;
+                for (long ih = win.hs; ih < win.he; ih++)
+                    for (long iw = win.ws; iw < win.we; iw++) out[ih * W + iw] += share;
             }
     }
 }

@@ -1,36 +1,59 @@
 /* conv2d: NCHW input, OIHW weight, grouped (train.conv2d). Depthwise convolutions run on
-   padded planes (depthwise.c). Otherwise the input is unfolded (im2col; a 1×1 stride-1 convolution needs
-   none) and multiplied by the weight on the packed GEMM, either
-     per image:  y[n, g] = w[g] · col(x[n, g])            (large outputs: small workspace)
-     batched:    y[:, g] = w[g] · [col(x[0, g]) … col(x[N-1, g])]   (small outputs: one
-                 GEMM with N·HO·WO columns instead of N thin ones; then scattered to NCHW)
-   The geometry comes as one table g[] = {N, C, H, W, O, KH, KW, SH, SW, PT, PL, DH, DW,
-   G, HO, WO, batched}; the lowering picks `batched` and plans the workspace to match.
+   padded planes (depthwise.c). The others are one implicit GEMM per group over the output
+   pixels of all images, y[:, g] = w[g] · col(x[:, g]) (im2col.c): blocks of nb columns and
+   KC rows of col are packed straight from x into the GEMM's B panels; the weight rows are
+   read in place by the micro-kernel (narrow blocks) or packed (wide ones). A tile lands in
+   y directly when its NR columns lie in one image (HO·WO a multiple of NR); otherwise the
+   block goes through a buffer of og × nb, copied out image by image. A 1×1 convolution over
+   large images (the lowering's choice: nb = 0) is one GEMM per image on x itself.
    requires: gemm im2col depthwise */
 
 static void pk_conv2d(const long *g, const float *x, const float *w, float *y, float *work) {
     PK_CONV_GEOMETRY(g);
     if (depthwise) { pk_depthwise_forward(g, x, w, y, work); return; }
-    if (batched) {
-        long NP = N * P;
-        float *col = work, *tmp = work + K * NP, *gw = tmp + og * NP;
-        for (long gr = 0; gr < G; gr++) {
-            for (long n = 0; n < N; n++)
-                pk_im2col(cg, H, W, KH, KW, SH, SW, PT, PL, DH, DW, HO, WO, x + (n * C + gr * cg) * H * W,
-                          col + n * P, NP, 1);
-            pk_gemm(og, NP, K, w + gr * og * K, K, 1, col, NP, 1, tmp, NP, 1, 0, gw);
-            for (long n = 0; n < N; n++)
-                for (long o = 0; o < og; o++)
-                    memcpy(y + (n * O + gr * og + o) * P, tmp + o * NP + n * P, P * sizeof(float));
-        }
+    if (!nb) {  /* a 1×1 convolution over large images: y[n, g] = w[g] · x[n, g] on the GEMM */
+        for (long n = 0; n < N; n++)
+            for (long gr = 0; gr < G; gr++)
+                pk_gemm(og, P, cg, w + gr * og * cg, cg, 1, x + (n * C + gr * cg) * P, P, 1,
+                        y + (n * O + gr * og) * P, P, 1, 0, work);
         return;
     }
-    float *col = work, *gw = pointwise ? work : work + K * P;
-    for (long n = 0; n < N; n++)
+    long npan = (nb + PK_NR - 1) / PK_NR;
+    int direct_out = P % PK_NR == 0;
+    int32_t *T = (int32_t *)work, *R = T + taps * nb;
+    float *pb = (float *)(R + taps * npan), *buf = pb + pk_min(K, PK_KC) * nb;
+    float *pa = direct_out ? buf : buf + og * nb;
+    for (long q0 = 0; q0 < Q; q0 += nb) {
+        long nq = pk_min(nb, Q - q0);
+        int direct_a = PK_DIRECT_A && nq <= 4 * PK_NR;  /* as in pk_gemm_ab: packing A costs more */
+        pk_conv_offsets(g, q0, nq, nb, T, R);
         for (long gr = 0; gr < G; gr++) {
-            const float *xg = x + (n * C + gr * cg) * H * W;
-            if (!pointwise) pk_im2col(cg, H, W, KH, KW, SH, SW, PT, PL, DH, DW, HO, WO, xg, col, P, 1);
-            pk_gemm(og, P, K, w + gr * og * K, K, 1, pointwise ? xg : col, P, 1,
-                    y + (n * O + gr * og) * P, P, 1, 0, gw);
+            const float *xg = x + gr * cg * H * W, *wg = w + gr * og * K;
+            for (long pc = 0; pc < K; pc += PK_KC) {
+                long kc = pk_min(PK_KC, K - pc);
+                pk_conv_pack_cols(g, xg, T, R, pc, kc, nq, pb);
+                for (long ic = 0; ic < og; ic += PK_MC) {
+                    long mc = pk_min(PK_MC, og - ic);
+                    if (!direct_a) pk_pack_a(mc, kc, wg + ic * K + pc, K, 1, pa);
+                    for (long jr = 0; jr < nq; jr += PK_NR) {
+                        long q = q0 + jr, n = pk_min(PK_NR, nq - jr);
+                        for (long ir = 0; ir < mc; ir += PK_MR) {
+                            long o = ic + ir;
+                            float *c = direct_out ? y + ((q / P * O) + gr * og + o) * P + q % P : buf + o * nb + jr;
+                            pk_conv_tile(kc, direct_a ? wg + o * K + pc : pa + ir * kc, direct_a ? K : 0,
+                                         pk_min(PK_MR, mc - ir), pb + jr * kc, c, direct_out ? P : nb, n, 1.0f,
+                                         pc > 0 ? 1.0f : 0.0f);
+                        }
+                    }
+                }
+            }
+            if (direct_out) continue;
+            for (long o = 0; o < og; o++)
+                for (long u = 0, len; u < nq; u += len) {
+                    long q = q0 + u;
+                    len = pk_min(P - q % P, nq - u);
+                    memcpy(y + (q / P * O + gr * og + o) * P + q % P, buf + o * nb + u, len * sizeof(float));
+                }
         }
+    }
 }

@@ -1,8 +1,9 @@
 /* gemm: C = alpha·A·B + beta·C, the engine under linear, matmul and conv.
    Every operand has a row and a column stride, so transposes are only strides.
-   BLIS-style blocking: B is packed into KC×NR panels, A into MR×KC panels, and a register-
-   blocked micro-kernel (AVX2/FMA 6×16 on x86-64, NEON 8×8 on arm64, plain C elsewhere)
-   keeps the MR×NR tile of C in registers across the whole KC loop.
+   BLIS-style blocking: B is packed into KC×NR panels, A into MR×KC panels (on x86-64 A is
+   read in place when its rows, or its short columns, are contiguous), and a register-blocked
+   micro-kernel (AVX2/FMA 6×16 on x86-64, NEON 8×8 on arm64, plain C elsewhere) keeps the
+   MR×NR tile of C in registers across the whole KC loop.
    Workspace: pk_gemm_workspace(M, N, K) floats, given by the caller (planned in the arena).
    With beta = 0, C is only written (it may hold garbage before). */
 
@@ -21,49 +22,80 @@
 #define PK_KC 256
 #define PK_MC (PK_MR * 24)
 #define PK_NC (PK_NR * 64)
+/* Below this many rows of C, a product whose B must be transposed while packing runs as
+   Cᵀ = Bᵀ·Aᵀ: B's k-contiguous lines are then read in place and only the small A is packed. */
+#define PK_SWAP_BELOW 96
 
 PK_INLINE long pk_round_up(long x, long m) { return (x + m - 1) / m * m; }
 
+PK_INLINE long pk_gemm_space(long M, long N, long K) {
+    return pk_min(K, PK_KC) * (pk_min(pk_round_up(M, PK_MR), PK_MC) + pk_min(pk_round_up(N, PK_NR), PK_NC));
+}
 static long pk_gemm_workspace(long M, long N, long K) {
-    long kc = pk_min(K, PK_KC);
-    return kc * (pk_min(pk_round_up(M, PK_MR), PK_MC) + pk_min(pk_round_up(N, PK_NR), PK_NC));
-}
-
-/* A[i, k] at a[i*rs + k*cs] → MR-row panels, k-major inside a panel, zero-padded rows. */
-static void pk_pack_a(long mc, long kc, const float *a, long rs, long cs, float *dst) {
-    for (long i0 = 0; i0 < mc; i0 += PK_MR) {
-        long m = pk_min(PK_MR, mc - i0);
-        const float *src = a + i0 * rs;
-        if (m == PK_MR && cs == 1) {
-            for (long k = 0; k < kc; k++)
-                for (long i = 0; i < PK_MR; i++) dst[k * PK_MR + i] = src[i * rs + k];
-        } else {
-            for (long k = 0; k < kc; k++)
-                for (long i = 0; i < PK_MR; i++) dst[k * PK_MR + i] = i < m ? src[i * rs + k * cs] : 0.0f;
-        }
-        dst += kc * PK_MR;
-    }
-}
-
-/* B[k, j] at b[k*rs + j*cs] → NR-column panels, zero-padded columns. */
-static void pk_pack_b(long kc, long nc, const float *b, long rs, long cs, float *dst) {
-    for (long j0 = 0; j0 < nc; j0 += PK_NR) {
-        long n = pk_min(PK_NR, nc - j0);
-        const float *src = b + j0 * cs;
-        if (n == PK_NR && cs == 1) {
-            for (long k = 0; k < kc; k++)
-                for (long j = 0; j < PK_NR; j++) dst[k * PK_NR + j] = src[k * rs + j];
-        } else {
-            for (long k = 0; k < kc; k++)
-                for (long j = 0; j < PK_NR; j++) dst[k * PK_NR + j] = j < n ? src[k * rs + j * cs] : 0.0f;
-        }
-        dst += kc * PK_NR;
-    }
+    return pk_max(pk_gemm_space(M, N, K), pk_gemm_space(N, M, K));  /* either orientation */
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
-/* The 6×16 AVX2 tile: 12 accumulators over kc steps; A(i, k) is at A_AT(i, k). */
+/* out[k*ldo + i] = in[i*ld + k] for i, k < 8: one 8×8 transpose in registers. */
+PK_INLINE void pk_transpose8(const float *in, long ld, float *out, long ldo) {
+    __m256 r0 = _mm256_loadu_ps(in), r1 = _mm256_loadu_ps(in + ld), r2 = _mm256_loadu_ps(in + 2 * ld),
+           r3 = _mm256_loadu_ps(in + 3 * ld), r4 = _mm256_loadu_ps(in + 4 * ld), r5 = _mm256_loadu_ps(in + 5 * ld),
+           r6 = _mm256_loadu_ps(in + 6 * ld), r7 = _mm256_loadu_ps(in + 7 * ld);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(out, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(out + ldo, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(out + 2 * ldo, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(out + 3 * ldo, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(out + 4 * ldo, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(out + 5 * ldo, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(out + 6 * ldo, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(out + 7 * ldo, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
+/* Panels of w lines: element k of line l, at src[l*sl + k*sk], goes to dst[k*w + l] of its
+   panel; a short last panel is zero-padded. Lines contiguous along the panel (sl = 1) are
+   copied row by row; with AVX2, B's lines contiguous along k (a transposed B: a weight
+   read as Wᵀ) are transposed 8×8 in registers (A is then read in place, never packed). */
+PK_INLINE void pk_pack(long n, long kc, const float *src, long sl, long sk, long w, float *dst) {
+    for (long l0 = 0; l0 < n; l0 += w, src += w * sl, dst += kc * w) {
+        long m = pk_min(w, n - l0), k = 0;
+        if (m == w && sl == 1) {
+            for (; k < kc; k++)
+                for (long l = 0; l < w; l++) dst[k * w + l] = src[k * sk + l];
+        }
+#if defined(__AVX2__) && defined(__FMA__)
+        else if (m == w && sk == 1 && w % 8 == 0) {
+            for (; k + 8 <= kc; k += 8)
+                for (long l = 0; l < w; l += 8) pk_transpose8(src + l * sl + k, sl, dst + k * w + l, w);
+        }
+#endif
+        for (; k < kc; k++)
+            for (long l = 0; l < w; l++) dst[k * w + l] = l < m ? src[l * sl + k * sk] : 0.0f;
+    }
+}
+/* A[i, k] at a[i*rs + k*cs] → MR-row panels; B[k, j] at b[k*rs + j*cs] → NR-column panels. */
+static void pk_pack_a(long mc, long kc, const float *a, long rs, long cs, float *dst) {
+    pk_pack(mc, kc, a, rs, cs, PK_MR, dst);
+}
+static void pk_pack_b(long kc, long nc, const float *b, long rs, long cs, float *dst) {
+    pk_pack(nc, kc, b, cs, rs, PK_NR, dst);
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+/* The 6×16 AVX2 tile: 12 accumulators over kc steps; A(i, k) is at A_AT(i, k). C's rows are
+   prefetched first: their misses then overlap the products. */
 #define PK_AVX_TILE(A_AT)                                                                  \
+    for (int i_ = 0; i_ < 6; i_++) {                                                       \
+        _mm_prefetch((const char *)(c + i_ * rs), _MM_HINT_T0);                            \
+        _mm_prefetch((const char *)(c + i_ * rs + 15), _MM_HINT_T0);                       \
+    }                                                                                      \
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), \
            c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), \
            c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(), \
@@ -94,9 +126,10 @@ static void pk_pack_b(long kc, long nc, const float *b, long rs, long cs, float 
         _mm256_storeu_ps(p, lo); _mm256_storeu_ps(p + 8, hi); } while (0)
 #define PK_PACKED_A(i, k) (a + (k) * 6 + (i))
 #define PK_ROW_A(i, k) (row[i] + (k))
+#define PK_COL_A(i, k) (row[i] + (k) * lda)
 
-/* With few columns (N ≤ 64) packing A would cost as much as the product: this tile reads
-   A's rows (m of them, the rest repeat the last) straight from the matrix. */
+/* A's rows read straight from the matrix (m of them, the rest repeat the last): no packing
+   of A at all. Six row streams stay in L1/L2 across the B panels as well as a packed block. */
 #define PK_DIRECT_A 1
 static void pk_micro_kernel_rows(long kc, const float *a, long lda, long m, const float *b, float *c, long rs,
                                  float alpha, float beta) {
@@ -104,13 +137,24 @@ static void pk_micro_kernel_rows(long kc, const float *a, long lda, long m, cons
     for (long i = 0; i < 6; i++) row[i] = a + pk_min(i, m - 1) * lda;
     PK_AVX_TILE(PK_ROW_A);
 }
+/* A transposed (column k of the tile at a + k*lda) read in place: while a column is short
+   (lda ≤ PK_COLS_MAX) its lines stay cached; beyond, packing A is faster. */
+#define PK_COLS_MAX 256
+static void pk_micro_kernel_cols(long kc, const float *a, long lda, long m, const float *b, float *c, long rs,
+                                 float alpha, float beta) {
+    const float *row[6];
+    for (long i = 0; i < 6; i++) row[i] = a + pk_min(i, m - 1);
+    PK_AVX_TILE(PK_COL_A);
+}
 #else
 #define PK_DIRECT_A 0
+#define PK_COLS_MAX 0
 static void pk_micro_kernel_rows(long kc, const float *a, long lda, long m, const float *b, float *c, long rs,
                                  float alpha, float beta) {
     PK_UNUSED(kc); PK_UNUSED(a); PK_UNUSED(lda); PK_UNUSED(m); PK_UNUSED(b); PK_UNUSED(c); PK_UNUSED(rs);
     PK_UNUSED(alpha); PK_UNUSED(beta);
 }
+#define pk_micro_kernel_cols pk_micro_kernel_rows
 #endif
 
 /* The MR×NR tile product of two packed panels: c = alpha·AB + beta·c, rows rs apart. */
@@ -153,6 +197,24 @@ static void pk_micro_kernel(long kc, const float *a, const float *b, float *c, l
 #endif
 }
 
+/* An m×n corner (or a strided tile) of C from the full tile acc: c = alpha·acc + beta·c.
+   Column-contiguous C (the transposed product) is written column by column. */
+static void pk_store_tile(long m, long n, const float *acc, float *c, long rs, long cs, float alpha, float beta) {
+    if (rs == 1 && cs != 1) {
+        for (long j = 0; j < n; j++)
+            for (long i = 0; i < m; i++) {
+                float *dst = c + i + j * cs;
+                *dst = alpha * acc[i * PK_NR + j] + (beta != 0.0f ? beta * *dst : 0.0f);
+            }
+        return;
+    }
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) {
+            float *dst = c + i * rs + j * cs;
+            *dst = alpha * acc[i * PK_NR + j] + (beta != 0.0f ? beta * *dst : 0.0f);
+        }
+}
+
 /* C[i, j] at c[i*rsc + j*csc] becomes alpha·(A·B)[i, j] + beta·C[i, j]. */
 static void pk_gemm_ab(long M, long N, long K,
                        const float *a, long rsa, long csa,
@@ -163,18 +225,22 @@ static void pk_gemm_ab(long M, long N, long K,
             for (long j = 0; j < N; j++) c[i * rsc + j * csc] = beta != 0.0f ? beta * c[i * rsc + j * csc] : 0.0f;
         return;
     }
+    if (PK_DIRECT_A && M < PK_SWAP_BELOW && N > M && rsb == 1 && csb != 1) {  /* Cᵀ = Bᵀ·Aᵀ */
+        pk_gemm_ab(N, M, K, b, csb, rsb, a, csa, rsa, c, csc, rsc, alpha, beta, work);
+        return;
+    }
     long mc_max = pk_min(pk_round_up(M, PK_MR), PK_MC);
     float *pa = work, *pb = work + mc_max * pk_min(K, PK_KC);
+    int rows = PK_DIRECT_A && csa == 1, cols = PK_DIRECT_A && rsa == 1 && csa <= PK_COLS_MAX;
     for (long jc = 0; jc < N; jc += PK_NC) {
         long nc = pk_min(PK_NC, N - jc);
         for (long pc = 0; pc < K; pc += PK_KC) {
             long kc = pk_min(PK_KC, K - pc);
             float be = pc > 0 ? 1.0f : beta;  /* later K blocks add to what the first wrote */
             pk_pack_b(kc, nc, b + pc * rsb + jc * csb, rsb, csb, pb);
-            int direct = PK_DIRECT_A && csa == 1 && nc <= 4 * PK_NR;
             for (long ic = 0; ic < M; ic += PK_MC) {
                 long mc = pk_min(PK_MC, M - ic);
-                if (!direct) pk_pack_a(mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
+                if (!rows && !cols) pk_pack_a(mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
                 long n_panels = (nc + PK_NR - 1) / PK_NR;
                 PK_PARALLEL_FOR(mc * nc * kc > 65536)
                 for (long jp = 0; jp < n_panels; jp++) {
@@ -182,20 +248,16 @@ static void pk_gemm_ab(long M, long N, long K,
                     for (long ir = 0; ir < mc; ir += PK_MR) {
                         long m = pk_min(PK_MR, mc - ir);
                         float *ct = c + (ic + ir) * rsc + (jc + jr) * csc;
-                        const float *arow = a + (ic + ir) * rsa + pc;
-                        if (m == PK_MR && n == PK_NR && csc == 1) {
-                            if (direct) pk_micro_kernel_rows(kc, arow, rsa, m, pb + jr * kc, ct, rsc, alpha, be);
-                            else pk_micro_kernel(kc, pa + ir * kc, pb + jr * kc, ct, rsc, alpha, be);
-                            continue;
-                        }
+                        const float *at = a + (ic + ir) * rsa + pc * csa;
+                        int whole = m == PK_MR && n == PK_NR && csc == 1;
                         float acc[PK_MR * PK_NR] PK_ALIGNED(64);
-                        if (direct) pk_micro_kernel_rows(kc, arow, rsa, m, pb + jr * kc, acc, PK_NR, 1.0f, 0.0f);
-                        else pk_micro_kernel(kc, pa + ir * kc, pb + jr * kc, acc, PK_NR, 1.0f, 0.0f);
-                        for (long i = 0; i < m; i++)
-                            for (long j = 0; j < n; j++) {
-                                float *dst = ct + i * rsc + j * csc;
-                                *dst = alpha * acc[i * PK_NR + j] + (be != 0.0f ? be * *dst : 0.0f);
-                            }
+                        float *dst = whole ? ct : acc;
+                        long rs = whole ? rsc : PK_NR;
+                        float al = whole ? alpha : 1.0f, bt = whole ? be : 0.0f;
+                        if (rows) pk_micro_kernel_rows(kc, at, rsa, m, pb + jr * kc, dst, rs, al, bt);
+                        else if (cols) pk_micro_kernel_cols(kc, at, csa, m, pb + jr * kc, dst, rs, al, bt);
+                        else pk_micro_kernel(kc, pa + ir * kc, pb + jr * kc, dst, rs, al, bt);
+                        if (!whole) pk_store_tile(m, n, acc, ct, rsc, csc, alpha, be);
                     }
                 }
             }

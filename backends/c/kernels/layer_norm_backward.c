@@ -1,41 +1,37 @@
 /* layer_norm backward over rows of n (train.layer_norm_backward, ..._gamma):
-   x̂ = (x - μ)·rstd, g = dy·γ, dx = rstd·(g - mean(g) - x̂·mean(g·x̂)); dγ = Σ_rows dy·x̂. */
-PK_INLINE void pk_layer_norm_stats(long n, const float *xr, float eps, float *mean, float *rstd) {
-    double s = 0.0, q = 0.0;
-    PK_SIMD_SUM(s)
-    for (long i = 0; i < n; i++) s += xr[i];
-    float mu = (float)(s / n);
-    PK_SIMD_SUM(q)
-    for (long i = 0; i < n; i++) { float d = xr[i] - mu; q += d * d; }
-    *mean = mu;
-    *rstd = 1.0f / sqrtf((float)(q / n) + eps);
+   x̂ = (x - μ)·rstd, g = dy·γ, dx = rstd·(g - mean(g) - x̂·mean(g·x̂)); dγ = Σ_rows dy·x̂.
+   requires: layer_norm (the row statistics) */
+
+/* Σ g and Σ g·(x - μ) over a row */
+PK_NOINLINE static void pk_layer_norm_grad_sums(long n, const float *x, const float *dy, const float *gamma,
+                                                pk_row_stats st, float *sg, float *sgx) {
+    float a = 0.0f, c = 0.0f;
+    PK_PRAGMA(omp simd reduction(+:a, c))
+    for (long i = 0; i < n; i++) { float g = dy[i] * gamma[i]; a += g; c += g * ((x[i] - st.hi) - st.lo); }
+    *sg = a;
+    *sgx = c;
+}
+/* dx = rstd·g - k·(x - μ) - rstd·mean(g) with k = rstd³·mean(g·(x - μ)) */
+PK_NOINLINE static void pk_layer_norm_grad_row(long n, const float *x, const float *dy, const float *gamma,
+                                               pk_row_stats st, float mg, float mgx, float *dx) {
+    float r = st.rstd, k = r * r * r * mgx, c = r * mg;
+    for (long i = 0; i < n; i++) dx[i] = r * (dy[i] * gamma[i]) - k * ((x[i] - st.hi) - st.lo) - c;
 }
 static void pk_layer_norm_backward(long rows, long n, const float *x, const float *gamma, const float *dy,
                                    float eps, float *dx) {
     for (long r = 0; r < rows; r++) {
         const float *xr = x + r * n, *gr = dy + r * n;
-        float *out = dx + r * n;
-        float mu, rstd;
-        pk_layer_norm_stats(n, xr, eps, &mu, &rstd);
-        double sg = 0.0, sgx = 0.0;
-        PK_PRAGMA(omp simd reduction(+:sg, sgx))
-        for (long i = 0; i < n; i++) {
-            float g = gr[i] * gamma[i], xh = (xr[i] - mu) * rstd;
-            sg += g; sgx += g * xh;
-        }
-        float mg = (float)(sg / n), mgx = (float)(sgx / n);
-        for (long i = 0; i < n; i++) {
-            float g = gr[i] * gamma[i], xh = (xr[i] - mu) * rstd;
-            out[i] = rstd * (g - mg - xh * mgx);
-        }
+        pk_row_stats st = pk_layer_norm_stats(n, xr, eps);
+        float sg, sgx;
+        pk_layer_norm_grad_sums(n, xr, gr, gamma, st, &sg, &sgx);
+        pk_layer_norm_grad_row(n, xr, gr, gamma, st, sg / n, sgx / n, dx + r * n);
     }
+}
+PK_NOINLINE static void pk_layer_norm_gamma_row(long n, const float *x, const float *dy, pk_row_stats st, float *dg) {
+    for (long i = 0; i < n; i++) dg[i] += dy[i] * (((x[i] - st.hi) - st.lo) * st.rstd);
 }
 static void pk_layer_norm_backward_gamma(long rows, long n, const float *x, const float *dy, float eps, float *dg) {
     for (long i = 0; i < n; i++) dg[i] = 0.0f;
-    for (long r = 0; r < rows; r++) {
-        const float *xr = x + r * n, *gr = dy + r * n;
-        float mu, rstd;
-        pk_layer_norm_stats(n, xr, eps, &mu, &rstd);
-        for (long i = 0; i < n; i++) dg[i] += gr[i] * ((xr[i] - mu) * rstd);
-    }
+    for (long r = 0; r < rows; r++)
+        pk_layer_norm_gamma_row(n, x + r * n, dy + r * n, pk_layer_norm_stats(n, x + r * n, eps), dg);
 }

@@ -40,44 +40,94 @@ PK_INLINE int64_t pk_floordiv(int64_t a, int64_t b) {
 PK_INLINE long pk_max(long a, long b) { return a > b ? a : b; }
 
 /* Branch-free float math, so elementwise loops vectorize without -ffast-math (libm's expf
-   and erff stop GCC's vectorizer). Errors stay within a few ulp of libm. */
+   and erff stop GCC's vectorizer). Rules that keep them vectorizable: clamp through the
+   float's bits with integer min/max (a float select against a constant is split by jump
+   threading into two paths the vectorizer refuses), no libm calls but fmaf, no branches.
+   Selects are fragile: `c ? a | b : a` vectorizes where `(c ? b : a) | s` does not;
+   tests/backends/test_math.py checks that each function's loop vectorizes.
+   pk_fmaf is one rounding where the target has FMA (x86 with -mfma, every aarch64) and
+   a*b+c otherwise: -std=c99 turns off GCC's own contraction. */
+#if defined(__FP_FAST_FMAF)
+#define pk_fmaf(a, b, c) fmaf(a, b, c)
+#else
+#define pk_fmaf(a, b, c) ((a) * (b) + (c))
+#endif
+typedef union { float f; uint32_t u; int32_t i; } pk_bits;
+
+/* exp(x): relative error below 2 ulp on [-87.3, 88.72] (tested: 1 ulp); 0 where e^x is
+   below 2^-126 (no denormals) and for -inf; +inf above ln(FLT_MAX) and for +inf; NaN stays
+   NaN. Cephes' expf: x = k ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, 2^k through
+   the exponent bits. */
 PK_INLINE float pk_expf(float x) {
     /* x clamped to [-100, 89] on its bits: as unsigned integers negative floats grow with
-       their magnitude (-inf the largest), as signed ones positive floats grow. A float
-       select would be split by jump threading into two paths GCC does not vectorize. */
-    union { float f; uint32_t u; int32_t i; } c;
-    c.f = x;
-    c.u = c.u < 0xC2C80000u ? c.u : 0xC2C80000u;  /* -100 */
-    c.i = c.i < 0x42B20000 ? c.i : 0x42B20000;     /* +89 (as signed: negatives stay) */
+       their magnitude (-inf the largest), as signed ones positive floats grow. */
+    pk_bits c, in;
+    in.f = x;
+    c.u = in.u < 0xC2C80000u ? in.u : 0xC2C80000u;  /* -100 */
+    c.i = c.i < 0x42B20000 ? c.i : 0x42B20000;      /* +89 (as signed: negatives stay) */
     x = c.f;
-    float t = x * 1.44269504f + 0.5f;
-    int32_t k = (int32_t)t;      /* floor(t) without floorf, which stops the vectorizer */
-    k -= t < (float)k;
-    k = k < 128 ? k : 128;       /* 2^128 has the bits of +inf: overflow gives inf */
-    float n = (float)k;
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    /* k = round(x / ln2) by the 1.5 * 2^23 trick: the sum's low mantissa bits are k */
+    pk_bits t;
+    t.f = pk_fmaf(x, 1.44269504f, 12582912.0f);
+    int32_t k = t.i - 0x4B400000;
+    float n = t.f - 12582912.0f;
+    float r = pk_fmaf(n, -0.693359375f, x);
+    r = pk_fmaf(n, 2.12194440e-4f, r);
     float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union { float f; int32_t i; } u;
-    u.i = k < -126 ? 0 : (k + 127) << 23;  /* below 2^-126: 0 (no denormals) */
-    return p * u.f;
+    p = pk_fmaf(p, r, 1.3981999507e-3f);
+    p = pk_fmaf(p, r, 8.3334519073e-3f);
+    p = pk_fmaf(p, r, 4.1665795894e-2f);
+    p = pk_fmaf(p, r, 1.6666665459e-1f);
+    p = pk_fmaf(p, r, 5.0000001201e-1f);
+    p = pk_fmaf(p, r * r, r) + 1.0f;
+    /* 2^k from its bits, 0 below 2^-126 (denormal products would be slow); 2^128 as
+       2 * 2^127, so e^88.5 stays finite and e^89 overflows to inf */
+    int32_t hi = k > 127;
+    pk_bits s, two;
+    s.i = k < -126 ? 0 : (k - hi + 127) << 23;
+    two.i = 0x3F800000 + (hi << 23);
+    c.f = p * two.f * s.f;
+    /* a NaN (magnitude bits above inf's) passes through */
+    c.u = (in.u & 0x7fffffffu) > 0x7f800000u ? c.u | in.u : c.u;
+    return c.f;
+}
+/* c ? a : b through the bits: a float select whose arm is a constant, or whose condition
+   is invariant in the inner loop, becomes control flow the vectorizer refuses */
+PK_INLINE float pk_selectf(int c, float a, float b) {
+    pk_bits x, y;
+    x.f = a;
+    y.f = b;
+    uint32_t m = -(uint32_t)(c != 0);
+    x.u = (x.u & m) | (y.u & ~m);
+    return x.f;
 }
 PK_INLINE float pk_sigmoidf(float x) { return 1.0f / (1.0f + pk_expf(-x)); }
 PK_INLINE float pk_tanhf(float x) { return 2.0f / (1.0f + pk_expf(-2.0f * x)) - 1.0f; }
-/* erf: Abramowitz-Stegun 7.1.26 is too coarse (1e-7 abs needed); use erff's rational form
-   erf(x) = 1 - exp(-x^2) * P(t), t = 1/(1+p|x|), refined coefficients (max abs err 1.2e-7). */
+/* erf(x) = x P(x^2) / Q(x^2) on |x| <= 4, ±1 beyond (erf(4) rounds to 1): the rational
+   minimax form of Eigen's generic_fast_erf_float (also XLA's and TVM's fast erf). Absolute
+   error below 5e-7 (largest near |x| = 3.9, where float rounding near 1 dominates), relative
+   error a few ulp near 0, denormals included; ±inf gives ±1, NaN stays NaN. */
 PK_INLINE float pk_erff(float x) {
-    float ax = fabsf(x);
-    float t = 1.0f / (1.0f + 0.5f * ax);
-    float y = t * pk_expf(-ax * ax - 1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
-              t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
-              t * (-0.82215223f + t * 0.17087277f)))))))));
-    return copysignf(1.0f - y, x);
+    pk_bits a;
+    a.f = x;
+    uint32_t sign = a.u & 0x80000000u, mag = a.u & 0x7fffffffu;
+    a.u = mag < 0x40800000u ? mag : 0x40800000u;  /* |x| clamped to 4 on its bits */
+    float ax = a.f, z = ax * ax;
+    float p = pk_fmaf(z, -2.72614225801306e-10f, 2.77068142495902e-08f);
+    p = pk_fmaf(z, p, -2.10102402082508e-06f);
+    p = pk_fmaf(z, p, -5.69250639462346e-05f);
+    p = pk_fmaf(z, p, -7.34990630326855e-04f);
+    p = pk_fmaf(z, p, -2.95459980854025e-03f);
+    p = pk_fmaf(z, p, -1.60960333262415e-02f);
+    float q = pk_fmaf(z, -1.45660718464996e-05f, -2.13374055278905e-04f);
+    q = pk_fmaf(z, q, -1.68282697438203e-03f);
+    q = pk_fmaf(z, q, -7.37332916720468e-03f);
+    q = pk_fmaf(z, q, -1.42647390514189e-02f);
+    a.f = ax * (p / q);
+    a.u = a.u < 0x3f800000u ? a.u : 0x3f800000u;  /* at most 1 */
+    a.u |= sign;
+    a.u = mag > 0x7f800000u ? a.u | mag : a.u;  /* NaN passes through */
+    return a.f;
 }
 PK_INLINE float pk_geluf(float x) { return 0.5f * x * (1.0f + pk_erff(x * 0.70710678118654752f)); }
 PK_INLINE float pk_gelu_tanhf(float x) {

@@ -20,8 +20,8 @@ PK_NOINLINE static float pk_row_expsum(long n, const float *x, float m) {
     return s;
 }
 
-/* y = exp(x - m) over a row, returning Σ y. */
-PK_NOINLINE static float pk_row_exp(long n, const float *restrict x, float m, float *restrict y) {
+/* y = exp(x - m) over a row, returning Σ y; y may be x. */
+PK_NOINLINE static float pk_row_exp(long n, const float *x, float m, float *y) {
     float s = 0.0f;
     PK_SIMD_SUM(s)
     for (long k = 0; k < n; k++) { float e = pk_expf(x[k] - m); y[k] = e; s += e; }

@@ -1,10 +1,14 @@
 // RUN: pock-opt %s -p fusion | filecheck %s
 // RUN: pock-opt %s -p "fusion{updates=false}" | filecheck %s --check-prefix=NOUPD
+// RUN: pock-opt %s -p "fusion{head_bytes=0}" | filecheck %s --check-prefix=HEAD
 
 // The MLP step of autodiff (SGD with momentum). Elementwise chains become one loop nest
 // each (bias add + ReLU; the ReLU backward's compare + select); each weight gradient and
 // its SGD update become an `update` group, whose GEMM accumulates straight into the
-// momentum buffer.
+// momentum buffer. With head_bytes=0 the classifier counts as a big vocabulary head: its
+// linear, bias, loss, loss backward and every use of the logits' gradient (bias gradient,
+// dx, the weight gradient with its update) become one chunked linear_cross_entropy group,
+// placed before the first op that reads its results.
 builtin.module {
   train.param @fc1.weight : tensor<8x6xf32> {role = "weight", trainable = true}
   train.param @fc1.bias : tensor<8xf32> {role = "bias", trainable = true}
@@ -83,3 +87,17 @@ builtin.module {
 
 // NOUPD-NOT:  kind = "update"
 // NOUPD:      train.linear_backward_weight
+
+// HEAD:      train.fused({{.*}}) {kind = "linear_cross_entropy"}
+// HEAD-NEXT: ^{{.*}}:
+// HEAD-NEXT:   train.linear
+// HEAD-NEXT:   train.add
+// HEAD-NEXT:   train.cross_entropy
+// HEAD-NEXT:   train.cross_entropy_backward
+// HEAD-NEXT:   train.sum
+// HEAD-NEXT:   train.matmul
+// HEAD-NEXT:   train.linear_backward_weight
+// HEAD-NEXT:   train.sgd
+// HEAD-NEXT:   train.yield
+// HEAD:      train.where
+// HEAD:      func.return %loss
