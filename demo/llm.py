@@ -23,7 +23,7 @@ from .compiled import compile_trainer
 from .eager import EagerTrainer
 from .report import Result, figures, table
 from .steps import Steps
-from .timing import interleaved, timed_steps
+from .timing import time_in_turn, timed_steps
 
 
 @dataclass(frozen=True)
@@ -182,12 +182,7 @@ def run(cfg: LLMConfig = LLMConfig(), out_dir: Path = Path("demo_out"), steps: S
             steppers[label] = eager.step
             bar.result = f"held-out loss {base_loss:.3f} → {res.quality:.3f}, {res.ms_per_step:.1f} ms/step"
 
-    with steps.step(f"time the three steps in turn ({cfg.timing_rounds} rounds)", total=cfg.timing_rounds,
-                    unit="round") as bar:
-        times = interleaved(steppers, tune[0], cfg.timing_rounds, bar)
-        for res in results:
-            res.seconds = times[res.name]
-        bar.result = ", ".join(f"{r.name} {r.ms_per_step:.1f}" for r in results) + " ms/step"
+    time_in_turn(steps, steppers, results, tune[0], cfg.timing_rounds)
     return results
 
 

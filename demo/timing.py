@@ -46,5 +46,15 @@ def interleaved(steps: dict, batch, rounds: int, bar=None) -> dict[str, list[flo
     return times
 
 
+def time_in_turn(steps, steppers: dict, results: list, batch, rounds: int) -> None:
+    """The demo's timing step: `interleaved` rounds of `steppers` under a progress step of
+    `steps` (demo/steps.py); each result's `seconds` becomes its trainer's step times."""
+    with steps.step(f"time the {len(steppers)} steps in turn ({rounds} rounds)", total=rounds, unit="round") as bar:
+        times = interleaved(steppers, batch, rounds, bar)
+        for res in results:
+            res.seconds = times[res.name]
+        bar.result = ", ".join(f"{r.name} {r.ms_per_step:.1f}" for r in results) + " ms/step"
+
+
 def median_ms(seconds: list[float]) -> float:
     return 1000 * statistics.median(seconds)

@@ -24,7 +24,7 @@ from .compiled import compile_trainer
 from .eager import EagerTrainer
 from .report import Result, figures, kib, table
 from .steps import Steps
-from .timing import interleaved, timed_steps
+from .timing import time_in_turn, timed_steps
 
 
 @dataclass(frozen=True)
@@ -158,12 +158,7 @@ def run(cfg: VisionConfig = VisionConfig(), out_dir: Path = Path("demo_out"), st
             bar.result = f"test accuracy {100 * res.quality:.1f}%, {res.ms_per_step:.2f} ms/step"
     info["frozen_accuracy"] = eager_accuracy(torch_model(task.program), xt, yt)
 
-    with steps.step(f"time the four steps in turn ({cfg.timing_rounds} rounds)", total=cfg.timing_rounds,
-                    unit="round") as bar:
-        times = interleaved(steppers, data[0], cfg.timing_rounds, bar)
-        for res in results:
-            res.seconds = times[res.name]
-        bar.result = ", ".join(f"{r.name} {r.ms_per_step:.1f}" for r in results) + " ms/step"
+    time_in_turn(steps, steppers, results, data[0], cfg.timing_rounds)
     info["budget"] = budget
     return results, info
 

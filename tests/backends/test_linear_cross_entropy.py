@@ -187,7 +187,7 @@ def test_hf_llama_head_trains_like_the_interpreter(monkeypatch):
     shifted, the slice's backward a pad) with W4's kind of scheme (lm_head, the last MLP and
     the norms trained), its head fused and run in chunks of 5 rows."""
     from test_models import SCHEMES as MODEL_SCHEMES
-    from test_models import model_inputs
+    from test_models import assert_losses_match, model_inputs
 
     prog, inputs, labels, loss = model_inputs("llama_tiny")
     run_pipeline(prog, f"autodiff{{loss={loss} {OPTIMIZERS['momentum']}}},"
@@ -196,10 +196,7 @@ def test_hf_llama_head_trains_like_the_interpreter(monkeypatch):
     run_pipeline(opt, "operator-reordering,fusion{head_bytes=0}")
     assert len(heads(opt)) == 1
     trainer = compiled(opt, 5, 96, monkeypatch)
-    for step in range(20):
-        y = labels[step % len(labels)]
-        got, want = trainer.step(*inputs, y), float(prog.run("train_step", *inputs, y))
-        assert got == pytest.approx(want, rel=1e-4, abs=1e-5), f"step {step}"
+    assert_losses_match(trainer, prog, inputs, labels)
     params = trainer.parameters()
     for k, v in prog.weights.items():
         np.testing.assert_allclose(params[k], v, rtol=1e-4, atol=1e-4, err_msg=k)

@@ -46,6 +46,15 @@ def model_inputs(name):
     return prog, inputs, [rng.integers(0, classes, inputs[0].shape[0]) for _ in range(3)], "cross_entropy"
 
 
+def assert_losses_match(trainer, prog, inputs, labels, steps=20):
+    """The compiled step's loss equals the interpreter's @train_step for `steps` steps,
+    cycling through the label batches (both programs keep training as they go)."""
+    for step in range(steps):
+        y = labels[step % len(labels)]
+        got, want = trainer.step(*inputs, y), float(prog.run("train_step", *inputs, y))
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-5), f"step {step}"
+
+
 def assert_close_but_for_kinks(got, want, name):
     """Within 1e-4, except that a ReLU whose input is within rounding of 0 may fall on the
     other side in another summation order: the gradient element behind it then differs (in
@@ -68,10 +77,7 @@ def test_model_trains_like_interpreter(name, sparse):
     run_pipeline(opt, "operator-reordering,fusion")
     kp = lower_program(opt)
     trainer = Trainer(opt.copy(), kp, build_library(kp, get_target("c")))
-    for step in range(20):
-        y = labels[step % len(labels)]
-        got, want = trainer.step(*inputs, y), float(prog.run("train_step", *inputs, y))
-        assert got == pytest.approx(want, rel=1e-4, abs=1e-5), f"step {step}"
+    assert_losses_match(trainer, prog, inputs, labels)
     params = trainer.parameters()
     for k, v in prog.weights.items():
         assert_close_but_for_kinks(params[k], v, k)
