@@ -3,7 +3,9 @@
 The renderer decides nothing: library calls print as calls to backends/c/kernels/<op>.c,
 maps print as loop nests whose body comes from `SCALAR_OPS` (one format per scalar
 instruction, keyed by the train op name), and every pointer is its region base plus the
-planned offset. Hooks a language overrides: `restrict`, `type_map`, `scalar_ops`,
+planned offset. A call's epilogue (kernel_ir.Epilogue) prints as a block function of its
+own, from the same scalar formats, passed to the kernel through a `pk_epilogue`. Hooks a
+language overrides: `restrict`, `type_map`, `scalar_ops`,
 `loop_prefix` (a pragma before a loop nest), `function_qualifier`, `kernel_dir`,
 `tile_transposes` (walk transposing maps in tiles).
 
@@ -22,6 +24,7 @@ import numpy as np
 from pockengine.backends.kernel_ir import (
     C_TYPES,
     Call,
+    Epilogue,
     Instr,
     IntArray,
     KernelFunction,
@@ -271,6 +274,8 @@ class CStyleRenderer:
                 args.append("NULL")
             elif isinstance(a, View):
                 args.append(self.pointer(a, const=id(a) not in written))
+            elif isinstance(a, Epilogue):
+                args.append(self.epilogue(a))
             elif isinstance(a, IntArray):
                 args.append(self.table(a.values))
             elif isinstance(a, float):
@@ -282,8 +287,7 @@ class CStyleRenderer:
     def map(self, m: Map) -> list[str]:
         """A call of the loop-nest template that fits this map (templates are shared by every
         map with the same body, types, rank and innermost access pattern)."""
-        splat = {i: v for i, v in enumerate(m.inputs) if v.storage.resolve().region == "const"
-                 and not any(broadcast_strides(v, m.shape)) and v.storage.resolve().data is not None}
+        splat = {i: v for i, v in enumerate(m.inputs) if self._splat(v, broadcast_strides(v, m.shape))}
         ops = [v for i, v in enumerate(m.inputs) if i not in splat] + list(m.outputs)
         dims, sts = collapse(m.shape, [broadcast_strides(v, m.shape) for v in ops])
         # restrict where no other pointer of this loop touches the same storage (an in-place
@@ -310,6 +314,11 @@ class CStyleRenderer:
             args.append(self.pointer(v, const=k < len(ops) - len(m.outputs)))
             args += [str(st) for d, st in enumerate(sts[k]) if d < len(dims) - 1 or inner[k] == "n"]
         return [f"{name}({', '.join(args)});"]
+
+    def _splat(self, v: View, strides) -> bool:
+        """`v` is a constant read as one value everywhere (printed as a literal)."""
+        s = v.storage.resolve()
+        return s.region == "const" and not any(strides) and s.data is not None
 
     def _literal(self, v: View) -> str:
         x = np.asarray(v.storage.resolve().data).reshape(-1)[0]
@@ -348,27 +357,90 @@ class CStyleRenderer:
                       f"{ind}for (long j{a} = 0; j{a} < d{a}; j{a}++)",
                       f"{ind}for (long j{b} = t{b}; j{b} < (d{b} < t{b} + {t} ? d{b} : t{b} + {t}); j{b}++)"]
         lines.append(ind + "{")
-        vals, types, k = [], [], 0
+        pointer_of = [sum(lit is None for lit in literals[:i]) for i in range(len(m.inputs))]
+        n_read = sum(lit is None for lit in literals)
+        lines += self.map_body(m, literals, lambda i: f"i{i}[{index(pointer_of[i])}]",
+                               lambda i: f"o{i}[{index(n_read + i)}]", ind + "    ")
+        lines += [ind + "}", "}", ""]
+        body = ", ".join(i.op.removeprefix("train.") for i in m.body) or "copy"
+        return f"/* map: {c_comment(body)} */\n" + "\n".join(lines)
+
+    def map_body(self, m: Map, literals, load, store, ind: str) -> list[str]:
+        """One element of a map: read each input (`load(i)`: its element, or a literal),
+        compute the body, write each output (`store(i)`: its element)."""
+        lines, vals, types = [], [], []
         for i, v in enumerate(m.inputs):
             if literals[i] is not None:
                 vals.append(literals[i])
             else:
-                lines.append(f"{ind}    {self.type_map[v.dtype]} v{i} = i{i}[{index(k)}];")
+                lines.append(f"{ind}{self.type_map[v.dtype]} v{i} = {load(i)};")
                 vals.append(f"v{i}")
-                k += 1
             types.append(v.dtype)
         n_in = len(m.inputs)
         for j, ins in enumerate(m.body):
             expr = self.scalar(ins, [vals[a] for a in ins.operands], [types[a] for a in ins.operands])
-            lines.append(f"{ind}    {self.type_map[ins.dtype]} v{n_in + j} = {expr};")
+            lines.append(f"{ind}{self.type_map[ins.dtype]} v{n_in + j} = {expr};")
             vals.append(f"v{n_in + j}")
             types.append(ins.dtype)
         for i, (res, o) in enumerate(zip(m.results, m.outputs)):
             v = vals[res] if types[res] == o.dtype else f"({self.type_map[o.dtype]}){vals[res]}"
-            lines.append(f"{ind}    o{i}[{index(k + i)}] = {v};")
-        lines += [ind + "}", "}", ""]
+            lines.append(f"{ind}{store(i)} = {v};")
+        return lines
+
+    # --- epilogues ----------------------------------------------------------------------
+    def epilogue(self, ep: Epilogue) -> str:
+        """A contraction's epilogue (gemm.c's pk_epilogue) as the call's argument: a block
+        function shared by every epilogue of the same body and walk, and the bases of its
+        operands. The map walks the output as (b, row, column); inputs[0] is the raw product,
+        which the kernel hands over as the block itself (c, rows rs apart); an output in the
+        same place is written there."""
+        m = ep.map
+        raw = m.inputs[0]
+        literals = tuple(self._literal(v) if i and self._splat(v, v.elem_strides()) else None
+                         for i, v in enumerate(m.inputs))
+        ins = [i for i in range(1, len(m.inputs)) if literals[i] is None]
+        in_place = tuple(o.same_place(raw) for o in m.outputs)
+        outs = [i for i, same in enumerate(in_place) if not same]
+        key = ("epilogue", tuple(m.body), tuple(m.results), tuple(v.dtype for v in m.inputs),
+               tuple(o.dtype for o in m.outputs), literals, in_place,
+               tuple(m.inputs[i].elem_strides() for i in ins), tuple(m.outputs[i].elem_strides() for i in outs))
+        name = self._maps.get(key)
+        if name is None:
+            name = self._maps[key] = f"pk_epilogue{len(self._maps)}"
+            self._map_sources.append(self.epilogue_template(name, m, literals, ins, in_place))
+        ptrs = [self.pointer(m.inputs[i], const=True) for i in ins] + [self.pointer(m.outputs[i]) for i in outs]
+        table = f"(void *const []){{{', '.join(f'(void *){p}' for p in ptrs)}}}" if ptrs else "NULL"
+        # parenthesized: one macro argument
+        return f"(&(pk_epilogue){{{name}, {table}, 0, 0, 0}})"
+
+    def epilogue_template(self, name: str, m: Map, literals, ins: list[int], in_place) -> str:
+        """The block function: per row, a row function whose pointers are restrict parameters
+        (so compilers vectorize it without alias checks)."""
+        r = f" {self.restrict}" if self.restrict else ""
+        outs = [i for i, same in enumerate(in_place) if not same]
+        ty = lambda v: self.type_map[v.dtype]
+        walks = [(f"i{i}", m.inputs[i], "const ") for i in ins] + [(f"o{i}", m.outputs[i], "") for i in outs]
+
+        def term(x: str, s: int) -> str:
+            return "" if not s else x if s == 1 else f"{x} * {s}"
+
+        col = lambda v: term("j", v.elem_strides()[2]) or "0"
+        params = ["long n", f"float *{r} c"] + [f"{q}{ty(v)} *{r} {p}" for p, v, q in walks]
+        lines = [f"PK_INLINE void {name}_row({', '.join(params)}) {{", "    for (long j = 0; j < n; j++) {"]
+        lines += self.map_body(m, literals, lambda i: "c[j]" if i == 0 else f"i{i}[{col(m.inputs[i])}]",
+                               lambda i: "c[j]" if in_place[i] else f"o{i}[{col(m.outputs[i])}]", "        ")
+        lines += ["    }", "}", "",
+                  f"static void {name}(const pk_epilogue *e, float *c, long rs, long b, long i0, long j0, long m, long n) {{"]
+        for k, (p, v, q) in enumerate(walks):
+            sb, sr, sc = v.elem_strides()
+            base = " + ".join(t for t in (term("b", sb), term("i0", sr), term("j0", sc)) if t) or "0"
+            lines.append(f"    {q}{ty(v)} *{p} = ({q}{ty(v)} *)e->args[{k}] + {base};")
+        rows = ["c + i * rs"] + [f"{p} + {term('i', v.elem_strides()[1])}" if v.elem_strides()[1] else p
+                                 for p, v, _ in walks]
+        lines += ["    PK_UNUSED(e); PK_UNUSED(b); PK_UNUSED(i0); PK_UNUSED(j0);",
+                  f"    for (long i = 0; i < m; i++) {name}_row(n, {', '.join(rows)});", "}", ""]
         body = ", ".join(i.op.removeprefix("train.") for i in m.body) or "copy"
-        return f"/* map: {c_comment(body)} */\n" + "\n".join(lines)
+        return f"/* epilogue: {c_comment(body)} */\n" + "\n".join(lines)
 
     def scalar(self, ins: Instr, args: list[str], types: list[str]) -> str:
         op = ins.op

@@ -137,7 +137,7 @@ class Call:
 
     kernel: str
     fn: str
-    args: list  # View | int | float | IntArray
+    args: list  # View | int | float | IntArray | None | Epilogue
     reads: list[View]
     writes: list[View]
     inplace: list[tuple[int, int]] = field(default_factory=list)  # (write i, read j) may share storage
@@ -200,9 +200,23 @@ class Map:
 Step = Call | Map
 
 
+@dataclass(eq=False)
+class Epilogue:
+    """A contraction call's argument: the elementwise `map` its kernel runs on each block of
+    its output as the block is finished (gemm.c's pk_epilogue). The map walks the output as
+    (b, row, column); its input 0 is the raw product."""
+
+    map: Map
+
+    def __str__(self) -> str:
+        return f"epilogue {self.map}"
+
+
 def _arg(a) -> str:
     if a is None:
         return "null"
+    if isinstance(a, Epilogue):
+        return str(a)
     if isinstance(a, IntArray):
         return "[" + ", ".join(map(str, a.values)) + "]"
     return str(a)

@@ -1,6 +1,6 @@
 """fusion: group ops that can run as one kernel into `train.fused` (ir/ops/fused.py).
 
-Three kinds of groups, each with the meaning of the ops it holds (the interpreter runs the
+Four kinds of groups, each with the meaning of the ops it holds (the interpreter runs the
 region as is, so fusion is checked against the unfused program):
 
 * elementwise — chains and trees of ops that map element to element over one shape
@@ -8,6 +8,14 @@ region as is, so fusion is checked against the unfused program):
   loop nest: a conv's batch_norm + relu6, a relu's backward (compare + select), a whole
   SGD-momentum update. Intermediate values stay in registers; a value used outside the
   group becomes one more result of the loop.
+* epilogue — a contraction (linear, matmul, a non-depthwise conv2d) with an elementwise
+  group over its output's shape that reads its result: bias, frozen batch_norm,
+  activation, residual add, a relu backward's mask on dx = dy·W. The GEMM applies it to
+  each block of its output as the block is finished, while it is still in cache (gemm.c's
+  pk_epilogue), instead of a second pass over the whole output. The raw product stays a
+  result where something outside reads it. Operands broadcast freely in the group; where
+  one does not fit the kernel's (image, row, column) walk, the lowering runs the
+  elementwise part as its own loop after the contraction.
 * update — a weight gradient (linear or conv2d backward-weight) whose only use is an SGD
   update: the GEMM accumulates straight into the momentum buffer (or the weight), so the
   full gradient is never stored (backends/lowering/fused.py).
@@ -21,8 +29,9 @@ region as is, so fusion is checked against the unfused program):
     pock-opt m.mlir -p 'autodiff{...},fusion'
 
 A group is placed where its last member was (a head: before the first op that reads one of
-its results); an op joins a group only when no op outside the group between them uses the
-group's values, so the order stays valid. Before grouping, elementwise values the backward
+its results; an epilogue: as early after its contraction as its inputs allow); an op joins
+a group only when no op outside the group between them uses the group's values, so the
+order stays valid. Before grouping, elementwise values the backward
 reads are recomputed there when their inputs are kept anyway (recompute_in_backward).
 """
 
@@ -51,6 +60,7 @@ from xdsl.traits import is_side_effect_free
 
 ELEMENTWISE = (*E.OPS, N.BatchNormOp, G.GeluBackwardOp, G.SiluBackwardOp, O.SgdOp, O.AdamOp)
 WEIGHT_GRADIENTS = (G.LinearBackwardWeightOp, G.Conv2dBackwardWeightOp)
+CONTRACTIONS = (L.LinearOp, L.MatmulOp, L.Conv2dOp)  # GEMM kernels that take an epilogue
 HEAD_BYTES = 1 << 20  # logits of at least this many bytes: the head runs chunked
 
 
@@ -64,6 +74,17 @@ def elementwise_domain(op: Operation) -> tuple[int, ...] | None:
         return None
     shapes = {_shape(r) for r in op.results}
     return shapes.pop() if len(shapes) == 1 else None
+
+
+def epilogue_domain(op: Operation) -> tuple[int, ...] | None:
+    """The output shape of a contraction whose GEMM can run an epilogue, or None (depthwise
+    convolutions run on their own kernel, without GEMM tiles)."""
+    if not isinstance(op, CONTRACTIONS):
+        return None
+    if isinstance(op, L.Conv2dOp) and op.p.groups > 1 and op.p.groups == _shape(op.x)[1] \
+            and _shape(op.weight)[1] == 1:
+        return None
+    return _shape(op.result)
 
 
 def make_fused(group: list[Operation], kind: str = "elementwise", before: Operation | None = None) -> FusedOp:
@@ -381,21 +402,30 @@ def recompute_in_backward(block: Block) -> int:
     return n
 
 
-def fuse_elementwise(block: Block) -> int:
-    """Greedy grouping in program order; returns the number of groups made."""
+def fuse_elementwise(block: Block, epilogues: bool = True) -> dict[str, int]:
+    """Greedy grouping in program order; returns the number of groups made of each kind.
+    With `epilogues`, a contraction starts a group over its output's shape that the
+    elementwise ops reading its result join (at most one contraction per group)."""
     ops = list(block.ops)
     pos = {op: i for i, op in enumerate(ops)}
     group_of: dict[Operation, int] = {}
     groups: dict[int, list[Operation]] = {}
     domain: dict[int, tuple[int, ...]] = {}
+    hosts: set[int] = set()  # groups that hold a contraction
     next_id = 0
 
     def can_join(gids: set[int], op: Operation) -> bool:
         members = {m for g in gids for m in groups[g]} | {op}
-        return all(u.operation in members or pos.get(u.operation, -1) > pos[op]
-                   for m in members - {op} for r in m.results for u in r.uses)
+        return len(gids & hosts) <= 1 and all(u.operation in members or pos.get(u.operation, -1) > pos[op]
+                                               for m in members - {op} for r in m.results for u in r.uses)
 
     for op in ops:
+        host = epilogue_domain(op) if epilogues else None
+        if host is not None:  # a contraction only starts a group: its inputs come from before
+            groups[next_id], domain[next_id], group_of[op] = [op], host, next_id
+            hosts.add(next_id)
+            next_id += 1
+            continue
         dom = elementwise_domain(op)
         if dom is None:
             continue
@@ -413,6 +443,9 @@ def fuse_elementwise(block: Block) -> int:
             keep = min(chosen)
             for g in chosen - {keep}:
                 groups[keep] += groups.pop(g)
+                if g in hosts:
+                    hosts.discard(g)
+                    hosts.add(keep)
             groups[keep].append(op)
             groups[keep].sort(key=pos.__getitem__)
             for m in groups[keep]:
@@ -420,17 +453,35 @@ def fuse_elementwise(block: Block) -> int:
         else:
             groups[next_id], domain[next_id], group_of[op] = [op], dom, next_id
             next_id += 1
-    made = 0
-    for g in groups.values():
+    made = {"epilogue": 0, "elementwise": 0}
+    for gid, g in groups.items():
+        kind = "epilogue" if gid in hosts else "elementwise"
         if len(g) > 1:
-            make_fused(g)
-            made += 1
+            make_fused(g, kind, before=_epilogue_place(g) if kind == "epilogue" else None)
+            made[kind] += 1
     return made
 
 
+def _epilogue_place(group: list[Operation]) -> Operation:
+    """Where an epilogue group goes: right after its contraction, or after the last op
+    between it and the group's end that defines one of the group's inputs. Kept at its
+    contraction, a backward product (dx = dy·W) still runs before W's update, as
+    operator-reordering placed it, rather than moving down to its mask and needing a copy
+    of the old weight."""
+    members = set(group)
+    needed = {v.owner for op in group for v in op.operands if isinstance(v.owner, Operation) and v.owner not in members}
+    host = next(op for op in group if isinstance(op, CONTRACTIONS))
+    at, op = host, host.next_op
+    while op is not None and op is not group[-1]:
+        if op in needed:
+            at = op
+        op = op.next_op
+    return at.next_op
+
+
 def fuse(module: ModuleOp, updates: bool = True, elementwise: bool = True,
-         head_bytes: int | None = HEAD_BYTES, recompute: bool = True) -> dict[str, int]:
-    counts = {"linear_cross_entropy": 0, "recomputed": 0, "update": 0, "elementwise": 0}
+         head_bytes: int | None = HEAD_BYTES, recompute: bool = True, epilogues: bool = True) -> dict[str, int]:
+    counts = {"linear_cross_entropy": 0, "recomputed": 0, "update": 0, "elementwise": 0, "epilogue": 0}
     for fn in module.ops:
         if not isinstance(fn, func.FuncOp):
             continue
@@ -442,16 +493,20 @@ def fuse(module: ModuleOp, updates: bool = True, elementwise: bool = True,
         if updates:
             counts["update"] += fuse_updates(block)
         if elementwise:
-            counts["elementwise"] += fuse_elementwise(block)
+            for kind, n in fuse_elementwise(block, epilogues).items():
+                counts[kind] += n
     return counts
 
 
 @dataclass(frozen=True)
 class Fusion(ModulePass):
-    """Group elementwise chains (one loop nest each) and weight-gradient + SGD pairs (the
-    gradient accumulates straight into the optimizer buffer) into train.fused ops.
+    """Group elementwise chains (one loop nest each), contractions with the elementwise
+    work on their output (GEMM epilogues) and weight-gradient + SGD pairs (the gradient
+    accumulates straight into the optimizer buffer) into train.fused ops.
 
     updates: make gradient+update groups;  elementwise: make elementwise groups;
+    epilogues: a linear, matmul or conv2d runs the elementwise group that reads its result
+    as its GEMM's epilogue, block by block (with elementwise);
     head_bytes: chunk a linear + cross-entropy head whose logits take at least this many
     bytes (-1: never);  recompute: recompute elementwise values in the backward rather
     than keep them, where their inputs are kept anyway."""
@@ -462,6 +517,7 @@ class Fusion(ModulePass):
     elementwise: bool = True
     head_bytes: int = HEAD_BYTES
     recompute: bool = True
+    epilogues: bool = True
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        fuse(op, self.updates, self.elementwise, self.head_bytes, self.recompute)
+        fuse(op, self.updates, self.elementwise, self.head_bytes, self.recompute, self.epilogues)

@@ -13,7 +13,7 @@ backends/lowering/loss.py around the same SGD steps (emit_sgd).
 from __future__ import annotations
 
 import numpy as np
-from pockengine.backends.kernel_ir import View
+from pockengine.backends.kernel_ir import Call, Epilogue, Map, View
 from pockengine.backends.lowering.grad import emit_conv2d_backward_weight, emit_linear_backward_weight
 from pockengine.ir.ops import grad as G
 from pockengine.ir.ops import optim as O
@@ -38,21 +38,128 @@ def lower_fused(lw, op):
 
         lower_linear_cross_entropy(lw, op)
         return
+    if op.group_kind == "epilogue":
+        lower_epilogue(lw, op)
+        return
     mb = MapBuilder(shape_of(op.results[0]))
     views: dict = dict(zip(op.block.args, (lw.view(v) for v in op.inputs)))
-    refs: dict = {}
-    for inner in op.block.ops:
+    results = map_of(mb, list(op.block.ops), views, {})
+    lw.steps.append(mb.finish([lw.result(r) for r in op.results], results, f"train.fused ({group_names(op)})"))
+
+
+def group_names(op) -> str:
+    return "+".join(o.name.removeprefix("train.") for o in op.block.ops if not isinstance(o, YieldOp))
+
+
+def map_of(mb: MapBuilder, ops: list, views: dict, refs: dict) -> list:
+    """The scalar forms of `ops` (ending in the group's train.yield) chained in `mb`: values
+    from outside are read through `views`, those already in the loop are `refs`; returns the
+    refs of the yielded values."""
+    for inner in ops:
         if isinstance(inner, YieldOp):
-            results = [refs[v] if v in refs else mb.input(views[v]) for v in inner.operands]
-            break
+            return [refs[v] if v in refs else mb.input(views[v]) for v in inner.operands]
         form = MAP_FORMS.get(type(inner))
         if form is None:
             raise LoweringError(f"{inner.name} inside train.fused has no scalar form")
         operands = Operands(mb, [views.get(v) for v in inner.operands], [refs.get(v) for v in inner.operands])
         for r, ref in zip(inner.results, form(mb, inner, operands)):
             refs[r] = ref
-    names = "+".join(o.name.removeprefix("train.") for o in op.block.ops if not isinstance(o, YieldOp))
-    lw.steps.append(mb.finish([lw.result(r) for r in op.results], results, f"train.fused ({names})"))
+    raise LoweringError("train.fused without train.yield")
+
+
+def lower_epilogue(lw, op):
+    """A contraction and the elementwise work on its output: the contraction's own rule
+    makes its kernel call, then the elementwise part becomes that call's epilogue (a Map over
+    the kernel's (image, row, column) walk of the output, run per finished tile), or, where
+    an operand does not fit that walk, a loop nest of its own after the call."""
+    from pockengine.backends.lowering.linalg import epilogue_walk
+    from pockengine.passes.lower_to_kernels import RULES
+
+    ops = [o for o in op.block.ops if not isinstance(o, YieldOp)]
+    hosts = [o for o in ops if not MAP_FORMS.get(type(o))]
+    if len(hosts) != 1:
+        raise LoweringError("an epilogue group holds one contraction and elementwise ops")
+    host = hosts[0]
+    for arg, v in zip(op.block.args, op.inputs):
+        lw.bind(arg, lw.view(v))
+    n_steps = len(lw.steps)
+    RULES[type(host)](lw, host)
+    call = lw.steps[-1]
+    raw = lw.view(host.result)
+    mb = MapBuilder(raw.shape)
+    refs = {host.result: mb.input(raw)}
+    views = {arg: lw.view(arg) for arg in op.block.args}
+    results = map_of(mb, [o for o in op.block.ops if o is not host], views, refs)
+    out_of = outputs_of(op)
+    outputs, kept = [], []
+    for v, res in zip(op.block.last_op.operands, results):
+        if v is host.result:  # the raw product is used outside as well: the call's own output
+            lw.bind(out_of[v], raw)
+        else:
+            outputs.append(lw.result(out_of[v]))
+            kept.append(res)
+    m = mb.finish(outputs, kept, f"train.fused ({group_names(op)})")
+    walk = epilogue_walk(call, raw) if len(lw.steps) > n_steps and isinstance(call, Call) else None
+    if walk is None or any(walk(v) is None for v in (*m.inputs, *m.outputs)):
+        lw.steps.append(m)  # an operand the kernel's walk cannot address: a loop of its own
+        return
+    if host.result not in op.block.last_op.operands:
+        # nothing else reads the raw product: the GEMM writes it into an f32 output of the
+        # epilogue's shape, which the epilogue then overwrites in place, tile by tile
+        target = next((o for o in outputs if o.dtype == "f32" and o.shape == raw.shape), None)
+        if target is not None:
+            call.args = [target if a is raw else a for a in call.args]
+            call.writes = [target if w is raw else w for w in call.writes]
+            m.inputs = [target if v is raw else v for v in m.inputs]
+            lw.bind(host.result, target)
+    m.shape, m.inputs, m.outputs = walk.shape, [walk(v) for v in m.inputs], [walk(v) for v in m.outputs]
+    m = hoist_row_invariants(lw, m, call)
+    call.reads += m.inputs[1:]
+    call.writes += [o for o in m.outputs if not o.same_place(m.inputs[0])]
+    walk.attach(call, Epilogue(m))
+    call.origin = m.origin
+
+
+def hoist_row_invariants(lw, m: Map, call: Call) -> Map:
+    """The epilogue `m` (over (b, row, column)) with the work that depends on the row alone
+    (a frozen batch norm's gamma / sqrt(var + eps)) moved to a loop over the rows before
+    `call`, into a scratch vector the epilogue reads: an epilogue meets each row once per
+    NR-column strip, a loop over the whole output once per row. `m` itself when there is
+    no such work."""
+    n_in = len(m.inputs)
+    rows_only = [i > 0 and v.elem_strides()[0] == 0 == v.elem_strides()[2] for i, v in enumerate(m.inputs)]
+    for ins in m.body:
+        rows_only.append(all(rows_only[a] for a in ins.operands))
+    if not any(rows_only[n_in + j] and ins.op != "const" for j, ins in enumerate(m.body)):
+        return m
+    inner = {a for j, ins in enumerate(m.body) if not rows_only[n_in + j] for a in ins.operands} | set(m.results)
+    kept = [k for k in sorted(inner) if k >= n_in and rows_only[k] and m.body[k - n_in].op != "const"]
+    rows = m.shape[1]
+    pre, epi = MapBuilder((rows,)), MapBuilder(m.shape)
+    pre_ref: dict = {}
+    epi_ref = {0: epi.input(m.inputs[0])}  # the raw product stays input 0
+    for j, ins in enumerate(m.body):
+        if rows_only[n_in + j]:
+            for a in ins.operands:
+                if a < n_in and a not in pre_ref:
+                    v = m.inputs[a]
+                    pre_ref[a] = pre.input(View(v.storage, v.dtype, (rows,), v.offset, (v.elem_strides()[1],)))
+            pre_ref[n_in + j] = pre.emit(ins.op, [pre_ref[a] for a in ins.operands], ins.dtype, ins.attrs)
+    scratch = [lw.scratch(rows, m.body[k - n_in].dtype) for k in kept]
+    for k, st in zip(kept, scratch):
+        epi_ref[k] = epi.input(View(st.storage, st.dtype, m.shape, 0, (0, 1, 0)))
+
+    def ref(k: int):
+        if k not in epi_ref:  # an input, or a constant the epilogue keeps
+            ins = None if k < n_in else m.body[k - n_in]
+            epi_ref[k] = epi.input(m.inputs[k]) if ins is None else epi.emit(ins.op, [], ins.dtype, ins.attrs)
+        return epi_ref[k]
+
+    for j, ins in enumerate(m.body):
+        if not rows_only[n_in + j]:
+            epi_ref[n_in + j] = epi.emit(ins.op, [ref(a) for a in ins.operands], ins.dtype, ins.attrs)
+    lw.steps.insert(lw.steps.index(call), pre.finish(scratch, [pre_ref[k] for k in kept], f"{m.origin} (per row)"))
+    return epi.finish(m.outputs, [ref(r) for r in m.results], m.origin)
 
 
 def lower_update(lw, op):

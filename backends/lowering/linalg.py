@@ -111,12 +111,16 @@ def conv_plan(kind: str, xs, ws, p, ys) -> tuple[list[int], int]:
     if n * c * h * w >= 2**31 or n * o * ho * wo >= 2**31:
         raise ValueError(f"conv2d of {tuple(xs)} → {tuple(ys)}: the conv kernels index with 32-bit offsets")
     geometry = [n, c, h, w, o, kh, kw, *p.stride, pt, pl, *p.dilation, g, ho, wo]
-    if g == c and i == 1 and g > 1:  # depthwise: one zero-padded plane (backends/c/kernels/depthwise.c)
+    if g == c and i == 1 and g > 1:  # depthwise (backends/c/kernels/depthwise.c): a zero-padded plane, or
         dh, dw = p.dilation
         sh, sw = p.stride
         hp = max(pt + h, (ho - 1) * sh + (kh - 1) * dh + 1)
         wp = max(pl + w, (wo - 1) * sw + (kw - 1) * dw + 1)
-        return geometry + [0, 0], hp * wp
+        flat = 0  # with stride ≤ 2 the flat path's masks, per batched plane phases, dy, dx phases; weights
+        if sh == sw <= 2:
+            ps, batch = (ho + (kh - 1) * dh // sh + 3) * wo, 4 if ho * wo < 64 else 1
+            flat = kw * ho * wo + batch * ((sh * sh + 1) * ps + sh * sh * ho * wo) + o * kh * kw
+        return geometry + [0, 0], max(hp * wp, flat)
     if kh == kw == 1 and tuple(p.stride) == (1, 1) and not any(p.padding) and ho * wo >= POINTWISE_GEMM_FROM:
         # a 1×1 convolution over large images: per image, x (or dx) is the GEMM operand itself
         gemm = {"forward": (og, ho * wo, i), "input": (i, ho * wo, og), "weight": (og, i, ho * wo)}[kind]
@@ -144,7 +148,63 @@ def lower_conv2d(lw, op):
     y = lw.result(op.result)
     geometry, floats = conv_plan("forward", x.shape, w.shape, op.p, y.shape)
     work = lw.scratch(floats)
-    lw.call("conv2d", "pk_conv2d", [geometry, x, w, y, work], [x, w], [y, work])
+    lw.call("conv2d", "pk_conv2d", [geometry, x, w, y, work, None], [x, w], [y, work])  # None: no epilogue
+
+
+def _flat_stride(dims, strides) -> int | None:
+    """The one stride that walks `dims` (row-major) as a single index, or None."""
+    kept = [(d, s) for d, s in zip(dims, strides) if d != 1]
+    step, size = (kept[-1][1] if kept else 0), 1
+    for d, s in reversed(kept):
+        if s != step * size:
+            return None
+        size *= d
+    return step
+
+
+class EpilogueWalk:
+    """How a contraction kernel walks its output for an epilogue (gemm.c's pk_epilogue): as
+    (image or batch b, row i, column j), columns contiguous. `walk(view)` is the view
+    (broadcast over the output's shape) as a 3-d view over that walk, or None when its
+    strides do not fit it; `attach` makes the call run the epilogue Map."""
+
+    def __init__(self, out_shape, split, fn: str, replace_last: bool):
+        self.out_shape, self.split, self.fn, self.replace_last = tuple(out_shape), split, fn, replace_last
+        b, r = split
+        self.shape = (math.prod(self.out_shape[:b]), math.prod(self.out_shape[b:r]), math.prod(self.out_shape[r:]))
+
+    def __call__(self, v: View) -> View | None:
+        from pockengine.backends.kernel_ir import broadcast_strides
+
+        st = broadcast_strides(v, self.out_shape)
+        b, r = self.split
+        sts = [_flat_stride(self.out_shape[a:z], st[a:z]) for a, z in ((0, b), (b, r), (r, len(st)))]
+        if None in sts:
+            return None
+        return View(v.storage, v.dtype, self.shape, v.offset, tuple(sts))
+
+    def attach(self, call, m) -> None:
+        if self.replace_last:
+            call.args[-1] = m
+        else:
+            call.args.append(m)
+        call.fn = self.fn
+
+
+def epilogue_walk(call, y: View) -> EpilogueWalk | None:
+    """The walk of the kernel `call` (lowered here) over its output y, or None for a call
+    that takes no epilogue."""
+    if not y.is_contiguous or y.offset != 0 or y.dtype != "f32":
+        return None
+    rank = len(y.shape)
+    if call.fn == "pk_linear":  # one GEMM: rows are every leading index
+        return EpilogueWalk(y.shape, (0, rank - 1), "pk_linear_ep", False)
+    if call.fn == "pk_matmul":  # a GEMM per (flat) batch index, unless the batch became rows
+        return EpilogueWalk(y.shape, (0, rank - 1) if call.args[0] == 0 else (rank - 2, rank - 1), "pk_matmul_ep",
+                            False)
+    if call.fn == "pk_conv2d":  # (image, output channel, pixel); a depthwise one runs it after
+        return EpilogueWalk(y.shape, (1, 2), "pk_conv2d", True)
+    return None
 
 
 def pool_args(op, x: View, y: View) -> list[int]:

@@ -13,7 +13,8 @@ interpreter runs them as they are and every pass before and after fusion agrees:
     }
 
 kind "elementwise": every op inside maps element to element over the results' shape (one
-loop nest). kind "update": a weight-gradient op whose only use is an SGD update, computed
+loop nest). kind "epilogue": one contraction (linear, matmul, conv2d) and elementwise ops
+over its output's shape, applied to each block of the GEMM's output as it is finished. kind "update": a weight-gradient op whose only use is an SGD update, computed
 straight into the optimizer's buffer (see backends/lowering/fused.py). kind
 "linear_cross_entropy": a vocabulary head with its loss and backward, run chunk by chunk
 over the rows (passes/fusion.py, backends/lowering/loss.py).
@@ -38,7 +39,7 @@ from xdsl.printer import Printer
 from xdsl.traits import HasParent, IsTerminator, Pure
 from xdsl.utils.exceptions import VerifyException
 
-KINDS = ("elementwise", "update", "linear_cross_entropy")
+KINDS = ("elementwise", "epilogue", "update", "linear_cross_entropy")
 
 
 @irdl_op_definition

@@ -4,7 +4,8 @@ reach each path — output tiles written in place or through the block buffer (H
 multiple of NR or not), contiguous, stride-2 and gathered column panels, padding at every
 border, asymmetric padding, dilation, groups, several K, row and column blocks (the small
 block size forces many), the weight read in place or packed for dx, 1×1 convolutions as one
-GEMM per image, and stride-2 depthwise planes split into even and odd columns. All cases
+GEMM per image, and stride-2 depthwise planes (split into stride phases, depthwise.c; its own
+tests are in test_depthwise.py). All cases
 of one block size go into one module: one C compile."""
 
 import numpy as np
@@ -40,7 +41,7 @@ CASES = [
     (3, 24, 5, 5, 16, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),    # pointwise, small images: runs over images
     (1, 4, 17, 17, 6, (5, 5), (3, 3), (2, 2, 2, 2), (1, 1), 1),    # stride 3
     (1, 3, 33, 40, 8, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),    # wide rows: runs and border panels
-    # depthwise (depthwise.c) with stride 2 over rows wide enough to split even/odd columns
+    # depthwise (depthwise.c) with stride 2: wide rows, phases of unequal size
     (2, 8, 33, 35, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 8),
     (1, 6, 40, 37, 12, (5, 5), (2, 2), (2, 2, 2, 2), (1, 1), 6),   # a channel multiplier of 2
     (2, 4, 20, 34, 4, (3, 3), (2, 2), (1, 0, 0, 1), (1, 1), 4),    # no left padding

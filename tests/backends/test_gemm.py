@@ -202,9 +202,9 @@ def edge_cases(quick: bool) -> Cases:
     return cs
 
 
-def build(tmp_path, cc, flags, ldflags=()):
-    """The driver over the kernels, compiled with `flags`."""
-    (tmp_path / "driver.c").write_text(DRIVER)
+def build(tmp_path, cc, flags, ldflags=(), driver=DRIVER):
+    """The driver over the kernels, compiled with `flags` (test_depthwise.py brings its own)."""
+    (tmp_path / "driver.c").write_text(driver)
     subprocess.run([cc, "-std=c99", *flags, "-I", str(KERNEL_DIR), "-o", "driver", "driver.c", *ldflags, "-lm"],
                    cwd=tmp_path, check=True)
     return tmp_path / "driver"

@@ -6,16 +6,36 @@
    y directly when its NR columns lie in one image (HO·WO a multiple of NR); otherwise the
    block goes through a buffer of og × nb, copied out image by image. A 1×1 convolution over
    large images (the lowering's choice: nb = 0) is one GEMM per image on x itself.
+   With an epilogue `ep` (gemm.c; may be null) it runs on each finished part of y, in the
+   domain (image, output channel, pixel): an in-place block in the GEMM's last K block, or
+   a buffered block right after its copy into y, while it is in cache.
    requires: gemm im2col depthwise */
 
-static void pk_conv2d(const long *g, const float *x, const float *w, float *y, float *work) {
+/* The epilogue on rows o0..o0+m of columns q0..q0+nq of y, image by image. */
+static void pk_conv_epilogue(const pk_epilogue *ep, float *y, long O, long P, long q0, long nq, long o0, long m) {
+    for (long u = 0, len; u < nq; u += len) {
+        long q = q0 + u;
+        len = pk_min(P - q % P, nq - u);
+        ep->fn(ep, y + (q / P * O + o0) * P + q % P, P, q / P, o0, q % P, m, len);
+    }
+}
+
+static void pk_conv2d(const long *g, const float *x, const float *w, float *y, float *work,
+                      const pk_epilogue *ep) {
     PK_CONV_GEOMETRY(g);
-    if (depthwise) { pk_depthwise_forward(g, x, w, y, work); return; }
+    if (depthwise) {  /* (the fusion pass makes no epilogue for these: a plain pass after) */
+        pk_depthwise_forward(g, x, w, y, work);
+        if (ep) pk_conv_epilogue(ep, y, O, P, 0, Q, 0, O);
+        return;
+    }
     if (!nb) {  /* a 1×1 convolution over large images: y[n, g] = w[g] · x[n, g] on the GEMM */
         for (long n = 0; n < N; n++)
-            for (long gr = 0; gr < G; gr++)
-                pk_gemm(og, P, cg, w + gr * og * cg, cg, 1, x + (n * C + gr * cg) * P, P, 1,
-                        y + (n * O + gr * og) * P, P, 1, 0, work);
+            for (long gr = 0; gr < G; gr++) {
+                pk_epilogue e;
+                if (ep) { e = *ep; e.b = n; e.i0 = gr * og; }
+                pk_gemm_ep(og, P, cg, w + gr * og * cg, cg, 1, x + (n * C + gr * cg) * P, P, 1,
+                           y + (n * O + gr * og) * P, P, 1, 1.0f, 0.0f, work, ep ? &e : NULL);
+            }
         return;
     }
     long npan = (nb + PK_NR - 1) / PK_NR;
@@ -45,6 +65,8 @@ static void pk_conv2d(const long *g, const float *x, const float *w, float *y, f
                                          pc > 0 ? 1.0f : 0.0f);
                         }
                     }
+                    if (ep && direct_out && pc + kc == K)  /* the block's rows are final */
+                        pk_conv_epilogue(ep, y, O, P, q0, nq, gr * og + ic, mc);
                 }
             }
             if (direct_out) continue;
@@ -54,6 +76,7 @@ static void pk_conv2d(const long *g, const float *x, const float *w, float *y, f
                     len = pk_min(P - q % P, nq - u);
                     memcpy(y + (q / P * O + gr * og + o) * P + q % P, buf + o * nb + u, len * sizeof(float));
                 }
+            if (ep) pk_conv_epilogue(ep, y, O, P, q0, nq, gr * og, og);
         }
     }
 }

@@ -215,18 +215,43 @@ static void pk_store_tile(long m, long n, const float *acc, float *c, long rs, l
         }
 }
 
-/* C[i, j] at c[i*rsc + j*csc] becomes alpha·(A·B)[i, j] + beta·C[i, j]. */
-static void pk_gemm_ab(long M, long N, long K,
+/* An epilogue: elementwise work on each finished part of C while it is still in L1 (the
+   fusion pass's `epilogue` groups; the renderer generates `fn` per group), called once per
+   MC×NC block of C as the block is finished in the last K block, while it is in L2: long
+   rows, so operands read along them stream (per NR-column strip, each of an MC-row strip's
+   rows is a stream of its own: slower on every shape measured). `fn` gets the part at c (rows rs
+   apart, columns contiguous) as rows i..i+m, columns j..j+n of image (batch) b of its
+   domain, and finds its other operands through `args`. Kernels that run
+   several GEMMs into one output say where each starts (b, i0); `swapped` marks a GEMM run
+   as Cᵀ = Bᵀ·Aᵀ, whose tile rows are the domain's columns. */
+typedef struct pk_epilogue {
+    void (*fn)(const struct pk_epilogue *e, float *c, long rs, long b, long i, long j, long m, long n);
+    void *const *args;
+    long b, i0;
+    int swapped;
+} pk_epilogue;
+
+PK_INLINE void pk_epilogue_tile(const pk_epilogue *e, float *c, long rs, long cs, long i, long j, long m, long n) {
+    if (e->swapped) e->fn(e, c, cs, e->b, e->i0 + j, i, n, m);
+    else e->fn(e, c, rs, e->b, e->i0 + i, j, m, n);
+}
+
+/* C[i, j] at c[i*rsc + j*csc] becomes alpha·(A·B)[i, j] + beta·C[i, j]; then the epilogue
+   `ep` (may be null) runs on each tile of C in the last K block. */
+static void pk_gemm_ep(long M, long N, long K,
                        const float *a, long rsa, long csa,
                        const float *b, long rsb, long csb,
-                       float *c, long rsc, long csc, float alpha, float beta, float *work) {
+                       float *c, long rsc, long csc, float alpha, float beta, float *work, const pk_epilogue *ep) {
     if (K == 0) {
         for (long i = 0; i < M; i++)
             for (long j = 0; j < N; j++) c[i * rsc + j * csc] = beta != 0.0f ? beta * c[i * rsc + j * csc] : 0.0f;
+        if (ep) pk_epilogue_tile(ep, c, rsc, csc, 0, 0, M, N);
         return;
     }
     if (PK_DIRECT_A && M < PK_SWAP_BELOW && N > M && rsb == 1 && csb != 1) {  /* Cᵀ = Bᵀ·Aᵀ */
-        pk_gemm_ab(N, M, K, b, csb, rsb, a, csa, rsa, c, csc, rsc, alpha, beta, work);
+        pk_epilogue t;
+        if (ep) { t = *ep; t.swapped = !ep->swapped; }
+        pk_gemm_ep(N, M, K, b, csb, rsb, a, csa, rsa, c, csc, rsc, alpha, beta, work, ep ? &t : NULL);
         return;
     }
     long mc_max = pk_min(pk_round_up(M, PK_MR), PK_MC);
@@ -260,9 +285,16 @@ static void pk_gemm_ab(long M, long N, long K,
                         if (!whole) pk_store_tile(m, n, acc, ct, rsc, csc, alpha, be);
                     }
                 }
+                if (ep && pc + kc == K)  /* the MC×NC block is final */
+                    pk_epilogue_tile(ep, c + ic * rsc + jc * csc, rsc, csc, ic, jc, mc, nc);
             }
         }
     }
+}
+
+static void pk_gemm_ab(long M, long N, long K, const float *a, long rsa, long csa, const float *b, long rsb,
+                       long csb, float *c, long rsc, long csc, float alpha, float beta, float *work) {
+    pk_gemm_ep(M, N, K, a, rsa, csa, b, rsb, csb, c, rsc, csc, alpha, beta, work, NULL);
 }
 
 /* C = A·B, or C += A·B when `accumulate`. */

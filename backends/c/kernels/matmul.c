@@ -2,9 +2,9 @@
    Batch strides are 0 where an operand broadcasts; matrices may be strided (a transposed
    key in attention is only swapped strides).
    requires: gemm */
-static void pk_matmul(long nb, const long *bshape, const long *sa, const long *sb, const long *sc,
-                      long M, long N, long K, const float *a, long rsa, long csa,
-                      const float *b, long rsb, long csb, float *c, float *work) {
+static void pk_matmul_ep(long nb, const long *bshape, const long *sa, const long *sb, const long *sc,
+                         long M, long N, long K, const float *a, long rsa, long csa,
+                         const float *b, long rsb, long csb, float *c, float *work, const pk_epilogue *ep) {
     long total = 1;
     for (long d = 0; d < nb; d++) total *= bshape[d];
     for (long t = 0; t < total; t++) {
@@ -14,6 +14,13 @@ static void pk_matmul(long nb, const long *bshape, const long *sa, const long *s
             r /= bshape[d];
             oa += i * sa[d]; ob += i * sb[d]; oc += i * sc[d];
         }
-        pk_gemm(M, N, K, a + oa, rsa, csa, b + ob, rsb, csb, c + oc, N, 1, 0, work);
+        pk_epilogue e;  /* the epilogue's batch index is the flat one, t */
+        if (ep) { e = *ep; e.b = t; }
+        pk_gemm_ep(M, N, K, a + oa, rsa, csa, b + ob, rsb, csb, c + oc, N, 1, 1.0f, 0.0f, work, ep ? &e : NULL);
     }
+}
+static void pk_matmul(long nb, const long *bshape, const long *sa, const long *sb, const long *sc,
+                      long M, long N, long K, const float *a, long rsa, long csa,
+                      const float *b, long rsb, long csb, float *c, float *work) {
+    pk_matmul_ep(nb, bshape, sa, sb, sc, M, N, K, a, rsa, csa, b, rsb, csb, c, work, NULL);
 }

@@ -1,9 +1,12 @@
 // RUN: pock-opt %s -p fusion | filecheck %s
 // RUN: pock-opt %s -p "fusion{updates=false}" | filecheck %s --check-prefix=NOUPD
 // RUN: pock-opt %s -p "fusion{head_bytes=0}" | filecheck %s --check-prefix=HEAD
+// RUN: pock-opt %s -p "fusion{epilogues=false}" | filecheck %s --check-prefix=NOEPI
 
-// The MLP step of autodiff (SGD with momentum). Elementwise chains become one loop nest
-// each (bias add + ReLU; the ReLU backward's compare + select); each weight gradient and
+// The MLP step of autodiff (SGD with momentum). A linear with the elementwise chain on its
+// output (bias add + ReLU) becomes an `epilogue` group: the GEMM applies the chain to each
+// output tile; so does dx = dz·W with the ReLU backward's compare + select. Without
+// epilogues those chains are one loop nest each (elementwise groups). Each weight gradient and
 // its SGD update become an `update` group, whose GEMM accumulates straight into the
 // momentum buffer. With head_bytes=0 the classifier counts as a big vocabulary head: its
 // linear, bias, loss, loss backward and every use of the logits' gradient (bias gradient,
@@ -67,14 +70,21 @@ builtin.module {
   }
 }
 
-// CHECK:      train.linear
-// CHECK-NEXT: train.fused(%{{.*}}) {kind = "elementwise"}
+// CHECK:      train.fused(%{{.*}}) {kind = "epilogue"}
 // CHECK-NEXT: ^{{.*}}:
+// CHECK-NEXT:   train.linear
 // CHECK-NEXT:   train.add
 // CHECK-NEXT:   train.relu
 // CHECK-NEXT:   train.yield
-// CHECK:      train.fused(%{{.*}}) {kind = "elementwise"}
+// CHECK:      train.fused(%{{.*}}) {kind = "epilogue"}
 // CHECK-NEXT: ^{{.*}}:
+// CHECK-NEXT:   train.linear
+// CHECK-NEXT:   train.add
+// CHECK-NEXT:   train.yield
+// CHECK:      train.cross_entropy
+// CHECK:      train.fused(%{{.*}}) {kind = "epilogue"}
+// CHECK-NEXT: ^{{.*}}:
+// CHECK-NEXT:   train.matmul
 // CHECK-NEXT:   train.gt
 // CHECK-NEXT:   train.where
 // CHECK-NEXT:   train.yield
@@ -101,3 +111,16 @@ builtin.module {
 // HEAD-NEXT:   train.yield
 // HEAD:      train.where
 // HEAD:      func.return %loss
+
+// NOEPI-NOT:  kind = "epilogue"
+// NOEPI:      train.linear
+// NOEPI-NEXT: train.fused(%{{.*}}) {kind = "elementwise"}
+// NOEPI-NEXT: ^{{.*}}:
+// NOEPI-NEXT:   train.add
+// NOEPI-NEXT:   train.relu
+// NOEPI-NEXT:   train.yield
+// NOEPI:      train.matmul
+// NOEPI:      train.fused(%{{.*}}) {kind = "elementwise"}
+// NOEPI-NEXT: ^{{.*}}:
+// NOEPI-NEXT:   train.gt
+// NOEPI-NEXT:   train.where
