@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from pockengine.backends.lowering.linalg import conv_plan
 from pockengine.backends.targets import COMMON_FLAGS, get_target
+from test_gemm import GUARDED_OPERANDS
 from test_gemm import build as build_driver
 
 DRIVER = r"""
@@ -33,21 +34,7 @@ DRIVER = r"""
 
 /* records: 18 geometry int64, workspace floats, sizes of x, w, dy; alpha, beta (float32);
    x, w, dy, dw (float32). Out per record: canary intact (int64), y, dx, dw. */
-static float *get(FILE *f, long n, size_t *mapped) {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE), bytes = (size_t)n * sizeof(float);
-    *mapped = (bytes + page - 1) / page * page + page;
-    char *base = mmap(NULL, *mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED || mprotect(base + *mapped - page, page, PROT_NONE)) exit(5);
-    float *p = (float *)(base + *mapped - page - bytes);
-    if (f && fread(p, sizeof(float), (size_t)n, f) != (size_t)n) exit(3);
-    if (!f) for (long i = 0; i < n; i++) p[i] = NAN;
-    return p;
-}
-static void put(float *p, long n, size_t mapped, FILE *out) {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    if (out) fwrite(p, sizeof(float), (size_t)n, out);
-    munmap((char *)(p + n) + page - mapped, mapped);
-}
+""" + GUARDED_OPERANDS + r"""
 int main(int argc, char **argv) {
     if (argc != 3) return 2;
     FILE *in = fopen(argv[1], "rb"), *out = fopen(argv[2], "wb");

@@ -17,6 +17,28 @@ from pockengine.backends.c_renderer import KERNEL_DIR
 from pockengine.backends.lowering.linalg import gemm_workspace
 from pockengine.backends.targets import COMMON_FLAGS, get_target
 
+# Operands for the C test drivers: n floats ending right before an inaccessible page (a read
+# or write past an operand faults); get reads them from f, or fills them with NaN when f is
+# NULL (an output whose every element must be written); put writes them to out (if any) and
+# unmaps them.
+GUARDED_OPERANDS = r"""
+static float *get(FILE *f, long n, size_t *mapped) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), bytes = (size_t)n * sizeof(float);
+    *mapped = (bytes + page - 1) / page * page + page;
+    char *base = mmap(NULL, *mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED || mprotect(base + *mapped - page, page, PROT_NONE)) exit(5);
+    float *p = (float *)(base + *mapped - page - bytes);
+    if (f && fread(p, sizeof(float), (size_t)n, f) != (size_t)n) exit(3);
+    if (!f) for (long i = 0; i < n; i++) p[i] = NAN;
+    return p;
+}
+static void put(float *p, long n, size_t mapped, FILE *out) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (out) fwrite(p, sizeof(float), (size_t)n, out);
+    munmap((char *)(p + n) + page - mapped, mapped);
+}
+"""
+
 DRIVER = r"""
 #define _DEFAULT_SOURCE
 #include <stdio.h>
@@ -28,24 +50,11 @@ DRIVER = r"""
 #include "matmul.c"
 #include "linear.c"
 #include "linear_backward_weight.c"
+""" + GUARDED_OPERANDS + r"""
 
 /* records: 24 int64 (op, M, N, K, six strides, batch dims, shape[2], sa[2], sb[2], sc[2],
    has_ab, sizes of a, b, c, workspace floats), alpha, beta, then a, b, c as float32.
    Out per record: canary intact (int64), then c. */
-/* n floats ending right before an inaccessible page: a read past an operand faults */
-static float *get(FILE *f, long n, size_t *mapped) {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE), bytes = (size_t)n * sizeof(float);
-    *mapped = (bytes + page - 1) / page * page + page;
-    char *base = mmap(NULL, *mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED || mprotect(base + *mapped - page, page, PROT_NONE)) exit(5);
-    float *p = (float *)(base + *mapped - page - bytes);
-    if (fread(p, sizeof(float), (size_t)n, f) != (size_t)n) exit(3);
-    return p;
-}
-static void put(float *p, long n, size_t mapped) {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    munmap((char *)(p + n) + page - mapped, mapped);
-}
 int main(int argc, char **argv) {
     if (argc != 3) return 2;
     FILE *in = fopen(argv[1], "rb"), *out = fopen(argv[2], "wb");
@@ -68,8 +77,7 @@ int main(int argc, char **argv) {
         long intact = 1;
         for (long i = 0; i < 16; i++) intact &= work[ws + i] == 1234.5f;
         fwrite(&intact, sizeof(long), 1, out);
-        fwrite(c, sizeof(float), (size_t)p[22], out);
-        put(a, p[20], ma); put(b, p[21], mb); put(c, p[22], mc);
+        put(c, p[22], mc, out); put(a, p[20], ma, NULL); put(b, p[21], mb, NULL);
         free(work);
     }
     fclose(out);
