@@ -32,6 +32,7 @@ from pockengine.backends.kernel_ir import (
     Map,
     View,
     broadcast_strides,
+    collapse,
 )
 
 KERNEL_DIR = Path(__file__).parent / "c" / "kernels"
@@ -99,24 +100,6 @@ def c_float(x: float) -> str:
     if math.isinf(x):
         return "INFINITY" if x > 0 else "(-INFINITY)"
     return f"{x!r}f" if "e" in repr(x) or "." in repr(x) else f"{x!r}.0f"
-
-
-def collapse(shape, strides_list) -> tuple[list[int], list[list[int]]]:
-    """Drop size-1 dims and merge neighbours that every operand walks as one."""
-    dims: list[int] = []
-    sts: list[list[int]] = [[] for _ in strides_list]
-    for i, d in enumerate(shape):
-        if d == 1:
-            continue
-        if dims and all(s[-1] == st[i] * d for s, st in zip(sts, strides_list)):
-            dims[-1] *= d
-            for s, st in zip(sts, strides_list):
-                s[-1] = st[i]
-            continue
-        dims.append(d)
-        for s, st in zip(sts, strides_list):
-            s.append(st[i])
-    return dims, sts
 
 
 @dataclass

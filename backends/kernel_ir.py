@@ -124,6 +124,24 @@ def broadcast_strides(view: View, shape) -> tuple[int, ...]:
     return tuple(out)
 
 
+def collapse(shape, strides_list) -> tuple[list[int], list[list[int]]]:
+    """Drop size-1 dims and merge neighbours that every operand walks as one."""
+    dims: list[int] = []
+    sts: list[list[int]] = [[] for _ in strides_list]
+    for i, d in enumerate(shape):
+        if d == 1:
+            continue
+        if dims and all(s[-1] == st[i] * d for s, st in zip(sts, strides_list)):
+            dims[-1] *= d
+            for s, st in zip(sts, strides_list):
+                s[-1] = st[i]
+            continue
+        dims.append(d)
+        for s, st in zip(sts, strides_list):
+            s.append(st[i])
+    return dims, sts
+
+
 @dataclass(frozen=True)
 class IntArray:
     """A small constant int64 array argument (shapes, strides) printed as a static table."""

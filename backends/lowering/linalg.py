@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from pockengine.backends.kernel_ir import View, contiguous_strides
+from pockengine.backends.kernel_ir import View, broadcast_strides, collapse, contiguous_strides
 from pockengine.ir.ops import linalg as L
 from pockengine.passes.lower_to_kernels import lowers
 
@@ -153,13 +153,8 @@ def lower_conv2d(lw, op):
 
 def _flat_stride(dims, strides) -> int | None:
     """The one stride that walks `dims` (row-major) as a single index, or None."""
-    kept = [(d, s) for d, s in zip(dims, strides) if d != 1]
-    step, size = (kept[-1][1] if kept else 0), 1
-    for d, s in reversed(kept):
-        if s != step * size:
-            return None
-        size *= d
-    return step
+    kept, (sts,) = collapse(dims, [strides])
+    return None if len(kept) > 1 else sts[0] if kept else 0
 
 
 class EpilogueWalk:
@@ -174,8 +169,6 @@ class EpilogueWalk:
         self.shape = (math.prod(self.out_shape[:b]), math.prod(self.out_shape[b:r]), math.prod(self.out_shape[r:]))
 
     def __call__(self, v: View) -> View | None:
-        from pockengine.backends.kernel_ir import broadcast_strides
-
         st = broadcast_strides(v, self.out_shape)
         b, r = self.split
         sts = [_flat_stride(self.out_shape[a:z], st[a:z]) for a, z in ((0, b), (b, r), (r, len(st)))]
