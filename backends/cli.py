@@ -1,11 +1,14 @@
 """`pockengine compile` and `pockengine train`: the C project from the command line.
 
     pockengine compile MODEL --scheme S.pock --target c|arm64 -o OUT    write the C project
+    pockengine compile MODEL --emit fusion                              print the train IR after fusion
+    pockengine compile MODEL --print-pipeline                           print the recipe (for pock-opt -p)
     pockengine train OUT --data batches.npz --steps 20                  build it, run it
 
 MODEL is a program directory (model.mlir + weights.safetensors), an .onnx file or
 `module.py:factory`. Without a @train_step the program first goes through autodiff with
---loss/--optimizer/--lr/... (and sparse-backprop with --scheme). The .npz holds the
+--loss/--optimizer/--lr/... (and sparse-backprop with --scheme): the recipe of
+pockengine/pipeline.py, whose every stage `--emit STAGE` prints. The .npz holds the
 train_step inputs in order (`x`, `y`, or arr_0, arr_1, ...): arrays of many samples are cut
 into batches of the compiled batch size.
 """
@@ -19,29 +22,42 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from pockengine.tools import UserError
+
+from ..tools import UserError
+
+
+LOSSES = ("cross_entropy", "mse", "next_token")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     if parser.prog.split()[-1] == "train":
         parser.add_argument("project", help="a directory written by `pockengine compile`")
-        parser.add_argument("--data", required=True, help=".npz with the train_step inputs")
-        parser.add_argument("--steps", type=int, default=10)
+        parser.add_argument("--data", required=True, metavar="D.npz",
+                            help="an .npz with arrays x (samples) and y (labels), one row per sample, cut into "
+                                 "batches of the compiled batch size (pockengine/data.py; a step of other than "
+                                 "two inputs reads arr_0, arr_1, ...)")
+        parser.add_argument("--steps", type=int, default=10, help="training steps (default %(default)s)")
         parser.add_argument("-o", "--output", help="write the trained program (model + weights) here")
         parser.add_argument("--openmp", action="store_true", help="build with OpenMP threads")
         return
     parser.add_argument("model", help="program directory, .onnx file or module.py:factory")
-    parser.add_argument("-o", "--output", required=True, help="directory for the C project")
-    parser.add_argument("--target", default="c", help="c (host) or arm64")
+    parser.add_argument("-o", "--output", help="directory for the project (required unless --emit/--print-pipeline)")
+    parser.add_argument("--target", default="c", help="c (host), arm64, or another of backends/__init__.py's TARGETS")
     parser.add_argument("--scheme", help="sparse update scheme: a .pock/.json file or inline text")
-    parser.add_argument("--loss", default="cross_entropy")
-    parser.add_argument("--optimizer", default="sgd")
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--momentum", type=float, default=0.0)
-    parser.add_argument("--weight-decay", type=float, default=0.0)
+    # the choices are passes/autodiff.py's LOSSES and OPTIMIZERS (tests/tools/test_cli_help.py checks)
+    parser.add_argument("--loss", default="cross_entropy", choices=LOSSES,
+                        help="the loss appended to @forward (default %(default)s)")
+    parser.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="(default %(default)s)")
+    parser.add_argument("--lr", type=float, default=0.01, metavar="LR", help="learning rate (default %(default)s)")
+    parser.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default %(default)s)")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="(default %(default)s)")
     parser.add_argument("--no-optimize", action="store_true", help="skip operator-reordering and fusion")
-    parser.add_argument("--emit", choices=["c", "kernels"], default="c",
-                        help="kernels: print the kernel IR instead of writing the project")
+    parser.add_argument("--emit", metavar="STAGE", help="print the IR or source after STAGE instead of writing the "
+                        "project: import, slice-propagation, autodiff, sparse-backprop, dead-gradient-elimination, "
+                        "operator-reordering, fusion, lower-to-kernels, memory-plan (alias: kernels), emit")
+    parser.add_argument("--print-pipeline", action="store_true",
+                        help="print the recipe as a pass pipeline that `pock-opt -p` accepts, and exit")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,64 +65,77 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_model(ref: str):
-    from pockengine import Program
+    from .. import Program
 
     path = Path(ref)
     if path.is_dir():
         return Program.load(path)
     if ref.endswith(".onnx"):
-        from pockengine.frontends import from_onnx
+        from ..frontends import from_onnx
 
         return from_onnx(ref)
     if ".py:" in ref:
-        from pockengine.frontends import _call_factory, from_torch
+        from ..frontends import _call_factory, from_torch
 
         module, example = _call_factory(ref)
         return from_torch(module, example)
     raise UserError(f"{ref}: not a program directory, .onnx file or module.py:factory")
 
 
-def compile_project(args: argparse.Namespace) -> int:
-    from pockengine.backends.project import write_project
-    from pockengine.backends.runtime import training_pipeline
-    from pockengine.backends.targets import get_target
-    from pockengine.passes import run_pipeline
-    from pockengine.passes.lower_to_kernels import lower_program
-    from pockengine.passes.memory_plan import memory_summary
+EMIT_ALIASES = {"kernels": "memory-plan", "c": "emit"}
 
+
+def compile_project(args: argparse.Namespace) -> int:
+    from .. import pipeline
+    from .memory_plan import memory_summary
+    from .project import write_project
+
+    stop = EMIT_ALIASES.get(args.emit, args.emit) if args.emit else None
+    if stop is not None and stop not in pipeline.STAGES[:-1]:
+        raise UserError(f"--emit {args.emit}: not a stage; the stages: {', '.join(pipeline.STAGES[:-1])} "
+                        f"(kernels = memory-plan)")
+    if stop is None and not args.print_pipeline and not args.output:
+        raise UserError("-o/--output is required to write the project (or print a stage with --emit STAGE)")
     try:
-        target = get_target(args.target)
+        from . import get_target
+
+        get_target(args.target)
     except ValueError as e:
         raise UserError(str(e)) from None
     prog = load_model(args.model)
-    if "train_step" not in prog.functions():
-        hyper = {"lr": args.lr}
-        if args.momentum:
-            hyper["momentum"] = args.momentum
-        if args.weight_decay:
-            hyper["weight_decay"] = args.weight_decay
-        run_pipeline(prog, training_pipeline(args.loss, args.optimizer, args.scheme, **hyper))
-    elif args.scheme:
+    hyper = {"lr": args.lr}
+    if args.momentum:
+        hyper["momentum"] = args.momentum
+    if args.weight_decay:
+        hyper["weight_decay"] = args.weight_decay
+    derive = "train_step" not in prog.functions()
+    if not derive and args.scheme:
         raise UserError("the model already has a @train_step; a scheme applies while deriving it")
-    if not args.no_optimize:
-        run_pipeline(prog, "operator-reordering,fusion")
-    kp = lower_program(prog)
-    if args.emit == "kernels":
-        sys.stdout.write(str(kp))
+    recipe = pipeline.Recipe(args.loss if derive else None, args.optimizer if derive else None, args.scheme,
+                             hyper if derive else {}, not args.no_optimize, args.target)
+    if args.print_pipeline:
+        print(recipe.pipeline(has_train_step=not derive))
         return 0
-    out = write_project(args.output, kp, target, prog.weights, title=Path(args.model).name)
-    (out / "model.mlir").write_text(str(prog.module) + "\n")
+    title = Path(args.model).name
+    r = pipeline.run(prog, recipe, stop or "emit", title=title)
+    if stop is not None:
+        sys.stdout.write(r.text())
+        return 0
+    kp, target = r.kernels, r.target
+    out = write_project(args.output, kp, target, r.program.weights, title=title)
+    (out / "model.mlir").write_text(str(r.program.module) + "\n")
     mem = memory_summary(kp) if "train_step" in kp.functions else {"arena": kp.arena_bytes}
     print(f"wrote {out} (target {target.name}); planned bytes: " + ", ".join(f"{k} {v}" for k, v in mem.items()))
     return 0
 
 
 def batches_from_npz(path: str, layout: dict) -> list[list[np.ndarray]]:
+    from ..data import as_input, step_arrays  # the one .npz format of `train` and `search`
+
     inputs = layout["functions"]["train_step"]["inputs"]
-    with np.load(path) as f:
-        names = list(f.files)
-        order = [n for n in ("x", "y") if n in names] if {"x", "y"} <= set(names) else sorted(names)
-        arrays = [f[n] for n in order]
+    names = ["x", "y"] if len(inputs) == 2 else [f"arr_{i}" for i in range(len(inputs))]
+    arrays = [as_input(path, n, a, spec["dtype"])
+              for n, a, spec in zip(names, step_arrays(path, len(inputs)), inputs)]
     if len(arrays) != len(inputs):
         raise UserError(f"{path}: {len(arrays)} arrays, train_step takes {len(inputs)} inputs")
     counts = set()
@@ -125,7 +154,7 @@ def batches_from_npz(path: str, layout: dict) -> list[list[np.ndarray]]:
 
 
 def train(args: argparse.Namespace) -> int:
-    from pockengine.backends.project import write_data
+    from .project import write_data
 
     project = Path(args.project)
     if not (project / "layout.json").is_file():
@@ -142,8 +171,8 @@ def train(args: argparse.Namespace) -> int:
     if res.returncode:
         return res.returncode
     if args.output:
-        from pockengine import Program
-        from pockengine.backends.project import read_weights_layout
+        from .. import Program
+        from .project import read_weights_layout
 
         prog = Program.parse((project / "model.mlir").read_text(), name=str(project / "model.mlir"))
         prog.weights = read_weights_layout(project / "trained.bin", layout)

@@ -5,12 +5,13 @@ Below the `train` dialect a function is a straight list of steps over typed *vie
 from the memory planner), `params` (weights and optimizer state, one blob saved and loaded
 as a file), a function `input`/`output` argument, or a `const` table. Steps are
 
-    call conv2d.pk_conv2d(%s3[1x16x8x8], @features.0.weight, 8, 3, ...)   a library kernel
+    call conv2d(geometry=[..], x=%a0[1x16x8x8xf32], w=@conv.weight[..], ...)  a library op
     map [8x32] (%s4, @fc1.bias[b]) -> (%s5) { add; relu }                 a generated loop nest
 
-(a copy is a map with an empty body, a fill a map of one constant). A backend is a printer
-over these two step kinds plus the kernel library
-(backends/c/kernels/<op>.c); it makes no decisions of its own. `str(program)` gives the
+(a copy is a map with an empty body, a fill a map of one constant). A call names a library
+op and its operands, not a symbol: the target's kernel library (backends/target.py) maps it
+to a kernel and an argument order. A backend is a printer over these two step kinds plus
+that library; it makes no decisions of its own. `str(program)` gives the
 listing that `pock-opt --emit kernels` and `pockengine compile --emit kernels` show.
 """
 
@@ -151,18 +152,25 @@ class IntArray:
 
 @dataclass(eq=False)
 class Call:
-    """A library kernel: `fn` defined in backends/c/kernels/<kernel>.c."""
+    """A library op: `op` names what it computes (`conv2d`, `linear`, `softmax`, ...),
+    `variant` a form of it (an index dtype `i32`, `log` softmax, an epilogue `ep`), and
+    `operands` its named operands. Which kernel implements it, under which symbol and with
+    which argument order, is the target's kernel library's business (backends/target.py)."""
 
-    kernel: str
-    fn: str
-    args: list  # View | int | float | IntArray | None | Epilogue
+    op: str
+    operands: dict  # name → View | int | float | IntArray | None | Epilogue
     reads: list[View]
     writes: list[View]
     inplace: list[tuple[int, int]] = field(default_factory=list)  # (write i, read j) may share storage
     origin: str = ""
+    variant: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.op}.{self.variant}" if self.variant else self.op
 
     def __str__(self) -> str:
-        return f"call {self.kernel}.{self.fn}({', '.join(_arg(a) for a in self.args)})"
+        return f"call {self.name}({', '.join(f'{k}={_arg(a)}' for k, a in self.operands.items())})"
 
 
 @dataclass(frozen=True)
@@ -290,12 +298,13 @@ class KernelProgram:
     consts: list[Storage]
     memory: dict = field(default_factory=dict)
 
-    def kernels_used(self) -> list[str]:
+    def ops_used(self) -> list[tuple[str, str]]:
+        """(library op, variant) of every call, in first-use order."""
         names = []
         for f in self.functions.values():
             for s in f.steps:
-                if isinstance(s, Call) and s.kernel not in names:
-                    names.append(s.kernel)
+                if isinstance(s, Call) and (s.op, s.variant) not in names:
+                    names.append((s.op, s.variant))
         return names
 
     def __str__(self) -> str:

@@ -20,11 +20,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from pockengine.backends.kernel_ir import NUMPY, KernelProgram
+
+from .kernel_ir import NUMPY, KernelProgram
 
 WEIGHTS_MAGIC = b"PKWTS001"
 DATA_MAGIC = b"PKDATA01"
-C_DIR = Path(__file__).parent / "c"
 
 
 def blob_bytes(kp: KernelProgram) -> int:
@@ -122,7 +122,8 @@ def layout(kp: KernelProgram, target=None) -> dict:
 
 def write_project(out_dir, kp: KernelProgram, target, weights: dict[str, np.ndarray] | None = None,
                   title: str = "model") -> Path:
-    """Write the C project for `target` (backends/targets.py) into out_dir (replaced whole)."""
+    """Write the project for `target` (backends/target.py) into out_dir (replaced whole): the
+    generated sources, the target's own files (runner, Makefile), layout.json, weights.bin."""
     out = Path(out_dir).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -131,8 +132,9 @@ def write_project(out_dir, kp: KernelProgram, target, weights: dict[str, np.ndar
         for name, text in files.items():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_text(text)
-        shutil.copy(C_DIR / "main.c", tmp / "main.c")
-        (tmp / "Makefile").write_text(target.makefile())
+        for name, text in target.project_files(target).items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_text(text)
         (tmp / "layout.json").write_text(json.dumps(layout(kp, target), indent=1) + "\n")
         if weights is not None:
             write_weights(tmp / "weights.bin", kp, weights)

@@ -21,9 +21,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pockengine.backends.c_renderer import KERNEL_DIR
-from pockengine.backends.lowering.linalg import conv_plan
-from pockengine.backends.targets import get_target
+from pockengine.backends.c.library import KERNEL_DIR
+from pockengine.backends.c.library import CKernelLibrary
+from pockengine.backends import get_target
 
 # (C, H, W, stride, layers) of W1's depthwise 3×3 convolutions, padding 1
 SHAPES = [(16, 64, 64, 1, 1), (48, 64, 64, 2, 1), (48, 32, 32, 1, 1), (48, 32, 32, 2, 1), (96, 16, 16, 1, 2),
@@ -104,8 +104,8 @@ def main():
         ho, wo = (h + 2 - 3) // s + 1, (w + 2 - 3) // s + 1
         props = SimpleNamespace(groups=c, stride=(s, s), padding=(1, 1, 1, 1), dilation=(1, 1))
         xs, ws, ys = (BATCH, c, h, w), (c, 1, 3, 3), (BATCH, c, ho, wo)
-        geom, work = conv_plan("forward", xs, ws, props, ys)
-        work = max(work, *(conv_plan(k, xs, ws, props, ys)[1] for k in ("input", "weight")))
+        geom, work = CKernelLibrary().conv_plan("forward", xs, ws, props, ys)
+        work = max(work, *(CKernelLibrary().conv_plan(k, xs, ws, props, ys)[1] for k in ("input", "weight")))
         g = np.array(geom, np.int64)
         rng = np.random.default_rng(0)
         x, wt, y = (rng.standard_normal(sh).astype(np.float32) for sh in (xs, ws, ys))

@@ -157,7 +157,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from pockengine.backends.targets import COMMON_FLAGS
+    from pockengine.backends.c.toolchain import COMMON_FLAGS
 
     lib = build(args.kernels, [*COMMON_FLAGS, "-march=native"])
     rng = np.random.default_rng(0)

@@ -73,15 +73,14 @@ class TorchRun:
 
 class OursRun:
     def __init__(self, program, kind, scheme_text, labels, inputs, profile=False):
-        from pockengine.backends.runtime import compile as pk_compile
-        from pockengine.backends.runtime import training_pipeline
-        from pockengine.passes import cost, run_pipeline
+        from pockengine.passes import cost
+        from pockengine.pipeline import compile as pk_compile
+        from pockengine.pipeline import training_program
 
         t0 = time.perf_counter()
         self.trainer = pk_compile(program, loss=kind, optimizer="sgd", scheme=scheme_text, profile=profile, **SGD)
         self.compile_s = time.perf_counter() - t0
-        plain = program.copy()
-        run_pipeline(plain, training_pipeline(kind, "sgd", scheme_text, **SGD))
+        plain = training_program(program, kind, "sgd", scheme_text, **SGD)
         self.flops = cost(plain).functions["train_step"].total_flops
         self.args = [*(a.numpy() for a in inputs), labels.numpy()]
 

@@ -1,10 +1,10 @@
-"""Compiled trainers for the demo: the training pipeline from Python, then the C backend.
+"""Compiled trainers for the demo: the compile recipe (pockengine/pipeline.py) from Python.
 
-    autodiff{loss=... optimizer=... lr=...},sparse-backprop{scheme="s.pock"},dead-gradient-elimination
+    slice-propagation,autodiff{loss=... optimizer=... lr=...},sparse-backprop{scheme="s.pock"},
+    dead-gradient-elimination,operator-reordering,fusion,lower-to-kernels{target=c},memory-plan{target=c}
 
-runs on a copy of the imported program (the same pipeline string works in `pock-opt -p`), and
-`pockengine.compile` turns the resulting @train_step into a shared library (reordering, fusion
-and the memory plan happen there).
+is the recipe `pockengine.compile` runs on a copy of the imported program (the same string
+works in `pock-opt -p`), then emit and build turn the @train_step into a shared library.
 """
 
 from __future__ import annotations
@@ -13,18 +13,15 @@ from pathlib import Path
 
 
 def pipeline(loss: str, optimizer: str, scheme: Path | None = None, **hyper) -> str:
-    opts = " ".join(f"{k}={v}" for k, v in {"loss": loss, "optimizer": optimizer, **hyper}.items())
-    spec = f"autodiff{{{opts}}}"
-    if scheme is not None:
-        spec += f',sparse-backprop{{scheme="{scheme}"}},dead-gradient-elimination'
-    return spec
+    """The printed recipe of `compile_trainer`."""
+    from ..pipeline import Recipe
+
+    return Recipe(loss, optimizer, None if scheme is None else str(scheme), hyper).pipeline()
 
 
 def compile_trainer(program, loss: str, optimizer: str, scheme: Path | None = None, **hyper):
     """(Trainer, the pipeline string it ran)."""
-    from pockengine.backends.runtime import compile as compile_program
-    from pockengine.passes import run_pipeline
+    from ..pipeline import compile as compile_program
 
-    spec = pipeline(loss, optimizer, scheme, **hyper)
-    step = run_pipeline(program.copy(), spec)
-    return compile_program(step), spec
+    scheme = None if scheme is None else str(scheme)
+    return compile_program(program, loss, optimizer, scheme, **hyper), pipeline(loss, optimizer, scheme, **hyper)

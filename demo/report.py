@@ -78,10 +78,16 @@ def figures(results: list[Result], out_dir: Path, title: str, prefix: str = "",
     """`{prefix}loss.png` (loss per step, one line per run; beside it the held-out metric of runs
     that measured one along the way) and `{prefix}memory.png` (stacked bars of training memory
     by category)."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ModuleNotFoundError:
+        from pockengine.errors import UserError
 
+        raise UserError("the demo's figures need matplotlib, which is not installed: "
+                        "pip install 'pockengine[plot]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{prefix}loss.png", out_dir / f"{prefix}memory.png"]
@@ -100,6 +106,8 @@ def figures(results: list[Result], out_dir: Path, title: str, prefix: str = "",
            title=f"{title}: training loss")
     ax.grid(alpha=0.3)
     ax.legend()
+    for a in axes[0]:  # steps are whole numbers: no 2.5-step ticks on short runs
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     if with_evals:
         axes[0][1].set(xlabel="fine-tuning step", ylabel=eval_label, title=f"{title}: {eval_label}")
         axes[0][1].grid(alpha=0.3)

@@ -15,7 +15,27 @@ import sys
 import time
 from contextlib import contextmanager
 
-from tqdm import tqdm
+try:
+    from tqdm import tqdm
+except ModuleNotFoundError:  # bars are optional (`pip install tqdm`): the result lines stay the same
+    tqdm = None
+
+
+class _NoBar:
+    def __init__(self, **_):
+        pass
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+    def set_postfix_str(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
 
 
 class Steps:
@@ -29,7 +49,7 @@ class Steps:
     def step(self, title: str, total: int | None = None, unit: str = "it"):
         self.done += 1
         head = f"[{self.done}/{self.total}] {title}"
-        bar = tqdm(total=total, desc=head, unit=unit, leave=False, file=sys.stderr,
+        bar = (tqdm or _NoBar)(total=total, desc=head, unit=unit, leave=False, file=sys.stderr,
                    disable=None if self.bars is None else not self.bars, dynamic_ncols=True)
         bar.result = ""
         start = time.perf_counter()

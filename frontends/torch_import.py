@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import operator
 import re
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -162,33 +163,109 @@ def _dense(arr: np.ndarray, ty: TensorType) -> DenseIntOrFPElementsAttr:
 # --- the exported program → a train module ----------------------------------------------
 
 
+# ATen ops lowered here as they are, not through torch's decompositions: attention (its
+# decomposition breaks on GPT-2's views: "Cannot view a tensor with shape ... strides ...", and
+# the op is the unit a fused attention kernel wants) and softplus (whose decomposition
+# overflows exp in the branch `where` drops, making NaN gradients).
+KEEP = ("scaled_dot_product_attention", "softplus")
+
+
+def decompositions() -> dict:
+    """torch.export's core-ATen decomposition table without the ops of KEEP."""
+    table = torch.export.default_decompositions()
+    for op in list(table):
+        if op.name().split("::")[-1].split(".")[0] in KEEP:
+            del table[op]
+    return table
+
+
 def from_torch(module: torch.nn.Module, example_args, *, dynamic: bool = False) -> Program:
     """Import `module` called on `example_args` (a tuple) as a Program with `func.func @forward`.
 
     Shapes are specialized to the example inputs: the train dialect compiles for static shapes
     (PockEngine compiles the training graph ahead of time for one deployment shape), so
-    `dynamic=True` is refused with a clear error rather than silently specialized.
+    `dynamic=True` is refused with a clear error rather than silently specialized. Outputs that
+    are not tensors (a Hugging Face `DynamicCache` of keys and values) are dropped with a
+    warning: training does not read them. Tied parameters (GPT-2's `lm_head.weight` is
+    `transformer.wte.weight`) become one `train.param` that lists its other names (`aliases`).
+    `program.import_phases` holds the seconds of each import phase.
     """
     if dynamic:
         raise FrontendError("from_torch(dynamic=True): the train dialect has static shapes only; "
                             "import once per deployment shape (example_args fix every dimension)")
     args = tuple(example_args) if isinstance(example_args, (tuple, list)) else (example_args,)
+    times, t0 = {}, time.perf_counter()
     try:
         with warnings.catch_warnings():  # torch-internal deprecation notices, not the user's
             warnings.simplefilter("ignore", FutureWarning)
-            ep = torch.export.export(module, args).run_decompositions()
+            wrapper = _DropCaches(module)
+            ep = torch.export.export(wrapper, args)
+            times["torch.export"], t0 = time.perf_counter() - t0, time.perf_counter()
+            ep = ep.run_decompositions(decompositions())
+            times["decompositions"] = time.perf_counter() - t0
+    except FrontendError:
+        raise
     except Exception as e:  # export errors are long; keep the first lines
         msg = "\n".join(str(e).strip().splitlines()[:6])
         raise FrontendError(f"torch.export failed for {type(module).__name__}: {msg}") from e
-    return _Importer(ep, module).run()
+    for path, kind in wrapper.dropped.items():
+        warnings.warn(f"from_torch: dropped output {path} ({kind}): training does not use it "
+                      "(Hugging Face models: use_cache=False returns none)", stacklevel=3)
+    program = _Importer(ep, module, times).run()
+    program.import_phases = times
+    return program
+
+
+class _Dropped(dict):
+    """Survives torch.export restoring the module's state after tracing (a copy is itself)."""
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class _DropCaches(torch.nn.Module):
+    """Calls the module and replaces outputs torch.export cannot flatten (caches) by None.
+
+    The module is held outside the attribute tree (`_module_ref`): its parameters keep their
+    own names (`transformer.wte.weight`, not `module.transformer.wte.weight`)."""
+
+    def __init__(self, module):
+        super().__init__()
+        self._modules.update(module._modules)
+        self._parameters.update(module._parameters)
+        self._buffers.update(module._buffers)
+        self._non_persistent_buffers_set = set(module._non_persistent_buffers_set)
+        object.__setattr__(self, "_module_ref", module)
+        object.__setattr__(self, "dropped", _Dropped())  # output path → type name
+        self.training = module.training
+
+    def forward(self, *args):
+        from torch.utils import _pytree as pytree
+
+        out = self._module_ref(*args)
+        leaves, spec = pytree.tree_flatten_with_path(out)
+        kept = []
+        for path, leaf in leaves:
+            if leaf is None or isinstance(leaf, (torch.Tensor, int, float, bool)):
+                kept.append(leaf)
+                continue
+            self.dropped[pytree.keystr(path) or "(the result)"] = type(leaf).__name__
+            kept.append(None)
+        return pytree.tree_unflatten(kept, spec)
 
 
 class _Importer:
-    def __init__(self, ep, module: torch.nn.Module):
+    def __init__(self, ep, module: torch.nn.Module, times: dict | None = None):
+        from . import torch_nn_ops  # noqa: F401  (registers its lowerings in ATEN)
         from .torch_ops import ATEN, DROPPED
 
         self.ep, self.aten, self.dropped = ep, ATEN, DROPPED
+        self.times = times if times is not None else {}
         self.frozen = {n for n, p in module.named_parameters() if not p.requires_grad}
+        self.canonical = tied_names(module)
         self.params: dict[str, ParamOp] = {}
         self.weights: dict[str, np.ndarray] = {}
         self.env: dict[torch.fx.Node, object] = {}
@@ -204,8 +281,12 @@ class _Importer:
             spec = kinds[node.name]
             kind = spec.kind.name
             if kind in ("PARAMETER", "BUFFER"):
-                self._declare(spec.target, kind == "PARAMETER")
-                self.env[node] = _Param(spec.target)
+                name = self.canonical.get(spec.target, spec.target)
+                if name not in self.params:
+                    self._declare(name, kind == "PARAMETER")
+                if name != spec.target:
+                    self.params[name].add_alias(spec.target)
+                self.env[node] = _Param(name)
             elif kind == "CONSTANT_TENSOR":
                 self.env[node] = self.b.const(_numpy(self.ep.constants[spec.target]))
             elif kind == "USER_INPUT":
@@ -220,6 +301,7 @@ class _Importer:
                 raise FrontendError(f"input {node.name}: {kind} inputs are not supported")
         arg_types = [a.type for a in block.args]
         results = []
+        t0 = time.perf_counter()
         for node in self.ep.graph.nodes:
             if node.op == "call_function":
                 self._lower(node)
@@ -228,13 +310,16 @@ class _Importer:
         block.add_op(func.ReturnOp(*results))
         fn = func.FuncOp("forward", FunctionType.from_lists(arg_types, [r.type for r in results]), Region(block))
         module = ModuleOp([*self.params.values(), fn])
+        self.times["lowering"], t0 = time.perf_counter() - t0, time.perf_counter()
         canonicalize(module)
         assign_roles(module)
+        self.times["canonical forms"], t0 = time.perf_counter() - t0, time.perf_counter()
         program = Program(module, self.weights)
         try:
             program.verify()
         except VerifyException as e:  # a lowering built wrong IR: a frontend bug, say where
             raise FrontendError(f"imported IR does not verify: {e}") from e
+        self.times["verification"] = time.perf_counter() - t0
         return program
 
     # --- state ----------------------------------------------------------------------------
@@ -279,10 +364,10 @@ class _Importer:
             return
         fn = self.aten.get(node.target)
         if fn is None:
-            supported = ", ".join(sorted(str(k) for k in self.aten))
             hint = TRAINING_MODE_HINT if "functional" in str(node.target) or "dropout" in str(node.target) else ""
-            raise FrontendError(f"unsupported op {node.target} (node '{node.name}'){_where(node)}{hint}\n"
-                                f"supported ATen ops: {supported}")
+            raise FrontendError(f"unsupported op {node.target} (node '{node.name}'){_where(node)}{hint}; "
+                                f"pockengine.frontends.supported_ops('torch') lists the {len(self.aten)} "
+                                "supported ATen ops")
         args = torch.fx.node.map_arg(node.args, lambda n: self._value(n, node))
         kwargs = torch.fx.node.map_arg(node.kwargs, lambda n: self._value(n, node))
         self.b.node = node
@@ -314,6 +399,19 @@ class _Importer:
 @dataclass(frozen=True)
 class _Param:
     name: str
+
+
+def tied_names(module: torch.nn.Module) -> dict[str, str]:
+    """Every name of a tensor the module holds under several names → its first name (the one
+    `named_parameters()` keeps); tied names across parameters and buffers alike."""
+    first: dict[int, str] = {}
+    out: dict[str, str] = {}
+    named = [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
+    for name, t in named:
+        if t is None:
+            continue
+        out[name] = first.setdefault(id(t), name)
+    return {n: c for n, c in out.items() if n != c}
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:

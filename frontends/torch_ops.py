@@ -332,15 +332,19 @@ def layer_norm(b, x, normalized_shape, weight, bias, eps):
 
 @lower(aten.convolution.default)
 def convolution(b, x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
+    from .torch_nn_ops import conv3d, conv_transpose
+
     if transposed:
-        raise Unsupported("transposed convolution")
-    if len(shape(x)) == 3:  # conv1d as a conv2d of height 1
+        y = conv_transpose(b, x, w, stride, padding, dilation, output_padding, groups)
+    elif len(shape(x)) == 3:  # conv1d as a conv2d of height 1
         x, w = reshape(b, x, (*shape(x)[:2], 1, shape(x)[2])), reshape(b, w, (*shape(w)[:2], 1, shape(w)[2]))
         y = b.op(L.Conv2dOp, x, w, stride=[1, stride[0]], padding=[0, padding[0]], dilation=[1, dilation[0]],
                  groups=groups)
         y = reshape(b, y, (shape(y)[0], shape(y)[1], shape(y)[3]))
     elif len(shape(x)) == 4:
         y = b.op(L.Conv2dOp, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    elif len(shape(x)) == 5:
+        y = conv3d(b, x, w, stride, padding, dilation, groups)
     else:
         raise Unsupported(f"{len(shape(x)) - 2}-d convolution")
     if bias is None:

@@ -137,6 +137,10 @@ class Props:
         return to_python(pdef.default_value)
 
 
+# attributes passes attach to ops for the listings (memory-plan's `mem`, the kernel lowering's `kernel`)
+ANNOTATIONS = frozenset({"kernel", "mem"})
+
+
 class TrainOp(IRDLOperation):
     """Base of all `train` ops (not registered itself)."""
 
@@ -203,6 +207,7 @@ class TrainOp(IRDLOperation):
 
     # --- verification ---------------------------------------------------------
     def verify_(self) -> None:
+        self._verify_attributes()
         types = [o.type for o in self.operands]
         try:
             expected = self.checked_infer(types, self.p)
@@ -214,6 +219,17 @@ class TrainOp(IRDLOperation):
                 f"{self.name}: result types {_types(actual)} do not match the inferred "
                 f"{_types(expected)} for operands {_types(types)}"
             )
+
+    def _verify_attributes(self) -> None:
+        """Only properties carry meaning; an attribute that is not one is a mistake
+        (`train.relu {alpha = 3.0}`) unless it is a pass's annotation (ANNOTATIONS) or
+        dialect-prefixed like MLIR's discardable attributes (`pock.note = ...`)."""
+        for key in self.attributes:
+            if key in ANNOTATIONS or "." in key:
+                continue
+            defs = self.get_irdl_definition().properties
+            raise VerifyException(f"{self.name}: unknown attribute {key!r} (properties: {', '.join(defs) or 'none'}; "
+                                  f"other attributes need a dialect prefix, e.g. 'pock.{key}')")
 
     # --- assembly format ------------------------------------------------------
     def print(self, printer: Printer) -> None:

@@ -7,6 +7,7 @@ models) and `weights.safetensors` (one tensor per `train.param` symbol).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.parser import Parser
 from xdsl.utils.exceptions import ParseError, VerifyException
 
+from ..errors import UserError
 from . import types as T
 from .context import make_context
 from .interpreter import Interpreter
@@ -28,14 +30,71 @@ MODEL_FILE = "model.mlir"
 WEIGHTS_FILE = "weights.safetensors"
 
 
-class ProgramError(Exception):
+class ProgramError(UserError):
     """A program on disk or in memory is inconsistent; the message says where."""
 
 
+# IR text is bounded: reading /dev/zero or a multi-gigabyte file as IR is an error, not an OOM
+MAX_IR_BYTES = int(os.environ.get("POCKENGINE_MAX_IR_BYTES", 256 * 2**20))
+
+
+def read_ir(path: str | os.PathLike, stream=None) -> str:
+    """The text of an IR file (or of a binary `stream`, e.g. stdin), at most MAX_IR_BYTES, UTF-8
+    and free of NUL bytes; anything else is a ProgramError naming the file."""
+    name = str(path)
+    f = open(path, "rb") if stream is None else stream  # noqa: SIM115 (closed below)
+    try:
+        head = f.read(min(MAX_IR_BYTES + 1, 1 << 20))
+        if b"\0" in head:
+            raise ProgramError(f"{name}: binary data (NUL bytes), not IR text")
+        data = head + f.read(MAX_IR_BYTES + 1 - len(head)) if len(head) <= MAX_IR_BYTES else head
+    finally:
+        if stream is None:
+            f.close()
+    if len(data) > MAX_IR_BYTES:
+        raise ProgramError(f"{name}: larger than {MAX_IR_BYTES:,} bytes, the limit for IR text "
+                           "(set POCKENGINE_MAX_IR_BYTES to raise it)")
+    if b"\0" in data:
+        raise ProgramError(f"{name}: binary data (NUL bytes), not IR text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ProgramError(f"{name}:{line}: not UTF-8 text (byte {data[e.start]:#04x})") from None
+
+
+NESTING_LIMIT = 100  # bracket levels the parser follows (it needs several Python frames per level)
+
+
+def deep_nesting(text: str) -> tuple[int, int, int]:
+    """(line, col, depth): where the nesting of brackets first gets deeper than NESTING_LIMIT
+    (or is deepest), for the error about IR nested too deeply to parse."""
+    depth, deepest, where = 0, 0, 0
+    for m in re.finditer(r"[\[\]{}()<>]", text):
+        depth += 1 if m.group() in "[{(<" else -1
+        if depth > deepest:
+            deepest, where = depth, m.start()
+        if depth > NESTING_LIMIT:
+            break
+    return text.count("\n", 0, where) + 1, where - text.rfind("\n", 0, where), deepest
+
+
+def nesting_message(depth: int) -> str:
+    return f"nested too deeply to parse ({depth} levels of brackets here; IR may nest about {NESTING_LIMIT})"
+
+
+def nesting_error(text: str, name: str) -> str:
+    line, col, depth = deep_nesting(text)
+    return f"{name}:{line}:{col}: {nesting_message(depth)}"
+
+
 def parse_module(text: str, name: str = "<input>") -> ModuleOp:
-    """Parse IR text; raises xDSL's ParseError (with file:line:col) on bad input."""
-    module = Parser(make_context(), text, name).parse_module()
-    return module
+    """Parse IR text; raises xDSL's ParseError (with file:line:col) on bad input, and a
+    ProgramError for text nested too deeply to parse."""
+    try:
+        return Parser(make_context(), text, name).parse_module()
+    except RecursionError:
+        raise ProgramError(nesting_error(text, name)) from None
 
 
 class Program:
@@ -58,6 +117,12 @@ class Program:
 
     def trainable(self) -> list[str]:
         return [p.sym_name.data for p in self.params() if p.is_trainable]
+
+    def aliases(self) -> dict[str, str]:
+        """Other name → param name, for tensors the model held under several names (tied
+        weights: {"lm_head.weight": "transformer.wte.weight"}); a checkpoint writes each alias
+        with its param's value. From the `aliases` of each `train.param`."""
+        return {a: p.sym_name.data for p in self.params() for a in p.alias_names}
 
     # --- checks ----------------------------------------------------------------
     def verify(self) -> None:
@@ -105,16 +170,43 @@ class Program:
         model = d / MODEL_FILE
         if not model.is_file():
             raise ProgramError(f"{d}: no {MODEL_FILE}")
-        weights = load_file(str(d / WEIGHTS_FILE)) if (d / WEIGHTS_FILE).is_file() else {}
+        weights = load_weights(d / WEIGHTS_FILE) if (d / WEIGHTS_FILE).is_file() else {}
         try:
-            prog = cls(parse_module(model.read_text(), str(model)), weights)
+            prog = cls(parse_module(read_ir(model), str(model)), weights)
         except ParseError as e:
             raise ProgramError(str(e)) from None
+        prog.check_weights(str(d / WEIGHTS_FILE))
         return prog
+
+    def check_weights(self, source: str = "weights") -> None:
+        """Every value given for a declared parameter has its shape and dtype (a parameter
+        without a value is left to `verify`)."""
+        for p in self.params():
+            name = p.sym_name.data
+            if name not in self.weights:
+                continue
+            arr, want = self.weights[name], tuple(p.type.get_shape())
+            if tuple(arr.shape) != want:
+                raise ProgramError(f"{source}: tensor '{name}' has shape {T.fmt(arr.shape)}, "
+                                   f"the program declares {T.fmt(want)}")
+            if arr.dtype != T.numpy_dtype(p.type.element_type):
+                raise ProgramError(f"{source}: tensor '{name}' is {arr.dtype}, "
+                                   f"the program declares {p.type.element_type}")
 
     def save(self, directory: str | os.PathLike) -> None:
         """Write model.mlir + weights.safetensors atomically: the directory is complete or untouched."""
         save_program_files(directory, {MODEL_FILE: str(self.module) + "\n"}, self.weights)
+
+
+def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """A safetensors file's tensors; a truncated or garbage file is a ProgramError naming it."""
+    try:
+        return load_file(str(path))
+    except OSError:
+        raise
+    except Exception as e:  # safetensors raises SafetensorError (and others) for a bad header
+        raise ProgramError(f"{path}: not a readable safetensors file ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else 'corrupt'})") from None
 
 
 def save_program_files(directory, texts: dict[str, str], weights: dict[str, np.ndarray]) -> None:

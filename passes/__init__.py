@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from xdsl.passes import ModulePass, PassPipeline
 
+from ..errors import UserError
+
 
 def _canonicalize():
     from xdsl.transforms.canonicalize import CanonicalizePass
@@ -57,12 +59,6 @@ def _fusion():
     return Fusion
 
 
-def _memory_plan():
-    from .memory_plan import MemoryPlanPass
-
-    return MemoryPlanPass
-
-
 def _slice_propagation():
     from .slice_propagation import SlicePropagation
 
@@ -83,7 +79,6 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "dce": _dce,
         "dead-gradient-elimination": _dead_gradient_elimination,
         "fusion": _fusion,
-        "memory-plan": _memory_plan,
         "operator-reordering": _operator_reordering,
         "slice-propagation": _slice_propagation,
         "sparse-backprop": _sparse_backprop,
@@ -98,7 +93,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class PipelineError(ValueError):
+class PipelineError(UserError, ValueError):
     """A pipeline string is malformed, names an unknown pass or option, or gives a bad value."""
 
 
@@ -126,14 +121,14 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def parse_pipeline(spec: str, callback=None) -> PassPipeline:
+def parse_pipeline(spec: str, callback=None, available=None) -> PassPipeline:
     """Pipeline string → PassPipeline (xDSL's syntax: `a,b{opt=1 flag=true}`).
 
     Errors raise PipelineError naming the pass and listing the valid passes or options."""
     from xdsl.utils.arg_spec import parse_pipeline as parse_specs
     from xdsl.utils.exceptions import ArgSpecParseError
 
-    available = get_all_passes()
+    available = available if available is not None else get_all_passes()  # pipeline.py adds the backends'
     try:
         specs = list(parse_specs(_quote_bare_values(spec)))
     except ArgSpecParseError as e:  # a BaseException in xDSL: catch it by name
@@ -156,12 +151,12 @@ def parse_pipeline(spec: str, callback=None) -> PassPipeline:
     return PassPipeline(tuple(passes), callback)
 
 
-def run_pipeline(program, spec: str, callback=None):
+def run_pipeline(program, spec: str, callback=None, available=None):
     """Apply a pipeline to a `Program` (or a bare ModuleOp) in place and return it."""
     from pockengine.ir.context import make_context
 
     module = getattr(program, "module", program)
-    parse_pipeline(spec, callback).apply(make_context(), module)
+    parse_pipeline(spec, callback, available).apply(make_context(), module)
     if hasattr(program, "weights"):
         from .sparse_backprop import fit_state_values
 

@@ -201,6 +201,10 @@ def build_train_step(module: ModuleOp, opts: Autodiff) -> func.FuncOp:
     forward_ops = list(block.ops)
 
     params = [p for p in module.ops if isinstance(p, ParamOp) and p.is_trainable]
+    if not params:
+        declared = sum(1 for p in module.ops if isinstance(p, ParamOp))
+        raise PassFailedException(f"@{opts.forward}: nothing to train: the module declares no trainable "
+                                  f"train.param ({declared} declared, none with trainable = true)")
     trained = {p.sym_name.data for p in params}
     reads = [op for op in forward_ops if isinstance(op, GetOp) and op.param.root_reference.data in trained]
     try:
@@ -266,12 +270,10 @@ class Autodiff(ModulePass):
     forward: str = "forward"
 
     def __post_init__(self):
+        from .hyperparameters import check_hyperparameter  # one check for options, compile() and the CLI
+
         for name in ("lr", "momentum", "dampening", "weight_decay", "beta1", "beta2", "eps", "bn_momentum"):
-            value = getattr(self, name)
-            try:
-                object.__setattr__(self, name, float(value))
-            except ValueError:
-                raise ValueError(f"option {name}={value} is not a number") from None
+            object.__setattr__(self, name, check_hyperparameter(name, getattr(self, name)))
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.batch_norm not in ("frozen", "batch"):

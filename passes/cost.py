@@ -14,7 +14,11 @@ Per function:
 - trained parameters: elements written by updates (a `train.set_slice` counts its slice).
 
 FLOPs come from one table, `FLOPS`, keyed by op name: a multiply-add counts 2, an elementwise
-op 1 per output element, data movement 0. Ops not in the table count 1 per output element.
+op 1 per output element, data movement 0. Every op of the `train` dialect has an entry
+(tests/passes/test_cost.py checks it). `train.fused` counts the ops in its region, so a step
+costs the same before and after fusion; each op inside is put in the phase it would have
+outside. An op without a rule is not guessed: `flops` raises `NoCostRule`, and the report counts
+such ops apart and says so (`FunctionCost.uncounted`).
 """
 
 from __future__ import annotations
@@ -92,14 +96,29 @@ def _sgd(op):
     return per * numel(op.results[0])
 
 
+class NoCostRule(LookupError):
+    """An op with no entry in FLOPS (a new op, or one from another dialect)."""
+
+
 ZERO = ("train.reshape", "train.transpose", "train.broadcast", "train.slice", "train.concat", "train.gather",
         "train.pad", "train.get", "train.set", "train.set_slice", "train.constant", "train.cast",
-        "train.slice_backward", "func.return", "func.call")
+        "train.slice_backward", "train.gather_elements", "train.param", "train.yield", "func.return", "func.call")
+
+# one FLOP per output element (comparisons, selects and clamps included)
+ELEMENTWISE = ("train.neg", "train.abs", "train.sqrt", "train.rsqrt", "train.reciprocal", "train.exp", "train.log",
+               "train.tanh", "train.sin", "train.cos", "train.erf", "train.sigmoid", "train.relu", "train.relu6",
+               "train.clamp", "train.logical_not", "train.add", "train.sub", "train.mul", "train.div", "train.pow",
+               "train.maximum", "train.minimum", "train.and", "train.or", "train.eq", "train.ne", "train.lt",
+               "train.le", "train.gt", "train.ge", "train.where")
 
 FLOPS: dict[str, Callable[[Operation], int]] = {
     **{name: (lambda op: 0) for name in ZERO},
+    **{name: _out(1) for name in ELEMENTWISE},
+    "train.fused": lambda op: sum(flops(inner) for inner in _region_ops(op)),
+    "train.gather_elements_backward": _in(0),  # one scatter-add per dy element
     "train.conv2d": _conv,
     "train.conv2d_backward_input": _conv_dx,
+    "train.conv_transpose2d": _conv_dx,  # conv2d's input gradient with x as dy
     "train.conv2d_backward_weight": _conv_dw,
     "train.linear": _linear,
     "train.linear_backward_weight": _linear_dw,
@@ -139,10 +158,27 @@ FLOPS: dict[str, Callable[[Operation], int]] = {
 
 
 def flops(op: Operation) -> int:
+    """FLOPs of one op (a `train.fused` op: of the ops in its region); NoCostRule if unknown."""
     rule = FLOPS.get(op.name)
-    if rule is not None:
-        return rule(op)
-    return sum(numel(r) for r in op.results if isinstance(r.type, TensorType))
+    if rule is None:
+        raise NoCostRule(f"no FLOP rule for '{op.name}': add one to FLOPS in passes/cost.py")
+    return rule(op)
+
+
+def _region_ops(op: Operation) -> list[Operation]:
+    return [inner for region in op.regions for block in region.blocks for inner in block.ops]
+
+
+def performed_ops(ops) -> list[Operation]:
+    """The ops a step performs: those in `train.fused` regions in place of the group (nested
+    groups included), without the region terminators."""
+    out = []
+    for op in ops:
+        if op.regions and op.name == "train.fused":
+            out += [i for i in performed_ops(_region_ops(op)) if i.name != "train.yield"]
+        else:
+            out.append(op)
+    return out
 
 
 @dataclass
@@ -156,6 +192,8 @@ class FunctionCost:
     saved: list[tuple[str, int]] = field(default_factory=list)  # (value, bytes), largest first
     trained_elements: int = 0
     trained_tensors: int = 0
+    fused_groups: int = 0  # train.fused ops; `ops` counts the ops inside them instead
+    uncounted: Counter = field(default_factory=Counter)  # ops without a FLOP rule, by name
 
     @property
     def compute_ops(self) -> int:
@@ -181,6 +219,11 @@ class CostReport:
             lines.append(f"// @{c.name}: {sum(c.ops.values())} ops")
             lines.append(f"//   FLOPs       forward {_n(c.forward_flops)}  backward {_n(c.backward_flops)}  "
                          f"optimizer {_n(c.optimizer_flops)}")
+            if c.uncounted:
+                lines.append("//   FLOPs exclude ops without a cost rule: "
+                             + ", ".join(f"{n} ×{k}" for n, k in sorted(c.uncounted.items())))
+            if c.fused_groups:
+                lines.append(f"//   in {c.fused_groups} fused groups (their ops are counted one by one below)")
             if c.trained_tensors or c.saved_bytes:
                 lines.append(f"//   saved for backward {_b(c.saved_bytes)} in {len(c.saved)} values;  trained "
                              f"{c.trained_elements:,} elements in {c.trained_tensors} tensors")
@@ -201,7 +244,8 @@ def _b(x: int) -> str:
 def function_cost(fn: func.FuncOp, decls: dict[str, ParamOp]) -> FunctionCost:
     c = FunctionCost(fn.sym_name.data)
     ops = [op for op in fn.body.block.ops]
-    c.ops = Counter(op.name for op in ops)
+    c.ops = Counter(op.name for op in performed_ops(ops))
+    c.fused_groups = sum(1 for op in fn.walk() if op.name == "train.fused")
     ret = ops[-1] if ops and isinstance(ops[-1], func.ReturnOp) else None
     writes = any(isinstance(op, (SetOp, SetSliceOp)) for op in ops)
     loss = ret.operands[0].owner if ret is not None and writes and ret.operands else None
@@ -212,13 +256,9 @@ def function_cost(fn: func.FuncOp, decls: dict[str, ParamOp]) -> FunctionCost:
         if any(o in data for o in op.operands):
             data.update(op.results)
     for i, op in enumerate(ops):
-        f = flops(op)
-        if i <= boundary:
-            c.forward_flops += f
-        elif any(isinstance(u.operation, (SetOp, SetSliceOp)) for r in op.results for u in r.uses):
-            c.optimizer_flops += f
-        else:
-            c.backward_flops += f
+        loss_value = ret.operands[0] if loss is op else None
+        for phase, f in _phased_flops(op, i, boundary, loss_value, c.uncounted):
+            setattr(c, f"{phase}_flops", getattr(c, f"{phase}_flops") + f)
         if isinstance(op, (SetOp, SetSliceOp)):
             decl = decls.get(op.param.root_reference.data)
             if decl is not None and decl.role.data != "optimizer_state":
@@ -232,6 +272,54 @@ def function_cost(fn: func.FuncOp, decls: dict[str, ParamOp]) -> FunctionCost:
     c.saved.sort(key=lambda s: -s[1])
     c.saved_bytes = sum(b for _, b in c.saved)
     return c
+
+
+def _writes_state(value: SSAValue) -> bool:
+    return any(isinstance(u.operation, (SetOp, SetSliceOp)) for u in value.uses)
+
+
+def _phased_flops(op: Operation, i: int, boundary: int, loss_value, uncounted: Counter):
+    """(phase, FLOPs) of a top-level op; a `train.fused` op is split over its ops: one whose
+    yielded value is written by train.set is optimizer, one the loss depends on is forward,
+    the rest take the group's place (before the loss: forward, after it: backward)."""
+    if op.name != "train.fused":
+        try:
+            f = flops(op)
+        except NoCostRule:
+            uncounted[op.name] += 1
+            return []
+        if i <= boundary:
+            return [("forward", f)]
+        return [("optimizer" if any(_writes_state(r) for r in op.results) else "backward", f)]
+    inner = _region_ops(op)
+    yielded = {}  # inner value → the fused result it becomes
+    if inner and inner[-1].name == "train.yield":
+        yielded = dict(zip(inner[-1].operands, op.results))
+    loss_deps: set = set()
+    if loss_value is not None:
+        (k,) = [j for j, r in enumerate(op.results) if r is loss_value]
+        work = [inner[-1].operands[k]]
+        while work:
+            v = work.pop()
+            if isinstance(v.owner, Operation) and v.owner not in loss_deps and v.owner.parent_op() is op:
+                loss_deps.add(v.owner)
+                work += list(v.owner.operands)
+    out = []
+    for o in inner:
+        if o.name == "train.yield":
+            continue
+        if i < boundary or o in loss_deps:
+            phase = "forward"
+        elif any(r in yielded and _writes_state(yielded[r]) for r in o.results):
+            phase = "optimizer"
+        else:
+            phase = "backward"
+        for inner_op in performed_ops([o]):  # a nested group: its ops, in this op's phase
+            try:
+                out.append((phase, flops(inner_op)))
+            except NoCostRule:
+                uncounted[inner_op.name] += 1
+    return out
 
 
 def _value_name(v: SSAValue, ops: list[Operation]) -> str:

@@ -32,13 +32,14 @@ from pathlib import Path
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
+from ..errors import UserError
 from .scheme_layers import Layer, find_layers, is_additive, params, ratio_axis, scheme_candidates
 
 MODES = ("frozen", "full", "bias", "ratio")
 KINDS = ("conv", "linear", "matmul", "embedding", "norm")
 
 
-class SchemeError(Exception):
+class SchemeError(UserError):
     """A bad scheme; the message starts with where (`file:line:col` or a JSON path)."""
 
 
@@ -221,19 +222,35 @@ class Scheme:
         without the classifier; `n_bias_update` last convs train their biases; weights of the
         convs at `manual_weight_idx` train at `weight_update_ratio` (0 or None: bias only as
         in TTE, None meaning all channels); the classifier is always trained."""
-        idx = _tte_list(manual_weight_idx, int)
-        ratios = _tte_list(weight_update_ratio, float)
+        try:
+            idx = _tte_list(manual_weight_idx, int)
+            ratios = _tte_list(weight_update_ratio, float)
+        except (TypeError, ValueError) as e:
+            raise SchemeError(f"TTE config: manual_weight_idx / weight_update_ratio: {e}") from None
         if ratios and len(ratios) == 1 and len(idx) > 1:
             ratios = ratios * len(idx)
         if ratios and len(ratios) != len(idx):
             raise SchemeError(f"TTE config: {len(idx)} weight indices but {len(ratios)} ratios")
+        for i, r in zip(idx, ratios or [None] * len(idx)):  # TTE: 0 is bias only; otherwise (0, 1]
+            if r is not None and not (math.isfinite(r) and 0 <= r <= 1):
+                raise SchemeError(f"TTE config: weight_update_ratio {r!r} for conv {i} is outside [0, 1] "
+                                  "(0: bias only, 1: all channels)")
+        if n_bias_update != "all":
+            try:
+                n_bias = int(n_bias_update)
+                if n_bias != n_bias_update and not isinstance(n_bias_update, str):
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise SchemeError(f"TTE config: n_bias_update must be 'all' or a count, got {n_bias_update!r}") from None
+            if n_bias < 0:
+                raise SchemeError(f"TTE config: n_bias_update must be 'all' or a count >= 0, got {n_bias}")
         rules = []
         if n_bias_update == "all":
             rules.append(Rule((Selector(glob="*", kind=None),), "bias"))
-        elif int(n_bias_update) > 0:
-            rules.append(Rule((Selector(last=int(n_bias_update), kind="conv"),), "bias"))
+        elif n_bias > 0:
+            rules.append(Rule((Selector(last=n_bias, kind="conv"),), "bias"))
         for i, r in zip(idx, ratios or [None] * len(idx)):
-            if r is None or r >= 1:
+            if r is None or r == 1:
                 rules.append(Rule((Selector(lo=i, hi=i, kind="conv"),), "ratio", Fraction(1)))
             elif r > 0:
                 rules.append(Rule((Selector(lo=i, hi=i, kind="conv"),), "ratio", Fraction(str(r))))
@@ -297,8 +314,9 @@ def _select(sel: Selector, layers: list[Layer], module) -> list[str]:
     if sel.glob is not None:
         names = {p: lay.name for lay in layers for p in lay.params}
         names |= {p: p for p in params(module) if p not in names}
+        also = _alias_names(module)  # tied weights answer to each of their names
         out = [p for p, layer in names.items()
-               if any(fnmatch.fnmatchcase(n, sel.glob) for n in (p, layer, *_prefixes(p)))]
+               if any(fnmatch.fnmatchcase(n, sel.glob) for n in (p, layer, *_prefixes(p), *also.get(p, ())))]
         if not out:
             names = [lay.name for lay in layers[:3]]
             raise loc.error(f"`{sel.glob}` matches no parameter or layer name (layers are named like "
@@ -316,6 +334,14 @@ def _select(sel: Selector, layers: list[Layer], module) -> list[str]:
                             f"(0..{len(pool) - 1})", sel.to_text())
         chosen = pool[sel.lo:sel.hi + 1]
     return [p for lay in chosen for p in lay.params]
+
+
+def _alias_names(module) -> dict[str, list[str]]:
+    """param → its other names (`train.param ... {aliases = [...]}`) and their prefixes."""
+    from ..ir.ops.state import ParamOp
+
+    return {op.sym_name.data: [n for a in op.alias_names for n in (a, *_prefixes(a))]
+            for op in module.ops if isinstance(op, ParamOp) and op.alias_names}
 
 
 def _prefixes(name: str) -> list[str]:

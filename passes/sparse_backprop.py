@@ -47,11 +47,12 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import DiagnosticException
 
+from ..errors import UserError
 from .scheme import Loc, Scheme, SchemeError, Update
 from .scheme_layers import params
 
 
-class SparseBackpropError(DiagnosticException):
+class SparseBackpropError(DiagnosticException, UserError):
     """The scheme cannot be applied to this program (message says why)."""
 
 

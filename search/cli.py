@@ -3,12 +3,13 @@
 MODEL is a program directory (`pockengine import ... -o DIR` writes one); D.npz holds
 `x_train`, `y_train`, `x_val`, `y_val` (`python -m pockengine.search.task OUT` writes the
 digits task in this form). Prints the report; writes the scheme, and with `--report DIR` the
-table, JSON and figure.
+table, JSON and figure. `--executor ray [--address ADDR]` runs the candidates on a Ray cluster.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 DATA_KEYS = ("x_train", "y_train", "x_val", "y_val")
@@ -16,7 +17,9 @@ DATA_KEYS = ("x_train", "y_train", "x_val", "y_val")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="a program directory (model.mlir + weights.safetensors)")
-    parser.add_argument("--data", required=True, metavar="D.npz", help=f"arrays {', '.join(DATA_KEYS)}")
+    parser.add_argument("--data", required=True, metavar="D.npz",
+                        help="an .npz with arrays x, y (training samples and labels) and x_val, y_val (the "
+                             "held-out split), one row per sample; x_train/y_train are accepted for x/y")
     parser.add_argument("--budget-memory", metavar="SIZE", help="planned training memory, e.g. 2MB, 512kB, 1.5MiB")
     parser.add_argument("--budget-flops", metavar="N", help="backward FLOPs per step, e.g. 50M, 1.2G")
     parser.add_argument("-o", "--output", required=True, metavar="scheme.pock", help="where to write the scheme")
@@ -30,7 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=3e-3, help="learning rate (default %(default)s)")
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default %(default)s)")
     parser.add_argument("--seeds", default="0", help="seeds to average each measurement over, e.g. 0,1")
-    parser.add_argument("--workers", type=int, default=2, help="fine-tuning processes (default %(default)s)")
+    parser.add_argument("--executor", default="local", choices=("local", "ray"),
+                        help="where the candidates are fine-tuned: this machine's processes, or a Ray cluster "
+                             "(needs pip install 'pockengine[ray]'; docs/search.md) (default %(default)s)")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="with --executor ray: the cluster (auto, HOST:6379 or ray://HOST:10001; default: a "
+                             "private Ray on this machine, or $RAY_ADDRESS)")
+    parser.add_argument("--workers", type=int, help="runs at a time (default: 2 local processes; with --executor "
+                                                    "ray, every CPU of the cluster)")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="times a run is retried when its worker dies, before it is reported failed "
+                             "(default %(default)s)")
     parser.add_argument("--cache", metavar="DIR", help="measurement cache (default: $POCKENGINE_CACHE/search)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -51,19 +64,9 @@ def _ints(text: str | None, what: str) -> list[int] | None:
 
 
 def _data(path: str):
-    import numpy as np
-    from pockengine.tools import UserError
+    from pockengine.data import splits  # the one .npz format of `train` and `search` (data.py)
 
-    if not Path(path).is_file():
-        raise UserError(f"{path}: no such data file")
-    try:
-        arrays = np.load(path)
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: not an .npz file ({e})") from None
-    missing = [k for k in DATA_KEYS if k not in arrays.files]
-    if missing:
-        raise UserError(f"{path}: missing arrays {', '.join(missing)} (has {', '.join(arrays.files) or 'none'})")
-    return (arrays["x_train"], arrays["y_train"]), (arrays["x_val"], arrays["y_val"])
+    return splits(path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     from pockengine.passes.scheme import SchemeError
     from pockengine.tools import UserError
 
-    from . import Budget, Recipe, parse_size, search
+    from . import Budget, CandidateError, Recipe, parse_size, search
+    from .executor import check_executor
+    from .report import MissingExtra
 
     if not Path(args.model).is_dir():
         raise UserError(f"{args.model}: not a program directory (import a model first: "
@@ -86,8 +91,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     if not all(0 < r <= 1 for r in ratios):
         raise UserError(f"--ratios: every ratio must be in (0, 1], got {args.ratios}")
-    if args.steps < 1 or args.workers < 1:
-        raise UserError("--steps and --workers must be at least 1")
+    if args.steps < 1 or (args.workers is not None and args.workers < 1) or args.retries < 0:
+        raise UserError("--steps and --workers must be at least 1, --retries at least 0")
+    if args.address and args.executor != "ray":
+        raise UserError("--address is for --executor ray")
+    check_executor(args.executor, args.address, args.workers, args.retries)  # Ray installed? before the work
     train, val = _data(args.data)
     program = Program.load(args.model)
     recipe = Recipe(steps=args.steps, optimizer=args.optimizer, lr=args.lr,
@@ -96,14 +104,21 @@ def run(args: argparse.Namespace) -> int:
         _, report = search(program, train, val, budget, recipe=recipe, ratios=ratios,
                                 bias_ks=_ints(args.bias_ks, "bias-ks"), layers=_ints(args.layers, "layers"),
                                 base=args.base, seeds=tuple(_ints(args.seeds, "seeds") or [0]),
-                                workers=args.workers, cache_dir=args.cache, progress=not args.no_progress)
+                                workers=args.workers, cache_dir=args.cache, progress=not args.no_progress,
+                                executor=args.executor, address=args.address, retries=args.retries)
     except SchemeError as e:
         raise UserError(f"--base: {e}") from None
+    except CandidateError as e:  # not bad input: a compiler failure, named; what was measured is cached
+        print(f"pockengine search: error: {e}", file=sys.stderr)
+        return 1
     except ValueError as e:
         raise UserError(str(e)) from None
     Path(args.output).write_text(report.scheme_text)
     if args.report:
-        report.save(args.report)
+        try:
+            report.save(args.report)
+        except MissingExtra as e:  # report.md and report.json are written; only the figure is missing
+            print(f"pockengine search: warning: {e}", file=sys.stderr)
     print(report.summary())
     print(f"scheme written to {args.output}" + (f"; report in {args.report}" if args.report else ""))
     return 0

@@ -21,14 +21,15 @@ import json
 import math
 import os
 import tempfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from .finetune import Recipe, finetune
+from ..errors import UserError
+from .executor import DEFAULT_RETRIES, Failed, Job, run_jobs
+from .finetune import Recipe
 
 RATIOS = (Fraction(1, 8), Fraction(1, 4), Fraction(1, 2), Fraction(1))
 
@@ -190,22 +191,6 @@ def _write_atomic(path: Path, doc: dict) -> None:
     os.replace(tmp, path)
 
 
-_WORKER: dict = {}
-
-
-def _worker_init(program_dir: str, train, val) -> None:
-    from pockengine.ir.program import Program
-
-    _WORKER.update(program=Program.load(program_dir), train=train, val=val)
-
-
-def _run_one(scheme: str, recipe: Recipe, seed: int) -> dict:
-    run = finetune(_WORKER["program"], scheme, _WORKER["train"], [_WORKER["val"]], recipe, seed)
-    return {"accuracy": run.accuracies[0], "memory": run.memory, "backward_flops": run.backward_flops,
-            "saved_bytes": run.plan.saved_bytes, "state_bytes": run.plan.state_bytes,
-            "final_loss": run.losses[-1] if run.losses else None}
-
-
 FIELDS = ("accuracy", "memory", "backward_flops", "saved_bytes", "state_bytes")
 
 
@@ -218,24 +203,58 @@ def _cached(path: Path) -> dict | None:
     return doc if all(k in doc for k in FIELDS) else None
 
 
+class Measured(dict):
+    """Candidate → Measurement, and `failed`: the runs given up on (their workers died on every
+    attempt). A candidate with a failed seed has no measurement; it is not selected."""
+
+    failed: list[Failed]
+
+    def __init__(self, items=(), failed=()):
+        super().__init__(items)
+        self.failed = list(failed)
+
+
+class SearchError(UserError):
+    """The search cannot go on: the base candidate (every gain is measured against it) failed."""
+
+
 def measure(program, space: Space, candidates: list[Candidate], train, val, recipe: Recipe,
-            seeds=(0,), workers: int = 2, cache_dir: str | Path | None = None,
-            progress: bool = True) -> dict[Candidate, Measurement]:
-    """Fine-tune every candidate with every seed (cached), then fill in gains over the base."""
-    from pockengine.backends.runtime import cache_dir as default_cache
+            seeds=(0,), workers: int | None = None, cache_dir: str | Path | None = None,
+            progress: bool = True, *, executor: str = "local", address: str | None = None,
+            retries: int = DEFAULT_RETRIES) -> Measured:
+    """Fine-tune every candidate with every seed, on `executor` ("local": `workers` processes,
+    default 2; "ray": the Ray cluster at `address`, see executor.py), then fill in gains over the
+    base. Each result is cached the moment it arrives; cached ones are never measured again."""
+    from ..backends.target import cache_dir as default_cache
 
     top = (Path(cache_dir) if cache_dir else default_cache() / "search") / fingerprint(program, *train, *val)
     root = top / f"compiler-{compiler_fingerprint()}"
     candidates = list(dict.fromkeys([Candidate("base"), *candidates]))
-    jobs = [(c, s) for c in candidates for s in seeds]
-    todo = [(c, s) for c, s in jobs if _cached(_cache_path(root, c, recipe, s)) is None]
+    by_job = {Job(c.key, s, space.candidate_scheme(c)): c for c in candidates for s in seeds}
+    todo = [job for job, c in by_job.items() if _cached(_cache_path(root, c, recipe, job.seed)) is None]
+    failed: list[Failed] = []
     if todo:
-        program_dir = top / "program"
-        if not (program_dir / "model.mlir").is_file():
-            program.save(program_dir)
-        _run_pool(todo, space, recipe, root, str(program_dir), train, val, workers, progress)
-    results: dict[Candidate, Measurement] = {}
+        program_dir = None
+        if executor == "local":  # the pool's workers load the program from disk
+            program_dir = top / "program"
+            if not (program_dir / "model.mlir").is_file():
+                program.save(program_dir)
+
+        def on_result(job: Job, doc: dict) -> None:
+            _write_atomic(_cache_path(root, by_job[job], recipe, job.seed),
+                          doc | {"candidate": job.key, "seed": job.seed, "recipe": asdict(recipe)})
+
+        failed = run_jobs(todo, program, train, val, recipe, on_result, executor=executor, address=address,
+                          workers=workers, retries=retries, progress=progress,
+                          program_dir=str(program_dir) if program_dir else None)
+    lost = {f.key for f in failed}
+    if Candidate("base").key in lost:
+        raise SearchError("the base candidate (every gain is measured against it) failed: "
+                          + "; ".join(str(f) for f in failed if f.key == "base"))
+    results = Measured(failed=failed)
     for c in candidates:
+        if c.key in lost:
+            continue
         docs = [_cached(_cache_path(root, c, recipe, s)) for s in seeds]
         accs = tuple(d["accuracy"] for d in docs)
         d = docs[0]
@@ -245,32 +264,3 @@ def measure(program, space: Space, candidates: list[Candidate], train, val, reci
     for m in results.values():
         m.gain = m.accuracy - base
     return results
-
-
-def _run_pool(todo, space: Space, recipe: Recipe, root: Path, program_dir: str, train, val,
-              workers: int, progress: bool) -> None:
-    import multiprocessing
-
-    from tqdm.auto import tqdm
-
-    # fork where there is one: no re-import of the caller's __main__ (a script calling search()
-    # needs no `if __name__ == "__main__"` guard). The workers are forked before the progress
-    # bar starts its monitor thread; each loads the program once.
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with ProcessPoolExecutor(max(1, workers), ctx, _worker_init, (program_dir, train, val)) as pool:
-        futures = {pool.submit(_run_one, space.candidate_scheme(c), recipe, s): (c, s) for c, s in todo}
-        bar = tqdm(total=len(todo), desc="contribution analysis", unit="run", disable=not progress)
-        try:
-            for fut in as_completed(futures):
-                c, s = futures[fut]
-                doc = fut.result() | {"candidate": c.key, "seed": s, "recipe": asdict(recipe)}
-                _write_atomic(_cache_path(root, c, recipe, s), doc)
-                bar.set_postfix_str(f"{c.key}: {doc['accuracy']:.3f}")
-                bar.update()
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
-        finally:
-            bar.close()

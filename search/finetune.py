@@ -74,20 +74,16 @@ class Run:
 def training_step(program, scheme, recipe: Recipe):
     """A copy of `program` with @train_step: full backprop when `scheme` is None, else pruned
     to the scheme (a `Scheme` object or scheme text), as `pockengine.compile` derives it."""
-    from pockengine.backends.runtime import training_program
+    from ..pipeline import training_program
 
     return training_program(program, recipe.loss, recipe.optimizer, scheme, **recipe.hyper())
 
 
 def optimized(step_program):
-    """The passes `pockengine.compile` runs before lowering (those that exist in this build)."""
-    from pockengine.passes import get_all_passes, run_pipeline
+    """The step as `pockengine.compile` has it before lowering (the recipe up to fusion)."""
+    from ..pipeline import run
 
-    prog = step_program.copy()
-    spec = ",".join(p for p in ("operator-reordering", "fusion") if p in get_all_passes())
-    if spec:
-        run_pipeline(prog, spec)
-    return prog
+    return run(step_program, stop="fusion").program
 
 
 def _plan(step_program, summary: dict[str, int]) -> Plan:
@@ -101,10 +97,10 @@ def _plan(step_program, summary: dict[str, int]) -> Plan:
 
 def plan(step_program) -> Plan:
     """What the compiler plans for a training step, without building it."""
-    from pockengine.passes.lower_to_kernels import lower_program
-    from pockengine.passes.memory_plan import memory_summary
+    from ..backends.memory_plan import memory_summary
+    from ..pipeline import run
 
-    return _plan(step_program, memory_summary(lower_program(optimized(step_program)), "train_step"))
+    return _plan(step_program, memory_summary(run(step_program, stop="memory-plan").kernels, "train_step"))
 
 
 def plan_scheme(program, scheme, recipe: Recipe) -> Plan:
@@ -148,7 +144,7 @@ def evaluate(trainer, x: np.ndarray, y: np.ndarray, batch: int) -> float:
 def finetune(program, scheme, train, evals, recipe: Recipe, seed: int = 0) -> Run:
     """Compile the step for `scheme` (None: full backprop), train `recipe.steps` steps on
     `train` = (x, y) and return the accuracy on each (x, y) of `evals`."""
-    from pockengine.backends.runtime import compile as compile_program
+    from ..pipeline import compile as compile_program
 
     step = training_step(program, scheme, recipe)
     trainer = compile_program(step)
@@ -163,7 +159,7 @@ def finetune(program, scheme, train, evals, recipe: Recipe, seed: int = 0) -> Ru
 
 def frozen_accuracy(program, evals) -> list[float]:
     """Accuracy of the program as given (no training), through the compiled forward."""
-    from pockengine.backends.runtime import compile as compile_program
+    from ..pipeline import compile as compile_program
 
     trainer = compile_program(program)
     batch = input_batch(program)

@@ -6,8 +6,15 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import UserError
 from .contribution import Candidate, Measurement, ratio_text
 from .select import Budget, Choice, fmt_bytes, fmt_count
+
+PLOT_EXTRA = "pip install 'pockengine[plot]'"
+
+
+class MissingExtra(UserError):
+    """An optional part needs a package that is not installed; the message names the extra."""
 
 
 @dataclass
@@ -22,6 +29,7 @@ class Report:
     chosen_accuracy: float | None = None  # the chosen scheme fine-tuned for real (validation data)
     recipe: dict = field(default_factory=dict)
     backbone: list[int] = field(default_factory=list)  # layer indices a bias depth k counts back over
+    failed: list = field(default_factory=list)  # executor.Failed: runs given up on, left out of the selection
 
     @property
     def base(self) -> Measurement:
@@ -58,6 +66,9 @@ class Report:
                  f"backward FLOPs {fmt_count(c.plan.backward_flops)}")]
         if self.chosen_accuracy is not None:
             parts.append(f"  fine-tuned for real: {100 * self.chosen_accuracy:.1f}% on the validation data")
+        if self.failed:
+            parts.append(f"failed, not measured (left out of the selection): {len(self.failed)} run(s)")
+            parts += [f"  {f}" for f in self.failed]
         return "\n".join(parts)
 
     def __str__(self) -> str:
@@ -78,27 +89,46 @@ class Report:
                 "measurements": [m_doc(m) for m in self.measurements.values()],
                 "chosen": c_doc(self.chosen) | {"accuracy": self.chosen_accuracy},
                 "planned": [c_doc(c) for c in self.planned], "scheme": self.scheme_text,
+                "failed": [{"candidate": f.key, "seed": f.seed, "attempts": f.attempts, "reason": f.reason}
+                           for f in self.failed],
                 "layers": {str(i): n for i, n in self.layer_names.items()}}
 
-    def save(self, directory) -> Path:
-        """report.md, report.json and search.png in `directory`."""
+    def save(self, directory, figure: bool = True) -> Path:
+        """report.md, report.json and (with `figure`) search.png in `directory`. The text files
+        are written first: without matplotlib they are there when `figure` raises MissingExtra."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         (d / "report.md").write_text(f"```\n{self.summary()}\n```\n\n{self.table()}\n\n```\n{self.scheme_text}```\n")
         (d / "report.json").write_text(json.dumps(self.to_json(), indent=1))
-        self.figure(d / "search.png")
+        if figure:
+            self.figure(d / "search.png")
         return d
 
     # --- figure -----------------------------------------------------------------------------
     def figure(self, path) -> None:
-        """Left: contribution per layer (weight gains by ratio; bias gains by depth).
-        Right: accuracy vs planned memory of every candidate, the budget and the chosen point."""
-        import matplotlib
-
-        matplotlib.use("Agg")
+        """search.png: see `build_figure`. Needs matplotlib (MissingExtra names the extra)."""
+        fig = self.build_figure()
         import matplotlib.pyplot as plt
 
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+    def build_figure(self):
+        """Three panels, one y-axis each, every legend below its panel (never over a point):
+        the contribution per layer (weight gains by ratio, bias gains by depth); validation
+        accuracy vs planned memory of every candidate, the budget and the chosen scheme
+        (fine-tuned); the summed measured gain vs planned memory of each combination the
+        compiler planned, the budget and the chosen one."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise MissingExtra(f"search.png needs matplotlib, which is not installed: {PLOT_EXTRA}") from None
+
+        fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 5), layout="constrained")
+        below = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.14), "ncol": 2, "fontsize": 7, "frameon": False}
         weights = [m for m in self.measurements.values() if m.candidate.kind == "weight"]
         ratios = sorted({m.candidate.ratio for m in weights})
         layers = sorted({m.candidate.layer for m in weights})
@@ -120,34 +150,41 @@ class Report:
         ax1.set_xlabel("layer")
         ax1.set_ylabel("accuracy gain over the base (points)")
         ax1.set_title("contribution per layer (measured)")
-        if ax1.get_legend_handles_labels()[0]:
-            ax1.legend(fontsize=7)
 
+        # memory in MB, or kB for small models
+        sizes = [m.memory for m in self.measurements.values()] + [self.budget.memory or 0]
+        scale, unit = (1e6, "MB") if max(sizes, default=0) >= 1e6 else (1e3, "kB")
         kinds = {"base": ("s", "black"), "bias": ("^", "tab:green"), "weight": ("o", "tab:blue")}
         for kind, (marker, color) in kinds.items():
             ms = [m for m in self.measurements.values() if m.candidate.kind == kind]
-            ax2.scatter([m.memory / 1e6 for m in ms], [100 * m.accuracy for m in ms], marker=marker, c=color,
-                        s=18, label=kind, alpha=0.8)
-        planned = [c for c in self.planned if c.plan is not None]
-        if planned:  # summed gains can pass 100 points: their own axis, not an accuracy
-            twin = ax2.twinx()
-            twin.scatter([c.plan.memory / 1e6 for c in planned], [100 * c.value for c in planned], marker="x",
-                         c="tab:orange", s=20, label="combinations planned (summed gain, right axis)")
-            twin.set_ylabel("summed measured gain of a combination (points)", color="tab:orange")
-            twin.legend(fontsize=7, loc="lower right")
-        if self.chosen.plan is not None:
-            acc = self.chosen_accuracy if self.chosen_accuracy is not None else self.base.accuracy + self.chosen.value
-            ax2.scatter([self.chosen.plan.memory / 1e6], [100 * acc], marker="*", c="red", s=180, zorder=5,
-                        label="chosen" + (" (fine-tuned)" if self.chosen_accuracy is not None else " (predicted)"))
-        if self.budget.memory is not None:
-            ax2.axvline(self.budget.memory / 1e6, color="red", ls="--", lw=1, label="memory budget")
-        ax2.set_xlabel("planned training memory (MB)")
+            if ms:
+                ax2.scatter([m.memory / scale for m in ms], [100 * m.accuracy for m in ms], marker=marker, c=color,
+                            s=18, label=f"candidate: {kind}", alpha=0.8)
+        chosen = self.chosen.plan
+        if chosen is not None and self.chosen_accuracy is not None:
+            ax2.scatter([chosen.memory / scale], [100 * self.chosen_accuracy], marker="*", c="red", s=180, zorder=5,
+                        label="chosen scheme (fine-tuned)")
+        ax2.set_xlabel(f"planned training memory ({unit})")
         ax2.set_ylabel("validation accuracy (%)")
         ax2.set_title("candidates and the chosen scheme")
-        ax2.legend(fontsize=7, loc="upper left")
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+
+        planned = [c for c in self.planned if c.plan is not None]
+        if planned:
+            ax3.scatter([c.plan.memory / scale for c in planned], [100 * c.value for c in planned], marker="x",
+                        c="tab:orange", s=20, label="combination planned by the compiler")
+        if chosen is not None:
+            ax3.scatter([chosen.memory / scale], [100 * self.chosen.value], marker="*", c="red", s=180, zorder=5,
+                        label="chosen")
+        ax3.set_xlabel(f"planned training memory ({unit})")
+        ax3.set_ylabel("summed measured gain (points)")
+        ax3.set_title("combinations the selection planned")
+        for ax in (ax2, ax3):
+            if self.budget.memory is not None:
+                ax.axvline(self.budget.memory / scale, color="red", ls="--", lw=1, label="memory budget")
+        for ax in (ax1, ax2, ax3):
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(**below)
+        return fig
 
     def _first_bias_layer(self, k: int) -> int:
         return self.backbone[-k] if 0 < k <= len(self.backbone) else 0

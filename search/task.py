@@ -186,8 +186,9 @@ def task_key(batch: int) -> str:
 def digits_transfer(batch: int = 32, cache_dir: str | Path | None = None, log=None) -> Task:
     """The task, with the pretrained, imported program cached in `cache_dir`
     (default: $POCKENGINE_CACHE/tasks, else ~/.cache/pockengine/tasks)."""
-    from pockengine.backends.runtime import cache_dir as default_cache
     from pockengine.ir.program import Program
+
+    from ..backends.target import cache_dir as default_cache
 
     x, y = load_digits()
     (xs, ys), (train, val, test) = _splits(x, y)

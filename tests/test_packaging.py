@@ -87,7 +87,7 @@ def test_console_scripts_resolve_to_callables():
 
 
 def test_every_registered_pass_follows_the_xdsl_conventions():
-    from pockengine.passes import get_all_passes
+    from pockengine.pipeline import get_all_passes  # passes/ + the backend passes
     from pockengine.tools.pock_opt import describe
     from xdsl.passes import ModulePass
 

@@ -72,8 +72,19 @@ class LocatingParser(Parser):
 def parse_located(text: str, name: str, ctx: Context) -> ModuleOp:
     """Parse IR text into a module whose ops carry their source locations.
 
-    Raises ParseError; `parse_error_diagnostic` turns it into a Diagnostic."""
-    return LocatingParser(ctx, text, name).parse_module()
+    Raises ParseError; `parse_error_diagnostic` turns it into a Diagnostic. Text nested too
+    deeply for the parser's recursion is a located ParseError too."""
+    try:
+        return LocatingParser(ctx, text, name).parse_module()
+    except RecursionError:
+        from pockengine.ir.program import deep_nesting, nesting_message
+
+        line, col, depth = deep_nesting(text)
+        raise NestingError(Diagnostic(nesting_message(depth), name, line, col)) from None
+
+
+class NestingError(Exception):
+    """IR nested too deeply to parse: `.args[0]` is the located Diagnostic."""
 
 
 def parse_error_diagnostic(e: ParseError, ctx: Context | None = None) -> Diagnostic:

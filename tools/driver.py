@@ -7,8 +7,8 @@ A subcommand lives in a module that defines
 
 and is registered with one line below. Only the chosen subcommand's module is imported, so
 `pockengine --help` and `pockengine --version` start fast. Bad input (raise
-`pockengine.tools.UserError`, or a missing file, an unparsable program, ...) ends with a
-one-line `pockengine <cmd>: error: ...` and exit status 2, never a traceback.
+`pockengine.errors.UserError` or a subclass; xDSL's parse/verify errors and OSError count too)
+ends with a one-line `pockengine <cmd>: error: ...` and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import importlib
 import sys
 from dataclasses import dataclass
 
-EXIT_BAD_INPUT = 2
+# "bad input" is one base class, pockengine.errors.UserError (plus xDSL's parse/verify errors and
+# OSError): errors.is_user_error. That module imports nothing, so the driver stays light.
+from ..errors import EXIT_BAD_INPUT, is_user_error, one_line  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -38,20 +40,6 @@ COMMANDS: dict[str, Command] = {
     "compile": Command("pockengine.backends.cli", "compile a model's training step into a C project (c, arm64)"),
     "train": Command("pockengine.backends.cli", "build a compiled C project and train it on arrays from .npz"),
 }
-
-# errors that mean "bad input", by module and class name: the modules are checked only once
-# loaded, so the driver itself imports none of them
-USER_ERRORS = [
-    ("pockengine.tools", "UserError"),
-    ("pockengine.passes", "PipelineError"),
-    ("pockengine.ir.program", "ProgramError"),
-    ("pockengine.passes.lower_to_kernels", "LoweringError"),
-    ("xdsl.utils.exceptions", "ParseError"),
-    ("builtins", "FileNotFoundError"),
-    ("builtins", "IsADirectoryError"),
-    ("builtins", "PermissionError"),
-]
-
 
 def version() -> str:
     from importlib.metadata import PackageNotFoundError
@@ -93,23 +81,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"pockengine {args.command}: error: {one_line(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-
-
-def is_user_error(e: BaseException) -> bool:
-    for module, name in USER_ERRORS:
-        mod = sys.modules.get(module)
-        if mod is not None and isinstance(e, getattr(mod, name, ())):
-            return True
-    return False
-
-
-def one_line(e: BaseException) -> str:
-    parse_error = getattr(sys.modules.get("xdsl.utils.exceptions"), "ParseError", ())
-    if isinstance(e, parse_error):
-        loc = e.span.get_location()
-        return f"{loc}: {e.msg}"
-    text = str(e).strip()
-    return text.split("\n")[0] if text else type(e).__name__
 
 
 if __name__ == "__main__":

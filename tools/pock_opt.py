@@ -33,8 +33,10 @@ STOCK_DESCRIPTIONS = {
 }
 
 
-# --emit formats: name → (module, function) with function(module_op) -> str; "mlir" is built in.
-# A backend adds its listing here, e.g. "kernels": ("pockengine.backends.kernel_ir", "listing").
+# --emit: "mlir" (the IR after the passes) or a stage of the compile recipe (pockengine/pipeline.py):
+# a train-IR stage stops -p after that pass; lower-to-kernels / memory-plan (alias kernels) print
+# the kernel IR, emit (alias c) the target's sources. Other formats: name → (module, function) with
+# function(module_op) -> str.
 EMITTERS: dict[str, tuple[str, str]] = {}
 
 
@@ -48,18 +50,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pass pipeline, e.g. 'canonicalize,cse' or 'a{opt=1 flag=true}'",
     )
     parser.add_argument(
-        "-o", "--output", metavar="FILE", help="write the IR here (atomically), not to stdout"
+        "-o", "--output", "--output-file", dest="output", metavar="FILE",
+        help="write the IR here (atomically), not to stdout",
     )
-    parser.add_argument("--generic", action="store_true", help="print ops in the generic MLIR form")
+    parser.add_argument("--generic", "--print-op-generic", dest="generic", action="store_true",
+                        help="print ops in the generic MLIR form")
     parser.add_argument(
         "--emit",
         default="mlir",
-        choices=["mlir", *EMITTERS],
-        help="what to print after the passes (default: the IR)",
+        choices=_emit_choices(),
+        metavar="STAGE",
+        help="what to print: mlir (the IR after the passes, default), the IR after a stage of -p, "
+        "lower-to-kernels or memory-plan (alias kernels: the kernel IR), emit (alias c: the target's sources)",
     )
+    parser.add_argument("--print-pipeline", action="store_true",
+                        help="print the -p pipeline (without -p: the compile recipe) as text -p accepts, and exit")
     parser.add_argument(
-        "--print-ir-after-all", action="store_true", help="dump the IR to stderr after every pass"
+        "--print-ir-after-all", "--print-between-passes", dest="print_ir_after_all", action="store_true",
+        help="dump the IR to stderr after every pass",
     )
+    parser.add_argument("--print-ir-before-all", action="store_true", help="dump the IR to stderr before every pass")
+    parser.add_argument("--print-ir-before", action="append", default=[], metavar="PASS",
+                        help="dump the IR to stderr before this pass (repeatable)")
+    parser.add_argument("--disable-verify", action="store_true",
+                        help="do not verify the IR after parsing and after each pass")
+    parser.add_argument("--version", action="version", version=_version())
     parser.add_argument(
         "--print-ir-after",
         action="append",
@@ -83,6 +98,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stats", action="store_true", help="print per-function statistics to stderr")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        xdsl = version("xdsl")
+    except PackageNotFoundError:
+        xdsl = "not installed"
+    return f"pock-opt (pockengine {__import__('pockengine').__version__}, xdsl {xdsl})"
+
+
+def _emit_choices() -> list[str]:
+    from pockengine.pipeline import emit_choices
+
+    return [*emit_choices(), *EMITTERS]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="pock-opt",
@@ -95,10 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `pock-opt ... | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_MISMATCH
+    except Exception as e:  # the error boundary: bad input is one line and exit 2 (pockengine.errors)
+        from ..errors import is_user_error, one_line
+
+        if not is_user_error(e):
+            raise
+        print(f"pock-opt: error: {one_line(e)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 def run(args: argparse.Namespace) -> int:
-    from pockengine.passes import PipelineError, get_all_passes, parse_pipeline
+    from pockengine.passes import PipelineError
+    from pockengine.pipeline import StageError, get_all_passes, parse_pipeline, print_pipeline, stop_pipeline
 
     from . import UserError
 
@@ -107,12 +146,21 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     try:
         pipeline = parse_pipeline(args.passes)
+        if args.print_pipeline:
+            print(print_pipeline(pipeline))
+            return EXIT_OK
+        try:
+            pipeline = stop_pipeline(pipeline, args.emit)
+        except StageError as e:
+            raise UserError(str(e)) from None
         available = get_all_passes()
         dump_after = {n for names in args.print_ir_after for n in names.split(",")}
-        if unknown := sorted(dump_after - set(available)):
-            raise UserError(
-                f"--print-ir-after: unknown pass '{unknown[0]}'; valid passes: {', '.join(sorted(available))}"
-            )
+        for flag, names in (("--print-ir-after", dump_after),
+                            ("--print-ir-before", {n for ns in args.print_ir_before for n in ns.split(",")})):
+            if unknown := sorted(names - set(available)):
+                raise UserError(
+                    f"{flag}: unknown pass '{unknown[0]}'; valid passes: {', '.join(sorted(available))}"
+                )
         name, source = read_input(args.input)
     except (PipelineError, UserError) as e:
         print(f"pock-opt: error: {e}", file=sys.stderr)
@@ -145,11 +193,12 @@ def run(args: argparse.Namespace) -> int:
 def read_input(path: str | None) -> tuple[str, str]:
     from . import UserError
 
+    from pockengine.ir.program import read_ir  # bounded, UTF-8, no NUL bytes (/dev/zero is an error)
+
     if path in (None, "-"):
-        return "<stdin>", sys.stdin.read()
+        return "<stdin>", read_ir("<stdin>", sys.stdin.buffer)
     try:
-        with open(path, encoding="utf-8") as f:
-            return path, f.read()
+        return path, read_ir(path)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -174,21 +223,28 @@ def process(text: str, name: str, pipeline, args, dump_after: set[str]):
     from pockengine.ir.context import make_context
     from xdsl.utils.exceptions import DiagnosticException, ParseError
 
-    from .diagnostics import Diagnostic, parse_error_diagnostic, parse_located, verify_located
+    from .diagnostics import Diagnostic, NestingError, parse_error_diagnostic, parse_located, verify_located
 
     ctx = make_context()
     try:
         module = parse_located(text, name, ctx)
     except ParseError as e:
         return None, [parse_error_diagnostic(e, ctx)]
-    if errors := verify_located(module):
+    except NestingError as e:
+        return None, [e.args[0]]
+    verify = (lambda m: []) if args.disable_verify else verify_located  # noqa: E731
+    dump_before = {n for names in args.print_ir_before for n in names.split(",")}
+    if errors := verify(module):
         return None, errors
     for p in pipeline.passes:
+        if args.print_ir_before_all or p.name in dump_before:
+            print(f"// -----// IR Dump Before {p.name} //----- //", file=sys.stderr)
+            print(render(module, args.generic), file=sys.stderr)
         try:
             p.apply(ctx, module)
         except DiagnosticException as e:
             return None, [Diagnostic(f"pass '{p.name}' failed: {e}")]
-        if errors := verify_located(module):
+        if errors := verify(module):
             return None, [
                 type(d)(f"{d.message} (after pass '{p.name}')", d.file, d.line, d.col) for d in errors
             ]
@@ -197,11 +253,15 @@ def process(text: str, name: str, pipeline, args, dump_after: set[str]):
             print(render(module, args.generic), file=sys.stderr)
     if args.stats:
         print(stats_report(module), file=sys.stderr)
-    if args.emit != "mlir":
+    from pockengine.pipeline import emit_text
+
+    if args.emit in EMITTERS:
         import importlib
 
         module_name, function = EMITTERS[args.emit]
         return getattr(importlib.import_module(module_name), function)(module), []
+    if (emitted := emit_text(module, args.emit, pipeline)) is not None:
+        return emitted, []
     return render(module, args.generic) + "\n", []
 
 
@@ -266,7 +326,7 @@ def list_passes() -> str:
     import dataclasses
     import typing
 
-    from pockengine.passes import get_all_passes
+    from pockengine.pipeline import get_all_passes
 
     out = []
     for name, factory in sorted(get_all_passes().items()):
@@ -288,8 +348,15 @@ def describe(name: str, cls) -> str:
     doc = cls.__dict__.get("__doc__") or ""
     if doc.startswith(cls.__name__ + "("):  # dataclass' generated signature, not a docstring
         doc = ""
-    first = doc.strip().split("\n")[0].strip()
-    return first or STOCK_DESCRIPTIONS.get(name, "(no description)")
+    return first_sentence(doc) or STOCK_DESCRIPTIONS.get(name, "(no description)")
+
+
+def first_sentence(doc: str) -> str:
+    """The docstring's first sentence, whole even when it wraps over lines (at most its first
+    paragraph): `--list-passes` never stops mid-sentence."""
+    paragraph = " ".join(line.strip() for line in doc.strip().split("\n\n")[0].splitlines())
+    m = re.search(r"(?<=[.!?])\s+(?=[A-Z])", paragraph)  # not inside "e.g. x"
+    return (paragraph[: m.start()] if m else paragraph).strip()
 
 
 def _type_name(t) -> str:

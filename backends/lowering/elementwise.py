@@ -3,9 +3,9 @@ prints (backends/c_renderer.py `SCALAR_OPS`), and fusion merges chains of them."
 
 from __future__ import annotations
 
-from pockengine.ir.ops import elementwise as E
-from pockengine.ir.ops import grad as G
-from pockengine.passes.lower_to_kernels import dtype_of, instr_attrs, map_form
+from ...ir.ops import elementwise as E
+from ...ir.ops import grad as G
+from ..lower_to_kernels import dtype_of, instr_attrs, map_form
 
 
 @map_form(*E.OPS, G.GeluBackwardOp, G.SiluBackwardOp)

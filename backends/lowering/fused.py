@@ -13,12 +13,12 @@ backends/lowering/loss.py around the same SGD steps (emit_sgd).
 from __future__ import annotations
 
 import numpy as np
-from pockengine.backends.kernel_ir import Call, Epilogue, Map, View
-from pockengine.backends.lowering.grad import emit_conv2d_backward_weight, emit_linear_backward_weight
-from pockengine.ir.ops import grad as G
-from pockengine.ir.ops import optim as O
-from pockengine.ir.ops.fused import FusedOp, YieldOp
-from pockengine.passes.lower_to_kernels import (
+
+from ...ir.ops import grad as G
+from ...ir.ops import optim as O
+from ...ir.ops.fused import FusedOp, YieldOp
+from ..kernel_ir import Call, Epilogue, Map, View
+from ..lower_to_kernels import (
     MAP_FORMS,
     LoweringError,
     MapBuilder,
@@ -26,6 +26,7 @@ from pockengine.passes.lower_to_kernels import (
     lowers,
     shape_of,
 )
+from .grad import emit_conv2d_backward_weight, emit_linear_backward_weight
 
 
 @lowers(FusedOp)
@@ -34,7 +35,7 @@ def lower_fused(lw, op):
         lower_update(lw, op)
         return
     if op.group_kind == "linear_cross_entropy":
-        from pockengine.backends.lowering.loss import lower_linear_cross_entropy
+        from .loss import lower_linear_cross_entropy
 
         lower_linear_cross_entropy(lw, op)
         return
@@ -72,8 +73,8 @@ def lower_epilogue(lw, op):
     makes its kernel call, then the elementwise part becomes that call's epilogue (a Map over
     the kernel's (image, row, column) walk of the output, run per finished tile), or, where
     an operand does not fit that walk, a loop nest of its own after the call."""
-    from pockengine.backends.lowering.linalg import epilogue_walk
-    from pockengine.passes.lower_to_kernels import RULES
+    from ..lower_to_kernels import RULES
+    from .linalg import epilogue_walk
 
     ops = [o for o in op.block.ops if not isinstance(o, YieldOp)]
     hosts = [o for o in ops if not MAP_FORMS.get(type(o))]
@@ -108,7 +109,7 @@ def lower_epilogue(lw, op):
         # epilogue's shape, which the epilogue then overwrites in place, tile by tile
         target = next((o for o in outputs if o.dtype == "f32" and o.shape == raw.shape), None)
         if target is not None:
-            call.args = [target if a is raw else a for a in call.args]
+            call.operands = {k: target if a is raw else a for k, a in call.operands.items()}
             call.writes = [target if w is raw else w for w in call.writes]
             m.inputs = [target if v is raw else v for v in m.inputs]
             lw.bind(host.result, target)

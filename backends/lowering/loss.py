@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from pockengine.ir.ops import loss as Lo
-from pockengine.passes.lower_to_kernels import lowers
+from ...ir.ops import loss as Lo
+from ..lower_to_kernels import lowers
 
 
 @lowers(Lo.CrossEntropyOp)
@@ -15,16 +15,16 @@ def lower_cross_entropy(lw, op):
     y = lw.result(op.result)
     n, c = logits.shape[:2]
     inner = math.prod(logits.shape[2:])
-    fn = "pk_cross_entropy_i32" if labels.dtype == "i32" else "pk_cross_entropy"
-    lw.call("cross_entropy", fn, [n, c, inner, logits, labels, op.p.ignore_index,
-                                  int(op.p.reduction == "mean"), y], [logits, labels], [y])
+    lw.call("cross_entropy", dict(n=n, c=c, inner=inner, logits=logits, labels=labels, ignore_index=op.p.ignore_index,
+                                  mean=int(op.p.reduction == "mean"), loss=y), [logits, labels], [y],
+            variant="i32" if labels.dtype == "i32" else "")
 
 
 @lowers(Lo.MseOp)
 def lower_mse(lw, op):
     a, b = lw.contiguous(lw.view(op.pred)), lw.contiguous(lw.view(op.target))
     y = lw.result(op.result)
-    lw.call("mse", "pk_mse", [a.size, a, b, int(op.p.reduction == "mean"), y], [a, b], [y])
+    lw.call("mse", dict(count=a.size, pred=a, target=b, mean=int(op.p.reduction == "mean"), loss=y), [a, b], [y])
 
 
 # rows per chunk of the linear_cross_entropy kernel: its logits [C, rows] (CHUNK_BYTES) stay
@@ -38,11 +38,13 @@ def lower_linear_cross_entropy(lw, op):
     """train.fused kind "linear_cross_entropy" (passes/fusion.py): one kernel call over
     chunks of rows (backends/c/kernels/linear_cross_entropy.c); with a momentum SGD the
     weight gradient accumulates into the momentum buffer, then one loop updates the weight."""
-    from pockengine.backends.kernel_ir import View
-    from pockengine.backends.lowering.fused import emit_sgd, outputs_of
-    from pockengine.backends.lowering.linalg import as_matrix, gemm_workspace
-    from pockengine.passes.fusion import match_head
-    from pockengine.passes.lower_to_kernels import LoweringError
+    from ...passes.fusion import (
+        match_head,  # the one backends → passes import (tests/backends/test_layering.py)
+    )
+    from ..kernel_ir import View
+    from ..lower_to_kernels import LoweringError
+    from .fused import emit_sgd, outputs_of
+    from .linalg import as_matrix
 
     ops = [o for o in op.block.ops if isinstance(o, Lo.CrossEntropyOp)]
     head = match_head(ops[0], 0) if len(ops) == 1 else None
@@ -68,19 +70,19 @@ def lower_linear_cross_entropy(lw, op):
         rows -= rows % 16  # whole 16-wide GEMM tiles
     vb = min(c, VOCAB_BLOCK)
     up = lambda n: -(-n // 16) * 16
-    work = lw.scratch(up(rows * c) + 3 * up(rows) + max(gemm_workspace(vb, rows, k), gemm_workspace(rows, k, vb),
-                                                        gemm_workspace(vb, k, rows)))
+    gw = lw.library.gemm_workspace
+    work = lw.scratch(up(rows * c) + 3 * up(rows) + max(gw(vb, rows, k), gw(rows, k, vb), gw(vb, k, rows)))
     geometry = [m, k, c, rows, rsx, csx, ws0, ws1, vb, head.loss.p.ignore_index,
                 int(head.loss.p.reduction == "mean"), labels.size]
-    fn = "pk_linear_cross_entropy_i32" if labels.dtype == "i32" else "pk_linear_cross_entropy"
 
     def emit(dw, ab):
         reads = [x, w, labels, rowlab] + [v for v in (bias, dloss, ab) if v is not None]
         if dw is not None and ab is not None:
             reads.append(dw)  # dw = alpha·g + beta·dw reads the buffer it accumulates into
         writes = [v for v in (loss, dx, dw, db) if v is not None] + [work]
-        lw.call("linear_cross_entropy", fn, [geometry, x, w, bias, labels, rowlab, dloss, loss, dx, dw, ab, db, work],
-                reads, writes)
+        lw.call("linear_cross_entropy", dict(geometry=geometry, x=x, w=w, bias=bias, labels=labels, rows=rowlab,
+                                             dloss=dloss, loss=loss, dx=dx, dw=dw, ab=ab, db=db, work=work),
+                reads, writes, variant="i32" if labels.dtype == "i32" else "")
 
     if head.sgd is not None:
         emit_sgd(lw, head.sgd, outer, out_of, emit)

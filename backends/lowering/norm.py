@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-from pockengine.ir.ops import norm as N
-from pockengine.passes.lower_to_kernels import lowers, map_form
+from ...ir.ops import norm as N
+from ..lower_to_kernels import lowers, map_form
 
 
 @map_form(N.BatchNormOp)
@@ -31,7 +31,7 @@ def lower_layer_norm(lw, op):
     x = lw.contiguous(lw.view(op.x))
     g, b = lw.contiguous(lw.view(op.gamma)), lw.contiguous(lw.view(op.beta))
     y = lw.result(op.result)
-    lw.call("layer_norm", "pk_layer_norm", [*rows(op, x), x, g, b, op.p.eps, y], [x, g, b], [y])
+    lw.call("layer_norm", dict(rows=rows(op, x), x=x, gamma=g, beta=b, eps=op.p.eps, y=y), [x, g, b], [y])
 
 
 @lowers(N.RmsNormOp)
@@ -39,4 +39,4 @@ def lower_rms_norm(lw, op):
     x = lw.contiguous(lw.view(op.x))
     g = lw.contiguous(lw.view(op.gamma))
     y = lw.result(op.result)
-    lw.call("rms_norm", "pk_rms_norm", [*rows(op, x), x, g, op.p.eps, y], [x, g], [y])
+    lw.call("rms_norm", dict(rows=rows(op, x), x=x, gamma=g, eps=op.p.eps, y=y), [x, g], [y])

@@ -4,8 +4,8 @@ planner puts it: usually in the parameter's (or state's) own bytes, in place."""
 
 from __future__ import annotations
 
-from pockengine.ir.ops import optim as O
-from pockengine.passes.lower_to_kernels import map_form
+from ...ir.ops import optim as O
+from ..lower_to_kernels import map_form
 
 
 def sgd_momentum(mb, p, grad, buf, step):

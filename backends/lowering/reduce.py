@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from pockengine.backends.kernel_ir import View
-from pockengine.ir.ops import reduce as R
-from pockengine.passes.lower_to_kernels import lowers
+from ...ir.ops import reduce as R
+from ..kernel_ir import View
+from ..lower_to_kernels import lowers
 
 _KIND = {R.SumOp: "sum", R.MeanOp: "mean", R.MaxOp: "max", R.AnyOp: "any"}
 MAX_DIMS = 6
@@ -55,7 +55,8 @@ def lower_reduce(lw, op):
         kind, scale = "sum", 1.0 / max(count, 1)
     else:
         scale = 1.0
-    lw.call("reduce", f"pk_reduce_{kind}_{x.dtype}", [dims, xs, ys, x, y, y.size, scale], [x], [y])
+    lw.call("reduce", dict(dims=dims, x_strides=xs, y_strides=ys, x=x, y=y, count=y.size, scale=scale), [x], [y],
+            variant=f"{kind}_{x.dtype}")
 
 
 def axis_layout(shape, axis) -> tuple[int, int, int]:
@@ -67,8 +68,8 @@ def axis_layout(shape, axis) -> tuple[int, int, int]:
 def lower_softmax(lw, op):
     x = lw.contiguous(lw.view(op.x))
     y = lw.result(op.result)
-    fn = "pk_softmax" if isinstance(op, R.SoftmaxOp) else "pk_log_softmax"
-    lw.call("softmax", fn, [*axis_layout(x.shape, op.p.axis), x, y], [x], [y], inplace=[(0, 0)])
+    lw.call("softmax", dict(layout=axis_layout(x.shape, op.p.axis), x=x, y=y), [x], [y],
+            variant="" if isinstance(op, R.SoftmaxOp) else "log")
 
 
 @lowers(R.CumsumOp)
@@ -77,4 +78,4 @@ def lower_cumsum(lw, op):
     y = lw.result(op.result)
     if x.dtype not in ("f32", "i64"):
         raise ValueError(f"cumsum of {x.dtype} has no kernel")
-    lw.call("cumsum", f"pk_cumsum_{x.dtype}", [*axis_layout(x.shape, op.p.axis), x, y], [x], [y])
+    lw.call("cumsum", dict(layout=axis_layout(x.shape, op.p.axis), x=x, y=y), [x], [y], variant=x.dtype)

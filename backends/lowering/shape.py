@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 
-from pockengine.backends.kernel_ir import ITEMSIZE, contiguous_strides
-from pockengine.ir.ops import shape as S
-from pockengine.passes.lower_to_kernels import lowers, shape_of
+from ...ir.ops import shape as S
+from ..kernel_ir import ITEMSIZE, contiguous_strides
+from ..lower_to_kernels import lowers, shape_of
 
 
 @lowers(S.ReshapeOp)
@@ -30,7 +30,7 @@ def lower_transpose(lw, op):
 
 @lowers(S.BroadcastOp)
 def lower_broadcast(lw, op):
-    from pockengine.backends.kernel_ir import broadcast_strides
+    from ..kernel_ir import broadcast_strides
 
     x = lw.view(op.x)
     shape = shape_of(op.result)
@@ -68,8 +68,8 @@ def lower_gather(lw, op):
     ax = op.p.axis % len(x.shape)
     outer, n, inner = math.prod(x.shape[:ax]), x.shape[ax], math.prod(x.shape[ax + 1:])
     out = lw.result(op.result)
-    fn = "pk_gather_i32" if idx.dtype == "i32" else "pk_gather"
-    lw.call("gather", fn, [outer, n, inner * ITEMSIZE[x.dtype], idx.size, x, idx, out], [x, idx], [out])
+    lw.call("gather", dict(outer=outer, n=n, inner_bytes=inner * ITEMSIZE[x.dtype], count=idx.size, x=x, index=idx,
+                           y=out), [x, idx], [out], variant="i32" if idx.dtype == "i32" else "")
 
 
 def gather_elements_layout(x_shape, x_strides, idx_shape, axis) -> tuple[list[int], list[int], int, int]:
@@ -87,5 +87,5 @@ def lower_gather_elements(lw, op):
     x, idx = lw.view(op.x), lw.contiguous(lw.view(op.indices))
     out = lw.result(op.result)
     d, xs, axis_stride, n = gather_elements_layout(x.shape, x.elem_strides(), idx.shape, op.p.axis)
-    fn = "pk_gather_elements_i32" if idx.dtype == "i32" else "pk_gather_elements"
-    lw.call("gather_elements", fn, [d, xs, axis_stride, n, ITEMSIZE[x.dtype], x, idx, out], [x, idx], [out])
+    lw.call("gather_elements", dict(dims=d, strides=xs, axis_stride=axis_stride, n=n, itemsize=ITEMSIZE[x.dtype], x=x,
+                                    index=idx, y=out), [x, idx], [out], variant="i32" if idx.dtype == "i32" else "")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from pockengine.backends.kernel_ir import Storage, View
-from pockengine.ir.ops.state import ConstantOp, GetOp, SetOp, SetSliceOp
-from pockengine.passes.lower_to_kernels import SetRequest, dtype_of, lowers, shape_of
+
+from ...ir.ops.state import ConstantOp, GetOp, SetOp, SetSliceOp
+from ..kernel_ir import Storage, View
+from ..lower_to_kernels import SetRequest, dtype_of, lowers, shape_of
 
 
 @lowers(GetOp)

@@ -16,10 +16,12 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 
+from ...errors import UserError
+
 IMPLS: dict[type[Operation], Callable[..., Any]] = {}
 
 
-class InterpretError(Exception):
+class InterpretError(UserError):
     """An op could not be run: names the op and what went wrong."""
 
 

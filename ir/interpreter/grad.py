@@ -86,7 +86,8 @@ def run_max_pool2d_backward(interp, op, x, dy):
     xp[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]] = x
     win = windows(xp, kh, kw, p.stride, p.dilation)[:, :, :ho, :wo].reshape(*dy.shape, kh * kw)
     first = win.argmax(axis=-1)  # first maximum in row-major window order, as PyTorch picks
-    return _pool_backward(op, dy, *x.shape[2:], p.dilation, lambda i, j: dy * (first == i * kw + j))
+    # dy goes to the maximum only (a scatter, as PyTorch): `dy * mask` would spread a NaN dy over the window
+    return _pool_backward(op, dy, *x.shape[2:], p.dilation, lambda i, j: np.where(first == i * kw + j, dy, 0))
 
 
 @impl(G.AvgPool2dBackwardOp)
@@ -196,7 +197,9 @@ def run_rms_norm_backward_gamma(interp, op, x, dy):
 
 @impl(G.CrossEntropyBackwardOp)
 def run_cross_entropy_backward(interp, op, logits, labels, dloss):
-    valid = labels != op.p.ignore_index
+    from .loss import check_labels
+
+    valid = check_labels(labels, logits.shape[1], op.p.ignore_index)
     safe = np.expand_dims(np.where(valid, labels, 0), 1)
     d = softmax(logits, 1)
     np.put_along_axis(d, safe, np.take_along_axis(d, safe, axis=1) - 1, axis=1)

@@ -39,6 +39,19 @@ def run_conv2d(interp, op, x, w):
     return conv2d(x, w, p.stride, p.padding, p.dilation, p.groups)
 
 
+@impl(L.ConvTranspose2dOp)
+def run_conv_transpose2d(interp, op, x, w):
+    """conv2d's input gradient (ir/interpreter/grad.py) with dy = x and the output size as input_size."""
+    from types import SimpleNamespace
+
+    from .grad import run_conv2d_backward_input
+
+    p = op.p
+    geometry = SimpleNamespace(stride=p.stride, padding=p.padding, dilation=p.dilation, groups=p.groups,
+                               input_size=op.result.type.get_shape()[2:])
+    return run_conv2d_backward_input(interp, SimpleNamespace(p=geometry), x, w)
+
+
 @impl(L.MatmulOp)
 def run_matmul(interp, op, a, b):
     return np.matmul(a, b)

@@ -94,6 +94,53 @@ class Conv2dOp(TrainOp):
 
 
 @irdl_op_definition
+class ConvTranspose2dOp(TrainOp):
+    """Transposed 2-D convolution (nn.ConvTranspose2d): the input gradient of the conv2d with the
+    same geometry, so the same kernel computes it. Weight [C_in, C_out/g, kh, kw] as PyTorch's;
+
+        H_out = (H - 1)·sh - pt - pb + dh·(kh - 1) + output_padding_h + 1
+
+    %y = train.conv_transpose2d %x, %w {stride = [2, 2], padding = [1, 1, 1, 1], output_padding = [1, 1]}
+         : (tensor<1x4x5x5xf32>, tensor<4x6x3x3xf32>) -> tensor<1x6x10x10xf32>
+    """
+
+    name = "train.conv_transpose2d"
+    FLOAT_ONLY: ClassVar[bool] = True
+    x = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    result = result_def(TensorType)
+    stride = ints_prop([1, 1])
+    padding = ints_prop([0, 0, 0, 0])
+    dilation = ints_prop([1, 1])
+    output_padding = ints_prop([0, 0])
+    groups = int_prop(1)
+
+    @classmethod
+    def build(cls, x, w, *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), output_padding=(0, 0), groups=1):
+        return super().build(x, w, stride=list(stride), padding=_pads(cls, padding), dilation=list(dilation),
+                             output_padding=list(output_padding), groups=groups)
+
+    @classmethod
+    def infer(cls, types, p):
+        xs, ws = T.shape(types[0]), T.shape(types[1])
+        if len(xs) != 4 or len(ws) != 4:
+            raise VerifyException(f"expects NCHW input and [C_in, C_out/g, kh, kw] weight, got {T.fmt(xs)} and {T.fmt(ws)}")
+        g = p.groups
+        if g < 1 or xs[1] != ws[0] or xs[1] % g:
+            raise VerifyException(f"input channels {xs[1]}, weight {T.fmt(ws)} and groups {g} disagree")
+        stride, dil = _pair(p.stride, "stride"), _pair(p.dilation, "dilation")
+        pt, pl, pb, pr = pad4(p.padding)
+        out = []
+        for size, k, s, d, lo, hi, extra in zip(xs[2:], ws[2:], stride, dil, (pt, pl), (pb, pr), p.output_padding):
+            if not 0 <= extra < s:  # torch also allows < dilation; conv2d's input gradient does not
+                raise VerifyException(f"output_padding {list(p.output_padding)} must be below the stride {list(stride)}")
+            out.append((size - 1) * s - lo - hi + d * (k - 1) + extra + 1)
+        if min(out) < 1:
+            raise VerifyException(f"padding {list(p.padding)} leaves no output for input {T.fmt(xs)}")
+        return [T.tensor((xs[0], ws[1] * g, *out), T.element(types[0]))]
+
+
+@irdl_op_definition
 class MatmulOp(TrainOp):
     """numpy matmul: [.., m, k] x [.., k, n] -> [.., m, n], batch dims broadcast (mm and bmm)."""
 
@@ -237,4 +284,4 @@ class PadOp(TrainOp):
         return [T.tensor(out, T.element(types[0]))]
 
 
-OPS = [Conv2dOp, MatmulOp, LinearOp, MaxPool2dOp, AvgPool2dOp, GlobalAvgPoolOp, PadOp]
+OPS = [Conv2dOp, ConvTranspose2dOp, MatmulOp, LinearOp, MaxPool2dOp, AvgPool2dOp, GlobalAvgPoolOp, PadOp]

@@ -16,6 +16,7 @@ import weakref
 
 import numpy as np
 from xdsl.dialects.builtin import (
+    ArrayAttr,
     BoolAttr,
     DenseIntOrFPElementsAttr,
     ModuleOp,
@@ -31,6 +32,7 @@ from xdsl.irdl import (
     IRDLOperation,
     irdl_op_definition,
     operand_def,
+    opt_prop_def,
     prop_def,
     result_def,
     traits_def,
@@ -54,13 +56,19 @@ ROLES = ("weight", "bias", "norm", "embedding", "running_mean", "running_var", "
 
 @irdl_op_definition
 class ParamOp(IRDLOperation):
-    """A named tensor living outside the IR: a parameter (trainable or frozen) or state."""
+    """A named tensor living outside the IR: a parameter (trainable or frozen) or state.
+
+    A tensor the model holds under several names (tied weights: GPT-2's `lm_head.weight` is
+    `transformer.wte.weight`) is one param; its other names are listed in `aliases`
+    (`{..., aliases = ["lm_head.weight"]}`), which schemes and checkpoints accept as well.
+    """
 
     name = "train.param"
     sym_name = prop_def(StringAttr)
     type = prop_def(TensorType)
     role = str_prop("weight")
     trainable = bool_prop(True)
+    aliases = opt_prop_def(ArrayAttr[StringAttr])
     traits = traits_def(SymbolOpInterface())
 
     def __init__(self, name: str, type: TensorType, role: str = "weight", trainable: bool = True):
@@ -75,6 +83,14 @@ class ParamOp(IRDLOperation):
     def is_trainable(self) -> bool:
         return bool(self.trainable.value.data)
 
+    @property
+    def alias_names(self) -> tuple[str, ...]:
+        return tuple(a.data for a in self.aliases.data) if self.aliases is not None else ()
+
+    def add_alias(self, name: str) -> None:
+        if name != self.sym_name.data and name not in self.alias_names:
+            self.aliases = ArrayAttr([*(StringAttr(a) for a in self.alias_names), StringAttr(name)])
+
     def verify_(self) -> None:
         if self.role.data not in ROLES:
             raise VerifyException(f"train.param @{self.sym_name.data}: role {self.role.data!r} is not one of {', '.join(ROLES)}")
@@ -88,7 +104,11 @@ class ParamOp(IRDLOperation):
         printer.print_symbol_name(self.sym_name.data)
         printer.print_string(" : ")
         printer.print_attribute(self.type)
-        printer.print_string(f' {{role = "{self.role.data}", trainable = {str(self.is_trainable).lower()}}}')
+        printer.print_string(f' {{role = "{self.role.data}", trainable = {str(self.is_trainable).lower()}')
+        if self.alias_names:
+            printer.print_string(", aliases = ")
+            printer.print_attribute(self.aliases)
+        printer.print_string("}")
 
     @classmethod
     def parse(cls, parser: Parser) -> ParamOp:
@@ -98,12 +118,18 @@ class ParamOp(IRDLOperation):
         attrs = parser.parse_optional_attr_dict()
         role = attrs.pop("role", StringAttr("weight"))
         trainable = attrs.pop("trainable", BoolAttr.from_bool(True))
+        aliases = attrs.pop("aliases", None)
         if attrs:
-            parser.raise_error(f"train.param: unknown attributes {', '.join(attrs)} (known: role, trainable)")
+            parser.raise_error(f"train.param: unknown attributes {', '.join(attrs)} (known: role, trainable, aliases)")
         if not isinstance(ty, TensorType) or not isinstance(role, StringAttr):
             parser.raise_error("train.param expects `@name : tensor<...> {role = \"...\"}`")
+        if aliases is not None and not (isinstance(aliases, ArrayAttr) and
+                                        all(isinstance(a, StringAttr) for a in aliases.data)):
+            parser.raise_error("train.param: aliases must be a list of strings")
         op = cls(name, ty, role.data)
         op.properties["trainable"] = trainable
+        for a in aliases.data if aliases is not None else ():
+            op.add_alias(a.data)
         return op
 
 

@@ -29,6 +29,8 @@ from pockengine.ir.ops import reduce as R
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Operation, SSAValue
 
+from ...errors import UserError
+
 Rule = Callable[["Builder", Operation, list[SSAValue | None]], list[SSAValue | None]]
 RULES: dict[type[Operation], Rule] = {}
 
@@ -41,7 +43,7 @@ NON_DIFFERENTIABLE: frozenset[type[Operation]] = frozenset([
 ])
 
 
-class MissingRuleError(Exception):
+class MissingRuleError(UserError):
     """An op on the path from a trained parameter to the loss has no gradient rule."""
 
 

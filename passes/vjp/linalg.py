@@ -25,6 +25,15 @@ def conv2d(b, op, grads_out):
             b.conv2d_backward_weight(x, dy, kernel=list(T.shape(w)[2:]), **_conv_props(op))]
 
 
+@vjp(L.ConvTranspose2dOp)
+def conv_transpose2d(b, op, grads_out):
+    """y = conv_transpose2d(x, w) = conv2d_backward_input(x, w)  →  dx = conv2d(dy, w),
+    dw = conv2d_backward_weight(dy, x) (y's geometry is the conv's input, x its output)"""
+    p, dy, x, w = op.p, grads_out[0], op.x, op.weight
+    props = {"stride": list(p.stride), "padding": list(p.padding), "dilation": list(p.dilation), "groups": p.groups}
+    return [b.conv2d(dy, w, **props), b.conv2d_backward_weight(dy, x, kernel=list(T.shape(w)[2:]), **props)]
+
+
 def _t(b, v):
     """Swap the last two dims."""
     r = len(T.shape(v))

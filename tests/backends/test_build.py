@@ -6,10 +6,10 @@ import subprocess
 import numpy as np
 import programs as P
 import pytest
-from pockengine.backends import build as B
+from pockengine.backends.c import build as B
 from pockengine.backends.runtime import Trainer
-from pockengine.backends.targets import get_target
-from pockengine.passes.lower_to_kernels import lower_program
+from pockengine.backends import get_target
+from pockengine.backends.lower_to_kernels import lower_program
 
 CALLS = """static const long pk_shape0[] = {1, 2};
 static const long pk_shape1[] = {3, 4};

@@ -5,10 +5,12 @@ with momentum and AdamW, with and without operator-reordering and fusion."""
 import numpy as np
 import programs as P
 import pytest
-from pockengine.backends.runtime import Trainer, build_library, compile
-from pockengine.backends.targets import get_target
+from pockengine.backends.c.build import build_library
+from pockengine.backends.runtime import Trainer
+from pockengine.pipeline import compile
+from pockengine.backends import get_target
 from pockengine.passes import run_pipeline
-from pockengine.passes.lower_to_kernels import LoweringError, lower_program
+from pockengine.backends.lower_to_kernels import LoweringError, lower_program
 
 STEPS = 20
 
@@ -60,7 +62,7 @@ def test_attention_block():
 
 def assert_memory_of(prog, spec):
     kp = lower_program(P.trained(prog, spec))
-    from pockengine.passes.memory_plan import memory_summary
+    from pockengine.backends.memory_plan import memory_summary
 
     return memory_summary(kp)
 
@@ -87,7 +89,7 @@ def test_compile_api_runs_autodiff_and_saves(tmp_path):
 
 
 def test_compile_takes_a_scheme_object_or_its_text():
-    from pockengine.backends.runtime import training_pipeline, training_program
+    from pockengine.pipeline import training_pipeline, training_program
     from pockengine.passes.scheme import Scheme
 
     prog, hyper = P.mlp(), {"loss": "cross_entropy", "optimizer": "sgd", "lr": 0.05, "momentum": 0.9}

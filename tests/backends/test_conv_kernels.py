@@ -13,12 +13,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from pockengine import Program
-from pockengine.backends.runtime import Trainer, build_library
-from pockengine.backends.targets import get_target
+from pockengine.backends.c.build import build_library
+from pockengine.backends.runtime import Trainer
+from pockengine.backends import get_target
 from pockengine.ir import types as T
 from pockengine.ir.ops import grad as G
 from pockengine.ir.ops import linalg as L
-from pockengine.passes.lower_to_kernels import lower_program
+from pockengine.backends.lower_to_kernels import lower_program
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Region
@@ -79,10 +80,10 @@ def reference(case, x, w, dy):
 
 @pytest.mark.parametrize("block", [None, 1024], ids=["default-blocks", "small-blocks"])
 def test_conv_kernels_match_torch(block, monkeypatch):
-    from pockengine.backends.lowering import linalg
+    from pockengine.backends.c import library
 
     if block:
-        monkeypatch.setattr(linalg, "CONV_BLOCK", block)
+        monkeypatch.setattr(library, "CONV_BLOCK", block)
     fns = []
     for i, case in enumerate(CASES):
         xs, ws, ys = shapes(case)

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from pockengine.backends.lowering.linalg import conv_plan
-from pockengine.backends.targets import COMMON_FLAGS, get_target
+from pockengine.backends.c.library import CKernelLibrary
+from pockengine.backends import get_target
+from pockengine.backends.c.toolchain import COMMON_FLAGS
 from test_gemm import GUARDED_OPERANDS
 from test_gemm import build as build_driver
 
@@ -107,7 +108,7 @@ def geometry(case):
     n, c, h, w, m, k, s, p, d = case
     ho, wo = out_size(h, k[0], s[0], p[0], p[2], d[0]), out_size(w, k[1], s[1], p[1], p[3], d[1])
     props = SimpleNamespace(groups=c, stride=s, padding=p, dilation=d)
-    plans = [conv_plan(kind, (n, c, h, w), (c * m, 1, *k), props, (n, c * m, ho, wo))
+    plans = [CKernelLibrary().conv_plan(kind, (n, c, h, w), (c * m, 1, *k), props, (n, c * m, ho, wo))
              for kind in ("forward", "input", "weight")]
     assert all(plan[0] == plans[0][0] for plan in plans)
     return plans[0][0], max(plan[1] for plan in plans), (n, c * m, ho, wo)

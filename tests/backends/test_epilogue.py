@@ -15,15 +15,16 @@ import torch
 import torch.nn.functional as F
 from pockengine import Program
 from pockengine.backends.kernel_ir import Call, Epilogue, Map
-from pockengine.backends.runtime import Trainer, build_library
-from pockengine.backends.targets import get_target
+from pockengine.backends.c.build import build_library
+from pockengine.backends.runtime import Trainer
+from pockengine.backends import get_target
 from pockengine.ir import types as T
 from pockengine.ir.ops import elementwise as E
 from pockengine.ir.ops import linalg as L
 from pockengine.ir.ops import norm as N
 from pockengine.ir.ops.fused import FusedOp
 from pockengine.passes import run_pipeline
-from pockengine.passes.lower_to_kernels import lower_program
+from pockengine.backends.lower_to_kernels import lower_program
 from test_conv_kernels import CASES as CONV_CASES
 from test_conv_kernels import shapes as conv_shapes
 from xdsl.dialects import func
@@ -126,17 +127,17 @@ def _module(small_blocks: bool):
 
 @pytest.mark.parametrize("small_blocks", [False, True], ids=["default-blocks", "small-blocks"])
 def test_epilogues_match_references(small_blocks, monkeypatch):
-    from pockengine.backends.lowering import linalg
+    from pockengine.backends.c import library
 
     if small_blocks:
-        monkeypatch.setattr(linalg, "CONV_BLOCK", 1024)
+        monkeypatch.setattr(library, "CONV_BLOCK", 1024)
     prog, cases = _module(small_blocks)
     run_pipeline(prog, "fusion")
     kp = lower_program(prog)
     for name, _, _, walkable in cases:
         fused = [op for op in prog.functions()[name].walk() if isinstance(op, FusedOp)]
         steps = kp.functions[name].steps
-        epilogues = [s for s in steps if isinstance(s, Call) and any(isinstance(a, Epilogue) for a in s.args)]
+        epilogues = [s for s in steps if isinstance(s, Call) and any(isinstance(a, Epilogue) for a in s.operands.values())]
         if name.startswith("conv") and not walkable:  # depthwise: an elementwise group, no epilogue
             assert [op.group_kind for op in fused] == ["elementwise"] and not epilogues, name
             continue
@@ -161,14 +162,13 @@ def test_epilogues_off_keep_a_separate_loop():
     fused = [op.group_kind for op in prog.functions()["lin0"].walk() if isinstance(op, FusedOp)]
     assert fused == ["elementwise"]
     kp = lower_program(prog, ["lin0"])
-    assert not any(isinstance(a, Epilogue) for s in kp.functions["lin0"].steps if isinstance(s, Call) for a in s.args)
+    assert not any(isinstance(a, Epilogue) for s in kp.functions["lin0"].steps if isinstance(s, Call)
+               for a in s.operands.values())
 
 
 def test_generated_c_runs_the_chain_in_the_tile_function():
-    from pockengine.backends.c_renderer import CStyleRenderer
-
     prog, _ = _module(False)
     run_pipeline(prog, "fusion")
-    src = CStyleRenderer().source(lower_program(prog, ["lin0"]))
+    src = get_target("c").sources(lower_program(prog, ["lin0"]))["model.c"]
     assert "pk_linear_ep(" in src and re.search(r"static void pk_epilogue\d+\(const pk_epilogue \*e", src)
     assert "pk_map" not in src  # no loop nest over the output besides the epilogue's rows

@@ -13,9 +13,10 @@ import subprocess
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import as_strided
-from pockengine.backends.c_renderer import KERNEL_DIR
-from pockengine.backends.lowering.linalg import gemm_workspace
-from pockengine.backends.targets import COMMON_FLAGS, get_target
+from pockengine.backends.c.library import KERNEL_DIR
+from pockengine.backends.c.library import CKernelLibrary
+from pockengine.backends import get_target
+from pockengine.backends.c.toolchain import COMMON_FLAGS
 
 # Operands for the C test drivers: n floats ending right before an inaccessible page (a read
 # or write past an operand faults); get reads them from f, or fills them with NaN when f is
@@ -108,7 +109,7 @@ class Cases:
             has_ab=0, work=None):
         m, n, k = mnk
         nb, shape, sa, sb, sc = batch
-        work = gemm_workspace(m, n, k) if work is None else work
+        work = CKernelLibrary().gemm_workspace(m, n, k) if work is None else work
         pad = lambda v: [*v, *[0] * (2 - len(v))]
         head = [op, m, n, k, *strides, nb, *pad(shape), *pad(sa), *pad(sb), *pad(sc), has_ab, a.size, b.size, c.size,
                 work]
@@ -162,7 +163,7 @@ class Cases:
         alpha, beta = ab or (1.0, 0.0)
         want = alpha * (dv.T.astype(np.float64) @ xv.astype(np.float64)).reshape(-1) + beta * dw
         self.add(3, (m, n, k), x, dy, dw, (*sx, *sd, k, 1), want, (alpha, beta), has_ab=int(ab is not None),
-                 work=gemm_workspace(n, k, m))
+                 work=CKernelLibrary().gemm_workspace(n, k, m))
 
     def run(self, binary, tmp_path, runner=()):
         (tmp_path / "in.bin").write_bytes(b"".join(self.records))

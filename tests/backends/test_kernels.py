@@ -11,11 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pockengine import Program
-from pockengine.backends.runtime import Trainer, build_library
-from pockengine.backends.targets import get_target
+from pockengine.backends.c.build import build_library
+from pockengine.backends.runtime import Trainer
+from pockengine.backends import get_target
 from pockengine.ir.dialect import OPS
 from pockengine.ir.ops import fused, state
-from pockengine.passes.lower_to_kernels import lower_program
+from pockengine.backends.lower_to_kernels import lower_program
 from xdsl.dialects import func
 from xdsl.dialects.builtin import Float32Type, IntegerType, ModuleOp, TensorType
 from xdsl.ir import Block, Region
@@ -63,13 +64,31 @@ def kernel_types(case) -> bool:
     return all(lowerable(r.type) for r in probe.results)
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
-@given(cases=one_case_per_op(), seed=st.integers(0, 2**16))
-def test_every_kernel_matches_the_interpreter(cases, seed):
+def _toolchain_missing(name):
+    try:
+        return get_target(name).available()
+    except (ImportError, ValueError) as e:
+        return str(e)
+
+
+# every target's kernels through the same harness; examples per target (a Hexagon build of
+# every kernel takes ~10 s of clang, and each step runs under qemu)
+KERNEL_TARGETS = {"c": 3, "hexagon": 1}
+
+
+@pytest.mark.parametrize("target", [pytest.param(t, marks=pytest.mark.skipif(
+    _toolchain_missing(t) is not None, reason=f"target {t}: {_toolchain_missing(t)}")) for t in KERNEL_TARGETS])
+def test_every_kernel_matches_the_interpreter(target):
+    run = given(cases=one_case_per_op(), seed=st.integers(0, 2**16))(lambda cases, seed: check_kernels(target, cases, seed))
+    settings(max_examples=KERNEL_TARGETS[target], deadline=None, suppress_health_check=list(HealthCheck))(run)()
+
+
+def check_kernels(target, cases, seed):
     assert len({c.op for c in cases}) >= len(KERNEL_OPS) - 2
     prog = Program(module_of(cases))
-    kp = lower_program(prog)
-    trainer = Trainer(prog, kp, build_library(kp, get_target("c")))
+    tgt = get_target(target)
+    kp = lower_program(prog, library=tgt.library)
+    trainer = Trainer(prog, kp, tgt.load(kp))
     rng = np.random.default_rng(seed)
     for i, case in enumerate(cases):
         inputs = case.inputs(rng)
@@ -79,13 +98,14 @@ def test_every_kernel_matches_the_interpreter(cases, seed):
         for g, w in zip(got, want):
             w = np.asarray(w)
             if w.dtype.kind == "f":
-                np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-5, err_msg=f"{case.op.name} {case}")
+                np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-5, err_msg=f"{target}: {case.op.name} {case}")
             else:
-                np.testing.assert_array_equal(g, w.astype(g.dtype), err_msg=f"{case.op.name} {case}")
+                np.testing.assert_array_equal(g, w.astype(g.dtype), err_msg=f"{target}: {case.op.name} {case}")
+    trainer.close()
 
 
 def test_every_op_has_a_kernel_lowering():
-    from pockengine.passes.lower_to_kernels import RULES, _load_rules
+    from pockengine.backends.lower_to_kernels import RULES, _load_rules
 
     _load_rules()
     missing = [op.name for op in OPS if op not in RULES and op is not state.ParamOp and op is not fused.YieldOp]

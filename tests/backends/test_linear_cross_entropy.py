@@ -9,14 +9,15 @@ import sparse_models as M
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pockengine.backends.lowering import loss as head_lowering
-from pockengine.backends.runtime import Trainer, build_library
-from pockengine.backends.targets import get_target
+from pockengine.backends.c.build import build_library
+from pockengine.backends.runtime import Trainer
+from pockengine.backends import get_target
 from pockengine.ir.ops import elementwise as E
 from pockengine.ir.ops import linalg as L
 from pockengine.ir.ops import norm as N
 from pockengine.ir.ops.fused import FusedOp
 from pockengine.passes import run_pipeline
-from pockengine.passes.lower_to_kernels import lower_program
+from pockengine.backends.lower_to_kernels import lower_program
 
 SCHEMES = {"full": None, "frozen head": "default frozen; norm.*: full", "head only": "default frozen; lm_head.*: full"}
 OPTIMIZERS = {"momentum": "optimizer=sgd lr=0.1 momentum=0.9", "plain": "optimizer=sgd lr=0.1",

@@ -12,8 +12,8 @@ import subprocess
 
 import numpy as np
 import pytest
-from pockengine.backends.c_renderer import KERNEL_DIR
-from pockengine.backends.targets import get_target
+from pockengine.backends.c.library import KERNEL_DIR
+from pockengine.backends import get_target
 
 FUNCS = ["pk_expf", "pk_erff", "pk_tanhf", "pk_sigmoidf", "pk_geluf", "pk_gelu_tanhf", "pk_gelu_grad",
          "pk_gelu_tanh_grad", "pk_silu_grad"]

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pockengine.backends.runtime import Trainer, build_library
-from pockengine.backends.targets import get_target
+from pockengine.backends.c.build import build_library
+from pockengine.backends.runtime import Trainer
+from pockengine.backends import get_target
 from pockengine.passes import run_pipeline
-from pockengine.passes.lower_to_kernels import lower_program
+from pockengine.backends.lower_to_kernels import lower_program
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "frontends"))
 torch = pytest.importorskip("torch")

@@ -10,7 +10,7 @@ from pockengine.ir.ops.fused import FusedOp
 from pockengine.ir.ops.optim import SgdOp
 from pockengine.ir.ops.state import GetOp, SetOp
 from pockengine.passes import run_pipeline
-from pockengine.passes.lower_to_kernels import lower_program
+from pockengine.backends.lower_to_kernels import lower_program
 from pockengine.passes.operator_reordering import peak
 
 PIPELINES = ["operator-reordering", "fusion", "fusion{updates=false}", "operator-reordering,fusion"]
@@ -149,8 +149,9 @@ def test_a_slice_is_compacted_in_place():
     kp = lower_program(prog)
     rep = kp.memory["functions"]["f"]
     assert rep["lower_bound"] <= 2 * 128  # one 120-byte buffer (+ the 96-byte tanh reuses it)
-    from pockengine.backends.runtime import Trainer, build_library
-    from pockengine.backends.targets import get_target
+    from pockengine.backends.c.build import build_library
+    from pockengine.backends.runtime import Trainer
+    from pockengine.backends import get_target
 
     x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
     got = Trainer(prog, kp, build_library(kp, get_target("c"))).call("f", x)[0]
@@ -161,8 +162,9 @@ def test_a_pad_expands_in_place():
     """The padded gradient of a sliced tensor (next_token's logits) is spread out backwards
     inside the gradient's own buffer, and only the border is filled."""
     from pockengine import Program
-    from pockengine.backends.runtime import Trainer, build_library
-    from pockengine.backends.targets import get_target
+    from pockengine.backends.c.build import build_library
+    from pockengine.backends.runtime import Trainer
+    from pockengine.backends import get_target
 
     prog = Program.parse("""builtin.module {
       func.func @f(%x : tensor<2x4x3xf32>) -> tensor<f32> {

@@ -13,9 +13,9 @@ import programs as P
 import pytest
 from pockengine import Program
 from pockengine.backends.project import read_weights, write_data, write_project
-from pockengine.backends.targets import get_target
+from pockengine.backends import get_target
 from pockengine.passes import run_pipeline
-from pockengine.passes.lower_to_kernels import lower_program
+from pockengine.backends.lower_to_kernels import lower_program
 from pockengine.tools.driver import main as driver
 
 STEPS = 8

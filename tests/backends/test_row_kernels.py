@@ -6,15 +6,16 @@ selects through bits) against the float64 interpreter, on odd sizes, strided axe
 import numpy as np
 import pytest
 from pockengine import Program
-from pockengine.backends.runtime import Trainer, build_library
-from pockengine.backends.targets import get_target
+from pockengine.backends.c.build import build_library
+from pockengine.backends.runtime import Trainer
+from pockengine.backends import get_target
 from pockengine.ir import types as T
 from pockengine.ir.ops import elementwise as E
 from pockengine.ir.ops import grad as G
 from pockengine.ir.ops import norm as N
 from pockengine.ir.ops import reduce as R
 from pockengine.ir.ops import shape as S
-from pockengine.passes.lower_to_kernels import lower_program
+from pockengine.backends.lower_to_kernels import lower_program
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Region

@@ -219,6 +219,23 @@ def conv2d(draw, op, depthwise=None):
 
 
 @st.composite
+def conv_transpose2d(draw, op):
+    el = draw(st.sampled_from(FLOATS))
+    g, cin, cout = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    extra = [draw(st.integers(0, s - 1)) for s in stride]
+    h, w = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    # padding may not remove the whole output: (h - 1)·s + d·(k - 1) + extra + 1 - pads >= 1
+    room = [(h - 1) * stride[0] + dil[0] * (kh - 1) + extra[0], (w - 1) * stride[1] + dil[1] * (kw - 1) + extra[1]]
+    ph, pw = draw(st.integers(0, min(2, room[0] // 2))), draw(st.integers(0, min(2, room[1] // 2)))
+    props = {"stride": stride, "padding": (ph, pw), "dilation": dil, "output_padding": extra, "groups": g}
+    return Case(op, [T.tensor((draw(st.integers(1, 2)), cin * g, h, w), el), T.tensor((cin * g, cout, kh, kw), el)],
+                props)
+
+
+@st.composite
 def matmul(draw, op):
     el = draw(st.sampled_from(FLOATS))
     m, k, n = draw(dims), draw(dims), draw(dims)
@@ -485,6 +502,7 @@ CASES: dict[type[Operation], Callable] = {
     **{op: binary for op in E.BINARY_OPS},
     E.WhereOp: where,
     L.Conv2dOp: conv2d,
+    L.ConvTranspose2dOp: conv_transpose2d,
     L.MatmulOp: matmul,
     L.LinearOp: linear,
     L.MaxPool2dOp: pool,

@@ -67,7 +67,7 @@ def test_compiled_finetuning_equals_pytorch_with_the_same_scheme(model, tmp_path
     expect = torch_finetune(program, forward, train, recipe, 3, trained)
 
     step = training_step(program, scheme, recipe)
-    from pockengine.backends.runtime import compile as compile_program
+    from pockengine.pipeline import compile as compile_program
 
     trainer = compile_program(step)
     for idx in batches(len(train[0]), 4 if model == "cnn" else 8, recipe.steps, 3):

@@ -4,6 +4,7 @@ the disk cache (resume), the selection under the compiler's plan, the report and
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -80,8 +81,8 @@ def test_an_interrupted_search_resumes_from_the_cache(setup, monkeypatch):
     space = Space(program)
     cands = space.candidates([Fraction(1, 2), Fraction(1)])
     calls = []
-    real = contribution._run_pool
-    monkeypatch.setattr(contribution, "_run_pool", lambda todo, *a, **k: (calls.append(todo), real(todo, *a, **k)))
+    real = contribution.run_jobs
+    monkeypatch.setattr(contribution, "run_jobs", lambda todo, *a, **k: (calls.append(todo), real(todo, *a, **k))[1])
     again = measure(program, space, cands, train, val, RECIPE, cache_dir=cache, progress=False)
     assert calls == [] and {c: m.accuracy for c, m in again.items()} == \
         {c: m.accuracy for c, m in report.measurements.items()}
@@ -89,7 +90,7 @@ def test_an_interrupted_search_resumes_from_the_cache(setup, monkeypatch):
     victim = next(Path(cache).glob("*/compiler-*/weight-L1-r1_2-*.json"))
     victim.unlink()
     again = measure(program, space, cands, train, val, RECIPE, cache_dir=cache, workers=1, progress=False)
-    assert [[c.key for c, s in todo] for todo in calls] == [["weight-L1-r1_2"]]
+    assert [[job.key for job in todo] for todo in calls] == [["weight-L1-r1_2"]]
     c = Candidate("weight", layer=1, ratio=Fraction(1, 2))
     assert again[c].accuracy == report.measurements[c].accuracy and victim.is_file()
 
@@ -103,6 +104,29 @@ def test_report_table_json_and_figure(setup, tmp_path):
     assert len(doc["measurements"]) == len(report.measurements) and doc["scheme"] == report.scheme_text
     png = (out / "search.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_the_figure_has_one_y_axis_per_plot_and_no_legend_over_a_point(setup):
+    import matplotlib.pyplot as plt
+
+    fig = setup.report.build_figure()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes = fig.axes
+    assert len(axes) == 3 and len({tuple(ax.get_position().bounds) for ax in axes}) == 3  # no twinx
+    legends = [ax.get_legend().get_window_extent(renderer) for ax in axes if ax.get_legend()]
+    assert len(legends) == 3
+    points = []  # every drawn point, in display coordinates
+    for ax in axes:
+        for coll in ax.collections:
+            points += list(ax.transData.transform(coll.get_offsets()))
+        for line in ax.lines:
+            points += list(line.get_transform().transform(line.get_xydata()))
+        assert not any(legend.overlaps(ax.get_window_extent(renderer)) for legend in legends)
+    chosen = [c for ax in axes for c in ax.collections if c.get_label().startswith("chosen")]
+    assert len(chosen) == 2 and points
+    assert not any(legend.contains(x, y) for legend in legends for x, y in points)
+    plt.close(fig)
 
 
 def run_cli(*args):
@@ -121,6 +145,42 @@ def test_cli_writes_the_scheme_and_reuses_the_cache(setup, tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "s.pock").read_text() == report.scheme_text
     assert (tmp_path / "rep" / "search.png").is_file() and "chosen:" in r.stdout
+
+
+def test_cli_needs_neither_tqdm_nor_matplotlib_and_logs_no_carriage_returns(setup, tmp_path):
+    """Without the optional packages the search runs (its progress needs neither); the figure
+    is skipped with a warning naming the extra, and a log (stderr not a terminal) gets lines."""
+    program, train, val, cache, budget = setup.program, setup.train, setup.val, setup.cache, setup.budget
+    program.save(tmp_path / "model")
+    np.savez(tmp_path / "d.npz", x=train[0], y=train[1], x_val=val[0], y_val=val[1])
+    code = ("import sys; sys.modules['tqdm'] = sys.modules['matplotlib'] = None; "
+            "from pockengine.tools.driver import main; sys.exit(main(sys.argv[1:]))")
+    victim = next(Path(cache).glob("*/compiler-*/bias-last1-*.json"))
+    victim.unlink()  # one run to measure: the progress line has something to say
+    r = subprocess.run([sys.executable, "-c", code, "search", str(tmp_path / "model"), "--data", str(tmp_path / "d.npz"),
+                        "--budget-memory", f"{budget.memory}B", "--ratios", "1/2,1", "--steps", str(RECIPE.steps),
+                        "--lr", str(RECIPE.lr), "-o", str(tmp_path / "s.pock"), "--report", str(tmp_path / "rep"),
+                        "--cache", str(cache), "--workers", "1"], capture_output=True, text=True, timeout=600,
+                       check=False)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "s.pock").read_text() == setup.report.scheme_text
+    assert list(Path(cache).glob(f"*/compiler-*/{victim.name}"))  # measured again (once the compiler's hash)
+    assert (tmp_path / "rep" / "report.md").is_file() and not (tmp_path / "rep" / "search.png").exists()
+    assert "search.png needs matplotlib" in r.stderr and "pip install 'pockengine[" in r.stderr
+    assert "\r" not in r.stderr
+    assert re.search(r"^contribution analysis: (\d+)/\1 done, 0 running, 0 failed, .* s/run", r.stderr, re.M)
+
+
+def test_cli_executor_ray_without_ray_names_the_extra(setup, tmp_path):
+    setup.program.save(tmp_path / "model")
+    code = ("import sys; sys.modules['ray'] = None; "
+            "from pockengine.tools.driver import main; sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, "search", str(tmp_path / "model"), "--data", "d.npz",
+                        "-o", str(tmp_path / "s.pock"), "--executor", "ray"], capture_output=True, text=True,
+                       timeout=120, check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == ("pockengine search: error: executor 'ray' needs Ray, which is not installed: "
+                                "pip install 'pockengine[ray]'")
 
 
 @pytest.mark.parametrize("args, message", [

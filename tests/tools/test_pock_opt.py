@@ -44,7 +44,7 @@ def pock_opt(*args, stdin: str | None = None, cwd=None) -> subprocess.CompletedP
 
 
 def _lists_all_passes(message: str) -> bool:
-    from pockengine.passes import get_all_passes
+    from pockengine.pipeline import get_all_passes  # passes/ + the backend passes
 
     return "valid passes: " + ", ".join(sorted(get_all_passes())) in message
 
@@ -85,7 +85,7 @@ def test_output_file_is_written_whole_or_not_at_all(tmp_path):
 
 
 def test_list_passes_names_and_describes_every_pass():
-    from pockengine.passes import get_all_passes
+    from pockengine.pipeline import get_all_passes  # passes/ + the backend passes
 
     r = pock_opt("--list-passes")
     assert r.returncode == 0

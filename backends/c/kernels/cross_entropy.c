@@ -1,6 +1,7 @@
 /* cross_entropy of logits [N, C, inner] against integer labels [N, inner]
-   (train.cross_entropy): -log softmax over C at the label, labels == ignore (or outside
-   [0, C)) skipped, mean over the counted positions or their sum.
+   (train.cross_entropy): -log softmax over C at the label, labels == ignore skipped, mean
+   over the counted positions or their sum. A label outside [0, C) makes the loss NaN (the
+   callers reject such labels first: runtime.Trainer, main.c; this keeps a bypass visible).
    requires: softmax */
 #define PK_DEFINE_CE(NAME, TL)                                                            \
 static void NAME(long N, long C, long inner, const float *logits, const TL *labels,      \
@@ -9,8 +10,9 @@ static void NAME(long N, long C, long inner, const float *logits, const TL *labe
     long count = 0;                                                                      \
     for (long n = 0; n < N; n++)                                                         \
         for (long i = 0; i < inner; i++) {                                               \
-            long label = (long)labels[n * inner + i];                                    \
-            if (label == ignore || label < 0 || label >= C) continue;                    \
+            long label = pk_index(labels[n * inner + i]);                                \
+            if (label == ignore) continue;                                               \
+            if (label < 0 || label >= C) { total += NAN; count++; continue; }            \
             const float *l = logits + n * C * inner + i;                                 \
             float m, s = 0.0f;                                                           \
             if (inner == 1) {                                                            \

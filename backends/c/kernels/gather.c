@@ -7,7 +7,7 @@ static void NAME(long outer, long n, long row, long nidx, const void *x, const T
     char *dst = (char *)out;                                                             \
     for (long o = 0; o < outer; o++)                                                     \
         for (long j = 0; j < nidx; j++) {                                                \
-            long i = (long)idx[j];                                                       \
+            long i = pk_index(idx[j]);                                                   \
             if (i < 0) i += n;                                                           \
             if (i < 0 || i >= n) { memset(dst + (o * nidx + j) * row, 0, row); continue; } \
             memcpy(dst + (o * nidx + j) * row, src + (o * n + i) * row, row);            \

@@ -7,7 +7,7 @@ static void NAME(long outer, long n, long inner, long nidx, const float *dy, con
     memset(dx, 0, outer * n * inner * sizeof(float));                                    \
     for (long o = 0; o < outer; o++)                                                     \
         for (long j = 0; j < nidx; j++) {                                                \
-            long i = (long)idx[j];                                                       \
+            long i = pk_index(idx[j]);                                                   \
             if (i < 0) i += n;                                                           \
             if (i < 0 || i >= n) continue;                                               \
             float *dst = dx + (o * n + i) * inner;                                       \

@@ -10,7 +10,7 @@
     for (long a3 = 0; a3 < d[3]; a3++)                                                     \
     for (long a4 = 0; a4 < d[4]; a4++)                                                     \
     for (long a5 = 0; a5 < d[5]; a5++, pos++) {                                           \
-        long i = (long)idx[pos];                                                           \
+        long i = pk_index(idx[pos]);                                                       \
         if (i < 0) i += n;                                                                 \
         int inside = i >= 0 && i < n;                                                      \
         long at = a0 * xs[0] + a1 * xs[1] + a2 * xs[2] + a3 * xs[3] + a4 * xs[4] + a5 * xs[5] \

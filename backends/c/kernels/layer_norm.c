@@ -15,7 +15,7 @@ PK_NOINLINE static pk_row_stats pk_layer_norm_stats(long n, const float *x, floa
     pk_row_stats st;
     st.hi = (float)mean;
     st.lo = (float)(mean - st.hi);
-    st.rstd = (float)(1.0 / sqrt((var > 0.0 ? var : 0.0) + eps));
+    st.rstd = (float)(1.0 / sqrt((var < 0.0 ? 0.0 : var) + eps));
     return st;
 }
 PK_NOINLINE static void pk_layer_norm_row(long n, const float *x, pk_row_stats st, const float *g, const float *b,

@@ -48,19 +48,20 @@ static double NAME(long C, long n, float *lt, const TL *labels, const int64_t *r
                    long ignore, float scale, int backward, float *mx, float *s, float *f) { \
     double total = 0.0;                                                                     \
     for (long r = 0; r < n; r++) {  /* f holds the picked logits until the scale */        \
-        long at = (long)rowlab[r], label = at < 0 ? ignore : (long)labels[at];              \
+        long at = pk_index(rowlab[r]), label = at < 0 ? ignore : pk_index(labels[at]);          \
         f[r] = label != ignore && label >= 0 && label < C ? lt[label * n + r] : 0.0f;       \
     }                                                                                       \
     pk_lce_softmax(C, n, lt, mx, s, backward);                                              \
     for (long r = 0; r < n; r++) {                                                          \
-        long at = (long)rowlab[r], label = at < 0 ? ignore : (long)labels[at];              \
-        if (label != ignore && label >= 0 && label < C) total += (double)mx[r] + log((double)s[r]) - f[r]; \
-        f[r] = label == ignore ? 0.0f : scale / s[r];                                       \
+        long at = pk_index(rowlab[r]), label = at < 0 ? ignore : pk_index(labels[at]);          \
+        int bad = label != ignore && (label < 0 || label >= C);  /* NaN loss and rows */     \
+        if (label != ignore) total += bad ? NAN : (double)mx[r] + log((double)s[r]) - f[r]; \
+        f[r] = label == ignore ? 0.0f : bad ? NAN : scale / s[r];                           \
     }                                                                                       \
     if (!backward) return total;                                                            \
     pk_lce_scale(C, n, lt, f);                                                              \
     for (long r = 0; r < n; r++) {                                                          \
-        long at = (long)rowlab[r], label = at < 0 ? ignore : (long)labels[at];              \
+        long at = pk_index(rowlab[r]), label = at < 0 ? ignore : pk_index(labels[at]);          \
         if (label != ignore && label >= 0 && label < C) lt[label * n + r] -= scale;         \
     }                                                                                       \
     return total;                                                                           \
@@ -84,7 +85,7 @@ static void NAME(const long *g, const float *x, const float *w, const float *bia
     long M = g[0], K = g[1], C = g[2], rows = g[3], rsx = g[4], csx = g[5], ws0 = g[6];     \
     long ws1 = g[7], vb = g[8], ignore = g[9], mean = g[10], nl = g[11];                    \
     long count = 0;                                                                         \
-    for (long i = 0; i < nl; i++) count += (long)labels[i] != ignore;                       \
+    for (long i = 0; i < nl; i++) count += pk_index(labels[i]) != ignore;                   \
     int backward = dx != NULL || dw != NULL || db != NULL;                                  \
     float scale = backward ? (mean ? dloss[0] / (float)(count > 0 ? count : 1) : dloss[0]) : 0.0f; \
     long pad = (rows + 15) / 16 * 16;  /* each piece 64-byte aligned */                     \

@@ -1,4 +1,5 @@
-/* max_pool2d over NC planes of H×W (train.max_pool2d); padding counts as -inf. */
+/* max_pool2d over NC planes of H×W (train.max_pool2d); padding counts as -inf. A NaN in a
+   window makes its maximum NaN (numpy's max, torch's max_pool2d). */
 static void pk_max_pool2d(long NC, long H, long W, long KH, long KW, long SH, long SW, long PT, long PL,
                           long DH, long DW, long HO, long WO, const float *x, float *y) {
     for (long p = 0; p < NC; p++) {
@@ -14,7 +15,7 @@ static void pk_max_pool2d(long NC, long H, long W, long KH, long KW, long SH, lo
                         long iw = ow * SW - PL + j * DW;
                         if (iw < 0 || iw >= W) continue;
                         float v = xin[ih * W + iw];
-                        m = v > m ? v : m;
+                        m = v > m || v != v ? v : m;  /* once NaN, m stays NaN */
                     }
                 }
                 out[oh * WO + ow] = m;

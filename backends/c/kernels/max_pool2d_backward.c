@@ -1,5 +1,6 @@
 /* max_pool2d_backward (train.max_pool2d_backward): each dy goes to the first maximum of its
-   window (row-major order, as PyTorch picks), found again from x. */
+   window (row-major order, as PyTorch picks), found again from x; a window holding NaN
+   sends it to its first NaN (numpy's argmax, torch's max_pool2d indices). */
 static void pk_max_pool2d_backward(long NC, long H, long W, long KH, long KW, long SH, long SW, long PT, long PL,
                                    long DH, long DW, long HO, long WO, const float *x, const float *dy, float *dx) {
     memset(dx, 0, NC * H * W * sizeof(float));
@@ -17,7 +18,7 @@ static void pk_max_pool2d_backward(long NC, long H, long W, long KH, long KW, lo
                         long iw = ow * SW - PL + j * DW;
                         if (iw < 0 || iw >= W) continue;
                         float v = xin[ih * W + iw];
-                        if (v > m || at < 0) { m = v; at = ih * W + iw; }
+                        if (v > m || at < 0 || (v != v && m == m)) { m = v; at = ih * W + iw; }
                     }
                 }
                 if (at >= 0) out[at] += g[oh * WO + ow];

@@ -1,7 +1,8 @@
 /* pock.h: what every pockengine kernel shares. The generated model.c includes this once,
    then the kernels the program uses (kernels/<op>.c), then the step functions.
    Kernels are `static` so the compiler can specialize them for the constant shapes
-   each call passes. Indices are `long` (64-bit on the LP64 targets we emit for). */
+   each call passes. Indices are `long`: 64-bit on LP64 targets, 32-bit on ILP32 ones (Hexagon), where the
+   memory plan is checked to fit the address space at compile time. */
 #ifndef POCK_H
 #define POCK_H
 #include <stdint.h>
@@ -31,6 +32,14 @@
    -fopenmp-simd (the targets pass it); other compilers ignore the pragma. */
 #define PK_SIMD_SUM(v) PK_PRAGMA(omp simd reduction(+:v))
 
+/* An int64 index or label as a `long` index: the same on LP64; on ILP32 targets (Hexagon)
+   a value beyond 32 bits becomes LONG_MIN, which every kernel treats as out of range (a
+   truncation could alias a valid row or class, or the ignore index). */
+#if __SIZEOF_LONG__ >= 8
+#define pk_index(v) ((long)(v))
+#else
+PK_INLINE long pk_index(int64_t v) { return v < -0x7fffffffLL - 1 || v > 0x7fffffffLL ? -0x7fffffffL - 1 : (long)v; }
+#endif
 PK_INLINE long pk_min(long a, long b) { return a < b ? a : b; }
 /* numpy's floor division for integers (C's / truncates toward zero) */
 PK_INLINE int64_t pk_floordiv(int64_t a, int64_t b) {

@@ -30,7 +30,9 @@ static void NAME(const long *d, const long *xs, const long *ys, const TX *x, TY 
     if (scale != 1.0f) for (long i = 0; i < ny; i++) y[i] = (TY)(y[i] * scale);         \
 }
 #define PK_ADD(a, b) ((a) + (b))
-#define PK_MAX(a, b) ((b) > (a) ? (b) : (a))
+/* NaN propagates (numpy's max): b wins when it is NaN, a NaN a never loses (b > NaN is
+   false); `b != b` is always false for the integer reductions */
+#define PK_MAX(a, b) ((b) > (a) || (b) != (b) ? (b) : (a))
 #define PK_OR(a, b) ((a) | (b))
 PK_DEFINE_REDUCE(pk_reduce_sum_f32, float, float, double, 0, PK_ADD)
 PK_DEFINE_REDUCE(pk_reduce_sum_i64, int64_t, int64_t, int64_t, 0, PK_ADD)

@@ -1,7 +1,7 @@
 """memory-plan: one static arena for every intermediate tensor, and as little of it as the
 step order allows.
 
-Runs on the kernel IR of each function (passes/lower_to_kernels.py), in four moves:
+Runs on the kernel IR of each function (backends/lower_to_kernels.py), in four moves:
 
 1. In-place parameter updates: `train.set @w, %v` makes %v's storage the parameter's own
    bytes when every read of the old @w comes before %v is written (or in the same aligned
@@ -25,7 +25,12 @@ import json
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
-from pockengine.backends.kernel_ir import (
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
+from xdsl.passes import ModulePass
+
+from .kernel_ir import (
     Call,
     KernelFunction,
     KernelProgram,
@@ -35,10 +40,6 @@ from pockengine.backends.kernel_ir import (
     align,
     broadcast_strides,
 )
-from xdsl.context import Context
-from xdsl.dialects import func
-from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
-from xdsl.passes import ModulePass
 
 
 def _storages(views) -> set[int]:
@@ -125,7 +126,7 @@ def drop_self_copies(kf: KernelFunction) -> None:
 
 def place_outputs(kf: KernelFunction) -> None:
     """Move 2."""
-    from pockengine.backends.kernel_ir import Map as MapStep
+    from .kernel_ir import Map as MapStep
 
     placed: set[int] = set()
     for idx, v in enumerate(kf.outputs):
@@ -343,10 +344,13 @@ class MemoryPlanPass(ModulePass):
 
     name = "memory-plan"
 
-    def apply(self, ctx: Context, op: ModuleOp) -> None:
-        from pockengine.passes.lower_to_kernels import lower_program
+    target: str = "c"
 
-        kp = lower_program(op)
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from . import get_target
+        from .lower_to_kernels import lower_program
+
+        kp = lower_program(op, library=get_target(self.target).library)
         for env in kp.envs.values():
             for value in env:
                 owner = value.owner

@@ -1,12 +1,15 @@
-"""One C-style renderer for the kernel IR; languages are subclasses that override hooks.
+"""The C-style Language: one printer for the kernel IR; C-like languages are subclasses
+that override hooks (after tinygrad's renderer/cstyle.py).
 
-The renderer decides nothing: library calls print as calls to backends/c/kernels/<op>.c,
-maps print as loop nests whose body comes from `SCALAR_OPS` (one format per scalar
+The printer decides nothing: a library call prints as a call of the symbol the target's
+kernel library gives for its op (backends/target.py: KernelLibrary), its operands in that
+entry's order; maps print as loop nests whose body comes from `SCALAR_OPS` (one format per scalar
 instruction, keyed by the train op name), and every pointer is its region base plus the
 planned offset. A call's epilogue (kernel_ir.Epilogue) prints as a block function of its
 own, from the same scalar formats, passed to the kernel through a `pk_epilogue`. Hooks a
-language overrides: `restrict`, `type_map`, `scalar_ops`,
-`loop_prefix` (a pragma before a loop nest), `function_qualifier`, `kernel_dir`,
+language overrides: `restrict`, `type_map`, `scalar_ops`, `int_ops`,
+`loop_prefix` (a pragma before a loop nest), `function_qualifier`, `prefix` (of the step
+functions' names), `preamble` (lines before the kernels: feature macros, includes),
 `tile_transposes` (walk transposing maps in tiles).
 
 Names that come from the model (parameter names, value names) never reach C as code: they
@@ -18,10 +21,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-from pockengine.backends.kernel_ir import (
+
+from .kernel_ir import (
     C_TYPES,
     Call,
     Epilogue,
@@ -34,8 +37,7 @@ from pockengine.backends.kernel_ir import (
     broadcast_strides,
     collapse,
 )
-
-KERNEL_DIR = Path(__file__).parent / "c" / "kernels"
+from .target import KernelLibrary, Language
 
 # How each scalar instruction prints; {0}.. are operands, {a0}.. attributes. Float forms;
 # INT_OPS overrides where integers differ.
@@ -44,11 +46,15 @@ SCALAR_OPS: dict[str, str] = {
     "train.rsqrt": "(1.0f / sqrtf({0}))", "train.reciprocal": "(1.0f / {0})", "train.exp": "pk_expf({0})",
     "train.log": "logf({0})", "train.tanh": "pk_tanhf({0})", "train.sin": "sinf({0})", "train.cos": "cosf({0})",
     "train.erf": "pk_erff({0})", "train.sigmoid": "pk_sigmoidf({0})",
-    "train.relu": "({0} > 0.0f ? {0} : 0.0f)", "train.relu6": "({0} > 0.0f ? ({0} < 6.0f ? {0} : 6.0f) : 0.0f)",
+    # NaN in, NaN out (numpy's maximum/minimum/clip): each select keeps x unless a comparison that is
+    # false for NaN holds, and maximum/minimum take a NaN first operand explicitly (a NaN second one
+    # wins by itself); tests/backends/test_nan.py checks every form against the interpreter
+    "train.relu": "pk_selectf({0} < 0.0f, 0.0f, {0})",
+    "train.relu6": "pk_selectf({0} > 6.0f, 6.0f, pk_selectf({0} < 0.0f, 0.0f, {0}))",
     "train.silu": "({0} * pk_sigmoidf({0}))",
     "train.add": "({0} + {1})", "train.sub": "({0} - {1})", "train.mul": "({0} * {1})", "train.div": "({0} / {1})",
-    "train.pow": "powf({0}, {1})", "train.maximum": "({0} > {1} ? {0} : {1})",
-    "train.minimum": "({0} < {1} ? {0} : {1})", "train.and": "({0} & {1})", "train.or": "({0} | {1})",
+    "train.pow": "powf({0}, {1})", "train.maximum": "pk_selectf(({0} > {1}) | ({0} != {0}), {0}, {1})",
+    "train.minimum": "pk_selectf(({0} < {1}) | ({0} != {0}), {0}, {1})", "train.and": "({0} & {1})", "train.or": "({0} | {1})",
     "train.eq": "({0} == {1})", "train.ne": "({0} != {1})", "train.lt": "({0} < {1})", "train.le": "({0} <= {1})",
     "train.gt": "({0} > {1})", "train.ge": "({0} >= {1})", "train.where": "({0} ? {1} : {2})",
     "train.logical_not": "(!{0})",
@@ -59,7 +65,8 @@ SCALAR_OPS: dict[str, str] = {
 }
 INT_OPS: dict[str, str] = {
     "train.abs": "({0} < 0 ? -{0} : {0})", "train.div": "pk_floordiv({0}, {1})",
-    "train.relu": "({0} > 0 ? {0} : 0)",
+    "train.relu": "({0} > 0 ? {0} : 0)", "train.relu6": "({0} < 0 ? 0 : ({0} > 6 ? 6 : {0}))",
+    "train.maximum": "({0} > {1} ? {0} : {1})", "train.minimum": "({0} < {1} ? {0} : {1})",
 }
 
 
@@ -103,8 +110,11 @@ def c_float(x: float) -> str:
 
 
 @dataclass
-class CStyleRenderer:
-    """Prints a KernelProgram as one C translation unit (plus its header)."""
+class CStyleLanguage(Language):
+    """Prints a KernelProgram as one C translation unit (plus its header) calling the
+    kernels of a KernelLibrary, whose sources ship beside it (kernels/<stem>.c, pock.h)."""
+
+    name = "c-style"
 
     restrict: str = "restrict"
     function_qualifier: str = ""
@@ -112,7 +122,7 @@ class CStyleRenderer:
     type_map: dict = field(default_factory=lambda: dict(C_TYPES))
     scalar_ops: dict = field(default_factory=lambda: dict(SCALAR_OPS))
     int_ops: dict = field(default_factory=lambda: dict(INT_OPS))
-    kernel_dir: Path = KERNEL_DIR
+    preamble: tuple = ("#define _POSIX_C_SOURCE 200809L",)
     prefix: str = "pock_"
     steps_per_part: int = 24
     tile_transposes: bool = True
@@ -150,24 +160,13 @@ class CStyleRenderer:
         return f"pk_const{i}"
 
     # --- whole program ------------------------------------------------------------------
-    def kernel_files(self, kp: KernelProgram) -> list[str]:
-        """The kernel sources the program calls, dependencies (`requires:`) first."""
-        order: list[str] = []
-
-        def visit(name: str) -> None:
-            if name in order:
-                return
-            path = self.kernel_dir / f"{name}.c"
-            if not path.is_file():
-                raise FileNotFoundError(f"no kernel {name}.c in {self.kernel_dir}")
-            m = re.search(r"requires:\s*([\w, ]+)", path.read_text())
-            for dep in (m.group(1).replace(",", " ").split() if m else []):
-                visit(dep)
-            order.append(name)
-
-        for k in kp.kernels_used():
-            visit(k)
-        return order
+    def render(self, kp: KernelProgram, library: KernelLibrary, title: str = "model") -> dict[str, str]:
+        """model.c, model.h, pock.h and kernels/<stem>.c of every kernel the program calls."""
+        files = {"model.c": self.source(kp, library, title), "model.h": self.header(kp),
+                 "pock.h": (library.kernel_dir / "pock.h").read_text()}
+        for k in library.program_sources(kp):
+            files[f"kernels/{k}{library.suffix}"] = library.source_path(k).read_text()
+        return files
 
     def header(self, kp: KernelProgram) -> str:
         names = self.function_names(kp)
@@ -185,11 +184,12 @@ class CStyleRenderer:
         lines += ["", "#endif", ""]
         return "\n".join(lines)
 
-    def source(self, kp: KernelProgram, title: str = "model") -> str:
+    def source(self, kp: KernelProgram, library: KernelLibrary, title: str = "model") -> str:
         names = self.function_names(kp)
+        self.library = library
         out = [f"/* Generated by pockengine from {c_comment(title)}. Do not edit: regenerate. */",
-               "#define _POSIX_C_SOURCE 200809L", '#include "pock.h"']
-        out += [f'#include "kernels/{k}.c"' for k in self.kernel_files(kp)]
+               *self.preamble, '#include "pock.h"']
+        out += [f'#include "kernels/{k}{library.suffix}"' for k in library.program_sources(kp)]
         out += ['#include "model.h"', ""]
         self._tables: dict[tuple, str] = {}
         self._maps: dict[tuple, str] = {}
@@ -250,9 +250,15 @@ class CStyleRenderer:
 
     # --- steps --------------------------------------------------------------------------
     def call(self, c: Call) -> str:
+        """The library kernel's symbol with the call's operands in the kernel's order."""
+        kernel = self.library.kernel(c)
         written = {id(v) for v in c.writes}
         args = []
-        for a in c.args:
+        for name in kernel.args:
+            if name.startswith("*"):  # an int tuple spread as scalars
+                args += [str(int(x)) for x in c.operands[name[1:]].values]
+                continue
+            a = c.operands[name]
             if a is None:
                 args.append("NULL")
             elif isinstance(a, View):
@@ -265,7 +271,7 @@ class CStyleRenderer:
                 args.append(c_float(a))
             else:
                 args.append(str(int(a)))
-        return f"{c.fn}({', '.join(args)})"
+        return f"{kernel.symbol}({', '.join(args)})"
 
     def map(self, m: Map) -> list[str]:
         """A call of the loop-nest template that fits this map (templates are shared by every

@@ -3,6 +3,8 @@ as keeps the step as fast.
 
     lib = build_library(kp, get_target("c"))   # ~/.cache/pockengine/<key>/libmodel.so
 
+(the `c` and `arm64` targets' Toolchain.build, backends/c/toolchain.py).
+
 Every model.c includes the kernels it uses (static, so GCC can propagate the constants its
 calls share into them) and the system headers they need. Two things are done once and
 reused across models, each only where it leaves the step's code as fast:
@@ -31,8 +33,8 @@ import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
-from pockengine.backends.kernel_ir import KernelProgram
-from pockengine.backends.targets import Target
+from ..kernel_ir import KernelProgram
+from ..target import BuildError, Target, cache_dir
 
 # compiled apart from the model (see the module docstring for why these and no others)
 SEPARATE_KERNELS = ("conv2d", "conv2d_backward_input", "conv2d_backward_weight")
@@ -51,19 +53,14 @@ INTRINSICS = """#if defined(__x86_64__) || defined(__i386__)
 """
 
 
-class BuildError(RuntimeError):
-    """The C compiler rejected the generated code; the message holds its output."""
-
-
-def cache_dir() -> Path:
-    d = os.environ.get("POCKENGINE_CACHE")
-    return Path(d) if d else Path.home() / ".cache" / "pockengine"
-
-
 def build_library(kp: KernelProgram, target: Target, title: str = "model", openmp: bool = False,
                   extra_cflags: tuple[str, ...] = ()) -> Path:
     """Compile the program into libmodel.so (or reuse the cached one); returns its path."""
-    files = target.sources(kp, title)
+    return build_files(target.sources(kp, title), target, openmp, extra_cflags)
+
+
+def build_files(files: dict[str, str], target: Target, openmp: bool = False, extra_cflags: tuple[str, ...] = ()) -> Path:
+    """libmodel.so of generated files (Language.render's), cached by their content."""
     flags = [*target.cflags, *(["-fopenmp"] if openmp else []), *extra_cflags, "-fPIC"]
     final = cache_dir() / _key(files, flags, target.cc)
     lib = final / "libmodel.so"
@@ -154,10 +151,10 @@ def kernel_object(files: dict[str, str], target: Target, flags: list[str], inclu
     bound to those names) and internal.txt (`kernel function` lines: the other functions of
     those files, not exported, as that would keep GCC from inlining them where they are
     called once), built once per kernel sources, compiler and flags."""
-    kdir = target.renderer.kernel_dir
+    lib = target.library
     try:
-        order = target.renderer.kernel_files(SimpleNamespace(kernels_used=lambda: SEPARATE_KERNELS))
-        sources = {f"kernels/{k}.c": (kdir / f"{k}.c").read_text() for k in order}
+        order = lib.sources(SEPARATE_KERNELS)
+        sources = {f"kernels/{k}{lib.suffix}": lib.source_path(k).read_text() for k in order}
     except OSError:
         return None
     unit = "\n".join([*_head(files["model.c"]), *(f'#include "{name}"' for name in sources), ""])

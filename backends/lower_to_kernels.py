@@ -8,12 +8,17 @@ appends steps:
     def lower_relu(lw, op): lw.elementwise(op)
 
 Values that are only a new name for the same bytes (reshape, train.get) become views of the
-existing storage, so they cost nothing. After lowering, passes/memory_plan.py places every
+existing storage, so they cost nothing. After lowering, backends/memory_plan.py places every
 storage: parameters updated in place, outputs written straight into the caller's buffers,
 in-place elementwise steps, and arena offsets.
 
+The lowering is per kernel library (`lw.library`: tiles, workspace sizes, which kernels run
+in place), so a kernel program belongs to one target's library.
+
 `lower_program(program)` returns a `KernelProgram`; the `lower-to-kernels` pass is the same
-thing made visible in pock-opt: it annotates every value with its planned place.
+thing made visible in pock-opt: it annotates every op with the steps it became
+(`kernel = "call conv2d"`, `"map"`, `"view"`); `pock-opt --emit lower-to-kernels` prints
+the kernel IR itself. Memory planning is the next stage (backends/memory_plan.py).
 """
 
 from __future__ import annotations
@@ -23,7 +28,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from pockengine.backends.kernel_ir import (
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import Float32Type, Float64Type, IntegerType, ModuleOp, StringAttr, TensorType
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
+
+from ..errors import UserError
+from .kernel_ir import (
     ITEMSIZE,
     Call,
     Instr,
@@ -36,16 +48,13 @@ from pockengine.backends.kernel_ir import (
     View,
     align,
 )
-from xdsl.dialects import func
-from xdsl.dialects.builtin import Float32Type, Float64Type, IntegerType, ModuleOp, TensorType
-from xdsl.ir import Operation, SSAValue
 
 RULES: dict[type[Operation], Callable[[Lowerer, Operation], None]] = {}
 # ops that are one loop nest: their scalar form, shared by the single-op and the fused lowering
 MAP_FORMS: dict[type[Operation], Callable[[MapBuilder, Operation, Operands], list]] = {}
 
 
-class LoweringError(Exception):
+class LoweringError(UserError):
     """An op the kernel backends cannot lower; the message names the op and where it is."""
 
 
@@ -130,7 +139,7 @@ def _load_rules() -> None:
     import importlib
     import pkgutil
 
-    from pockengine.backends import lowering
+    from . import lowering
 
     for mod in pkgutil.iter_modules(lowering.__path__):
         importlib.import_module(f"{lowering.__name__}.{mod.name}")
@@ -178,6 +187,7 @@ class Lowerer:
         self.loss_step = None
         self.position = {op: i for i, op in enumerate(fn.body.block.ops)}
         self.current: Operation | None = None
+        self.spans: dict[Operation, tuple[int, int]] = {}  # op → [first, end) of its steps
 
     def _loss_op(self) -> Operation | None:
         """In a training step the op producing the returned loss splits forward from backward."""
@@ -222,10 +232,21 @@ class Lowerer:
         return self.current.name if self.current is not None else ""
 
     # --- steps ----------------------------------------------------------------------
-    def call(self, kernel: str, fn: str, args: Iterable, reads: Iterable[View], writes: Iterable[View],
-             inplace: Iterable[tuple[int, int]] = ()) -> Call:
-        c = Call(kernel, fn, [IntArray(tuple(a)) if isinstance(a, (tuple, list)) else a for a in args],
-                 list(reads), list(writes), list(inplace), self.origin())
+    @property
+    def library(self):
+        """The target's kernel library: tiles and workspace sizes, which ops run in place."""
+        return self.owner.library
+
+    def call(self, op: str, operands: dict, reads: Iterable[View], writes: Iterable[View],
+             variant: str = "") -> Call:
+        """A library op with its named operands (tuples become IntArray tables). The pairs
+        the library's kernel may run in place come from its table entry."""
+        ops = {k: IntArray(tuple(a)) if isinstance(a, (tuple, list)) else a for k, a in operands.items()}
+        c = Call(op, ops, list(reads), list(writes), [], self.origin(), variant)
+        for w, r in self.library.kernel(c).inplace:
+            wi = next(i for i, v in enumerate(c.writes) if v is ops[w])
+            ri = next(i for i, v in enumerate(c.reads) if v is ops[r])
+            c.inplace.append((wi, ri))
         self.steps.append(c)
         return c
 
@@ -278,6 +299,7 @@ class Lowerer:
             if isinstance(op, func.ReturnOp):
                 outputs = [self.view(v) for v in op.operands]
                 break
+            start = len(self.steps)
             rule = RULES.get(type(op))
             if rule is None:
                 raise LoweringError(f"@{self.name}: {op.name} has no kernel lowering (known ops: see "
@@ -290,6 +312,7 @@ class Lowerer:
                 raise LoweringError(f"@{self.name}: {op.name}: {e}; op: {_short(op)}") from None
             except Exception as e:
                 raise LoweringError(f"@{self.name}: lowering {op.name} failed: {e}; op: {_short(op)}") from e
+            self.spans[op] = (start, len(self.steps))
             if op is self.loss_op:
                 self.phase = "backward"
                 self.loss_step = self.steps[-1] if self.steps else None
@@ -299,8 +322,8 @@ class Lowerer:
 
 def instr_attrs(op: Operation) -> tuple:
     """The properties a scalar instruction needs, as a flat hashable tuple."""
-    from pockengine.ir.ops import elementwise as E
-    from pockengine.ir.ops import grad as G
+    from ..ir.ops import elementwise as E
+    from ..ir.ops import grad as G
 
     if isinstance(op, E.ClampOp):
         return (op.p.min, op.p.max)
@@ -317,10 +340,10 @@ def _short(op: Operation) -> str:
 class ProgramLowering:
     """Shared state of one module's lowering: the parameter blob layout and constants."""
 
-    def __init__(self, module: ModuleOp):
-        from pockengine.ir.ops.state import ParamOp
+    def __init__(self, module: ModuleOp, library):
+        from ..ir.ops.state import ParamOp
 
-        self.module = module
+        self.module, self.library = module, library
         self.params: dict[str, ParamSlot] = {}
         offset = 0
         for op in module.ops:
@@ -342,26 +365,54 @@ class ProgramLowering:
         return st
 
 
-def lower_program(program, functions: Iterable[str] | None = None, plan: bool = True) -> KernelProgram:
-    """Lower `functions` (default: every func.func) of a Program or ModuleOp and plan memory."""
-    from pockengine.passes.memory_plan import plan_program
+def lower_program(program, functions: Iterable[str] | None = None, plan: bool = True,
+                  library=None) -> KernelProgram:
+    """Lower `functions` (default: every func.func) of a Program or ModuleOp for `library`
+    (a KernelLibrary; default: the `c` target's) and, with `plan`, plan memory
+    (backends/memory_plan.py)."""
+    from .memory_plan import plan_program
 
+    if library is None:
+        from . import get_target
+
+        library = get_target("c").library
     _load_rules()
     module = getattr(program, "module", program)
-    owner = ProgramLowering(module)
+    owner = ProgramLowering(module, library)
     fns = {op.sym_name.data: op for op in module.ops if isinstance(op, func.FuncOp)}
     names = list(functions) if functions is not None else list(fns)
     for n in names:
         if n not in fns:
             raise LoweringError(f"no function @{n}; the module has: {', '.join(fns) or 'none'}")
-    lowered = {}
-    envs = {}
+    lowered, envs, spans = {}, {}, {}
     for n in names:
         lw = Lowerer(owner, fns[n])
         lowered[n] = lw.run()
-        envs[n] = lw.env
+        envs[n], spans[n] = lw.env, lw.spans
     kp = KernelProgram(lowered, owner.params, owner.params_bytes, 0, owner.consts)
     kp.envs = envs  # type: ignore[attr-defined]  (value → view, for annotating the train IR)
+    kp.spans = spans  # type: ignore[attr-defined]  (op → its steps, for the same)
     if plan:
         plan_program(kp)
     return kp
+
+
+@dataclass(frozen=True)
+class LowerToKernelsPass(ModulePass):
+    """Lower every function to the kernel IR of a target's library; annotate each op with
+    the steps it became (`kernel`). The IR's meaning does not change."""
+
+    name = "lower-to-kernels"
+
+    target: str = "c"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from . import get_target
+
+        kp = lower_program(op, plan=False, library=get_target(self.target).library)
+        for name, spans in kp.spans.items():
+            steps = kp.functions[name].steps
+            for owner, (a, b) in spans.items():
+                what = [s.name if isinstance(s, Call) else "map" for s in steps[a:b]]
+                owner.attributes["kernel"] = StringAttr("; ".join(
+                    f"call {w}" if w != "map" else w for w in what) or "view")

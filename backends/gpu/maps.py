@@ -1,0 +1,180 @@
+"""Maps (elementwise loops, fused groups, epilogues, optimizer updates) as data-parallel
+kernels: one work-item per element of the collapsed shape (backends/gpu/grid.py).
+
+The element's body comes from the C-style renderer's scalar table (backends/cstyle.py
+`SCALAR_OPS`, one format per scalar instruction), with C's float math names mapped to the
+data-parallel builtins and the optimizer's double scalars replaced by float forms that every
+data-parallel target computes alike (no double on phones or Apple GPUs):
+
+    adam_step_size(t) = lr / (1 - b1^t) = lr / -expm1(t·ln b1)
+    adam_bias2_sqrt(t) = sqrt(1 - b2^t) = sqrt(-expm1(t·ln b2))
+
+Kernels are shared by every map with the same body, dtypes, literals and rank: dims and
+strides are arguments. A map whose output overlaps an input it reads at another place (a
+reverse, expanding copy in place; an output written twice through a zero stride) has no
+parallel order that is right: it runs as one work-item in the order the kernel IR gives.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from ..kernel_ir import ITEMSIZE, Instr, Map, View, broadcast_strides, collapse
+from .grid import DimMap, Grid, map_grid
+from .language import DP_TYPES, DTYPE_BUFFER, KernelDef, Param
+
+_C_MATH = re.compile(r"\b(fabs|sqrt|log|sin|cos|pow)f\(")
+
+
+def _renderer():
+    from ..cstyle import CStyleLanguage
+
+    return CStyleLanguage(restrict="", type_map=dict(DP_TYPES))
+
+
+def scalar(r, ins: Instr, args: list[str], types: list[str]) -> str:
+    """One scalar instruction in the data-parallel subset."""
+    from ..cstyle import c_float
+
+    if ins.op == "optim.adam_step_size":
+        lr, b1 = ins.attrs
+        return f"({c_float(lr)} / -pk_expm1f({args[0]} * {c_float(math.log(b1))}))"
+    if ins.op == "optim.adam_bias2_sqrt":
+        (b2,) = ins.attrs
+        return f"sqrt(-pk_expm1f({args[0]} * {c_float(math.log(b2))}))"
+    return _C_MATH.sub(lambda m: m.group(1) + "(", r.scalar(ins, args, types))
+
+
+def body_lines(m: Map, literals, load, store, ind: str) -> list[str]:
+    r = _renderer()
+    r.scalar = lambda ins, args, types: scalar(_renderer(), ins, args, types)
+    return r.map_body(m, literals, load, store, ind)
+
+
+def _literal(v: View, strides) -> str | None:
+    from ..cstyle import c_float
+
+    s = v.storage.resolve()
+    if s.region != "const" or any(strides) or s.data is None:
+        return None
+    import numpy as np
+
+    x = np.asarray(s.data).reshape(-1)[v.offset]
+    return c_float(x) if v.dtype == "f32" else str(int(x))
+
+
+def _extent(v: View, shape) -> tuple[int, int]:
+    """Byte range [lo, hi] that `v` touches over `shape`."""
+    s = v.storage.resolve()
+    st = broadcast_strides(v, shape)
+    lo = hi = v.offset
+    for d, k in zip(shape, st):
+        if d > 1:
+            (lo, hi) = (lo + (d - 1) * k, hi) if k < 0 else (lo, hi + (d - 1) * k)
+    base = s.offset or 0
+    return base + lo * ITEMSIZE[v.dtype], base + (hi + 1) * ITEMSIZE[v.dtype] - 1
+
+
+def needs_serial(m: Map) -> bool:
+    """No parallel order is right: an output overlaps an input it does not read element
+    for element in place, or it is written through a zero stride."""
+    if m.reverse:
+        return True
+    for o in m.outputs:
+        ost = broadcast_strides(o, m.shape)
+        if any(k == 0 and d > 1 for d, k in zip(m.shape, ost)):
+            return True
+        for v in m.inputs:
+            if v.storage.resolve() is not o.storage.resolve():
+                continue
+            same = broadcast_strides(v, m.shape) == ost and v.offset == o.offset and v.dtype == o.dtype
+            if not same:
+                a, b = _extent(o, m.shape), _extent(v, m.shape)
+                if a[0] <= b[1] and b[0] <= a[1]:
+                    return True
+    return False
+
+
+class MapKernels:
+    """Map → (KernelDef, grid, arguments), kernels shared by key."""
+
+    def __init__(self, max_group: int = 256, max_grid=(2**31 - 1, 65535, 65535)):
+        self.max_group, self.max_grid = max_group, max_grid
+        self.kernels: dict[tuple, KernelDef] = {}
+
+    def launch(self, m: Map):
+        literals = tuple(_literal(v, broadcast_strides(v, m.shape)) for v in m.inputs)
+        ops = [v for i, v in enumerate(m.inputs) if literals[i] is None] + list(m.outputs)
+        dims, sts = collapse(m.shape, [broadcast_strides(v, m.shape) for v in ops])
+        serial = needs_serial(m)
+        if serial:  # keep every dim, in the IR's order (collapse may merge reversed walks wrongly)
+            dims = [d for d in m.shape]
+            sts = [list(broadcast_strides(v, m.shape)) for v in ops]
+        key = (tuple(m.body), tuple(m.results), tuple(v.dtype for v in m.inputs), tuple(o.dtype for o in m.outputs),
+               literals, len(dims), serial, m.reverse)
+        k = self.kernels.get(key)
+        if k is None:
+            k = self.kernels[key] = self.kernel(f"pk_map{len(self.kernels)}", m, literals, len(dims), serial)
+        args = [("long", d) for d in dims]
+        for v, st in zip(ops, sts):
+            args.append(("buf", v))
+            args += [("long", s) for s in st]
+        grid = Grid((1, 1, 1), (1, 1, 1)) if serial else map_grid(dims, self.max_group, self.max_grid)
+        return k, grid, args
+
+    def kernel(self, name: str, m: Map, literals, nd: int, serial: bool) -> KernelDef:
+        ps = [Param(f"d{d}", "long") for d in range(nd)]
+        names = []
+        for i, v in enumerate(m.inputs):
+            if literals[i] is None:
+                names.append((f"i{i}", v.dtype))
+        for i, o in enumerate(m.outputs):
+            names.append((f"o{i}", o.dtype))
+        for p, dt in names:
+            ps.append(Param(p, DTYPE_BUFFER[dt]))
+            ps += [Param(f"{p}s{d}", "long") for d in range(nd)]
+        index = lambda p: " + ".join(f"j{d} * {p}s{d}" for d in range(nd)) or "0"
+        lines = []
+        if serial:
+            for d in range(nd):
+                lines.append(f"for (long j{d} = d{d} - 1; j{d} >= 0; j{d}--)" if m.reverse else
+                             f"for (long j{d} = 0; j{d} < d{d}; j{d}++)")
+            lines.append("if (GID(0) == 0 && GID(1) == 0 && GID(2) == 0) {" if nd == 0 else "{")
+            ind = "    "
+        else:
+            axes = DimMap.of(nd).axes
+            for a in (2, 1, 0):
+                dims_a = axes[a]
+                if not dims_a:
+                    continue
+                ext = " * ".join(f"d{d}" for d in dims_a)
+                lines.append(f"for (long g{a} = GID({a}); g{a} < {ext}; g{a} += LSZ({a}) * NGRP({a})) {{")
+                r = f"g{a}"
+                for d in reversed(dims_a):
+                    if d == dims_a[0]:
+                        lines.append(f"long j{d} = {r};")
+                    else:
+                        lines.append(f"long j{d} = {r} % d{d}; long r{d} = {r} / d{d};")
+                        r = f"r{d}"
+            if nd == 0:
+                lines.append("if (GID(0) == 0 && GID(1) == 0 && GID(2) == 0) {")
+            ind = ""
+        pointer_of = {}
+        k = 0
+        for i in range(len(m.inputs)):
+            if literals[i] is None:
+                pointer_of[i] = f"i{i}"
+        lines += body_lines(m, literals, lambda i: f"{pointer_of[i]}[{index(pointer_of[i])}]",
+                            lambda i: f"o{i}[{index(f'o{i}')}]", ind)
+        opened = sum(1 for x in lines if x.rstrip().endswith("{"))
+        lines += ["}"] * opened
+        body = ", ".join(i.op.removeprefix("train.") for i in m.body) or "copy"
+        del k
+        return KernelDef(name, tuple(ps), "\n".join(lines), doc=f"map: {_safe(body)}")
+
+
+def _safe(text: str) -> str:
+    from ..cstyle import c_comment
+
+    return c_comment(text)
