@@ -23,9 +23,9 @@ This module is the one place that imports both passes/ and backends/: `pockengin
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
+
+from .errors import UserError
 
 STAGES = ("import", "slice-propagation", "autodiff", "sparse-backprop", "dead-gradient-elimination",
           "operator-reordering", "fusion", "lower-to-kernels", "memory-plan", "emit", "build")
@@ -33,7 +33,7 @@ TRAIN_IR_STAGES = STAGES[:STAGES.index("lower-to-kernels")]
 KERNEL_IR_STAGES = ("lower-to-kernels", "memory-plan")
 
 
-class StageError(ValueError):
+class StageError(UserError, ValueError):
     """An unknown stop point or recipe option."""
 
 
@@ -130,8 +130,7 @@ def run(program, recipe: Recipe | None = None, stop: str = "build", title: str =
     if stop == "import":
         return Result(stop, prog)
     derive = recipe.autodiff() and "train_step" not in prog.functions()
-    if recipe.scheme is not None and not derive:
-        raise StageError("a scheme needs autodiff: pass a program without @train_step, with loss= and optimizer=")
+    check_recipe(recipe, "train_step" in prog.functions())
     if derive:
         run_pipeline(prog, "slice-propagation")
         if at("slice-propagation"):
@@ -174,12 +173,36 @@ def run(program, recipe: Recipe | None = None, stop: str = "build", title: str =
     return Result(stop, prog, target, kp, sources, artifact)
 
 
+def check_recipe(recipe: Recipe, has_train_step: bool) -> None:
+    """A recipe that cannot do what it says is a located error, not a quiet other compile:
+    a scheme or hyper-parameters without a loss, a loss for a program that already trains,
+    hyper-parameters out of range (passes/hyperparameters.py, the same check as
+    `autodiff{...}` and the CLI's)."""
+    from .passes.hyperparameters import check_hyperparameters
+
+    check_hyperparameters(**recipe.hyper)
+    if has_train_step:
+        given = [k for k, v in (("loss", recipe.loss), ("optimizer", recipe.optimizer), ("scheme", recipe.scheme)) if v]
+        given += list(recipe.hyper)
+        if given:
+            raise StageError(f"the program already has a @train_step; {', '.join(given)} apply while autodiff "
+                             f"derives it: compile the model without its @train_step, or leave them out")
+    elif not recipe.autodiff():
+        given = (["scheme"] if recipe.scheme is not None else []) + list(recipe.hyper)
+        if given:
+            raise StageError(f"{', '.join(given)} given without loss=: a sparse scheme and optimizer settings "
+                             f"apply while autodiff derives the training step; pass loss=\"cross_entropy\" "
+                             f"(or \"mse\", \"next_token\") and optimizer=\"sgd\" (or \"adam\", \"adamw\")")
+
+
 def compile(program, loss: str | None = None, optimizer: str | None = None, scheme=None, target: str = "c",
             optimize: bool = True, openmp: bool = False, profile: bool = False, **hyper):
     """Compile a Program into a Trainer (backends/runtime.py). Without a @train_step the
     program first goes through autodiff (loss, optimizer, hyper-parameters such as lr,
     momentum) and, given a scheme, sparse-backprop and dead-gradient-elimination; then
-    operator-reordering and fusion, lowering, memory planning, emit and build."""
+    operator-reordering and fusion, lowering, memory planning, emit and build. Without a
+    loss (and without a @train_step) the Trainer is forward-only: `trainer.forward(x)` runs,
+    `trainer.step` says how to compile for training."""
     from .backends.runtime import Trainer
 
     r = run(program, Recipe(loss, optimizer, scheme, hyper, optimize, target), "build", openmp=openmp, profile=profile)
@@ -210,15 +233,13 @@ def _sparse_backprop(prog, scheme) -> None:
 
 
 def _scheme_ref(scheme) -> str:
+    """The scheme as the body of a quoted pipeline option: a file name, or the text itself
+    with its newlines, quotes and backslashes escaped (xDSL's option lexer reads them back),
+    so no temporary file is left behind."""
     from .passes.scheme import Scheme
 
     text = scheme.to_text() if isinstance(scheme, Scheme) else str(scheme)
-    if "\n" in text or '"' in text:  # a pipeline option is one line: pass the text as a file
-        fd, path = tempfile.mkstemp(suffix=".pock", prefix="scheme-")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        text = path
-    return text
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _opt(v) -> str:

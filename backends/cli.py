@@ -38,7 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                  "batches of the compiled batch size (pockengine/data.py; a step of other than "
                                  "two inputs reads arr_0, arr_1, ...)")
         parser.add_argument("--steps", type=int, default=10, help="training steps (default %(default)s)")
-        parser.add_argument("-o", "--output", help="write the trained program (model + weights) here")
+        parser.add_argument("-o", "--output", help="write the trained program here: model.mlir, weights.safetensors "
+                            "(the model's state_dict names) and optimizer.safetensors (a checkpoint for --resume)")
+        parser.add_argument("--resume", metavar="DIR", help="start from a checkpoint that `train -o` (or "
+                            "Trainer.save) wrote: its weights and optimizer state instead of the project's weights.bin")
+        parser.add_argument("--drop-last", action="store_true", help="drop the samples after the last whole batch "
+                            "(the batch size is fixed at compile time) instead of refusing them")
         parser.add_argument("--openmp", action="store_true", help="build with OpenMP threads")
         return
     parser.add_argument("model", help="program directory, .onnx file or module.py:factory")
@@ -102,12 +107,15 @@ def compile_project(args: argparse.Namespace) -> int:
         get_target(args.target)
     except ValueError as e:
         raise UserError(str(e)) from None
-    prog = load_model(args.model)
     hyper = {"lr": args.lr}
     if args.momentum:
         hyper["momentum"] = args.momentum
     if args.weight_decay:
         hyper["weight_decay"] = args.weight_decay
+    from ..passes.hyperparameters import check_hyperparameters
+
+    check_hyperparameters(**hyper)  # the check of autodiff{...} and pockengine.compile, before any work
+    prog = load_model(args.model)
     derive = "train_step" not in prog.functions()
     if not derive and args.scheme:
         raise UserError("the model already has a @train_step; a scheme applies while deriving it")
@@ -122,15 +130,17 @@ def compile_project(args: argparse.Namespace) -> int:
         sys.stdout.write(r.text())
         return 0
     kp, target = r.kernels, r.target
-    out = write_project(args.output, kp, target, r.program.weights, title=title)
-    (out / "model.mlir").write_text(str(r.program.module) + "\n")
+    # model.mlir goes in with the rest: `train -o` needs it, and a project is whole or absent
+    out = write_project(args.output, kp, target, r.program.weights, title=title,
+                        extra={"model.mlir": str(r.program.module) + "\n"})
     mem = memory_summary(kp) if "train_step" in kp.functions else {"arena": kp.arena_bytes}
     print(f"wrote {out} (target {target.name}); planned bytes: " + ", ".join(f"{k} {v}" for k, v in mem.items()))
     return 0
 
 
-def batches_from_npz(path: str, layout: dict) -> list[list[np.ndarray]]:
+def batches_from_npz(path: str, layout: dict, drop_last: bool = False) -> list[list[np.ndarray]]:
     from ..data import as_input, step_arrays  # the one .npz format of `train` and `search`
+    from .inputs import LabelSpec, check_labels
 
     inputs = layout["functions"]["train_step"]["inputs"]
     names = ["x", "y"] if len(inputs) == 2 else [f"arr_{i}" for i in range(len(inputs))]
@@ -138,19 +148,30 @@ def batches_from_npz(path: str, layout: dict) -> list[list[np.ndarray]]:
               for n, a, spec in zip(names, step_arrays(path, len(inputs)), inputs)]
     if len(arrays) != len(inputs):
         raise UserError(f"{path}: {len(arrays)} arrays, train_step takes {len(inputs)} inputs")
+    for i, spec in layout.get("labels", {}).get("train_step", {}).items():  # class labels: in range
+        check_labels(arrays[int(i)], LabelSpec(spec["classes"], spec["ignore_index"]),
+                     f"{path}: array '{names[int(i)]}'")
     counts = set()
-    for a, spec in zip(arrays, inputs):
+    for name, a, spec in zip(names, arrays, inputs):
         shape = tuple(spec["shape"])
         if a.shape == shape:
             counts.add(1)
-        elif a.ndim == len(shape) and a.shape[1:] == shape[1:] and shape and a.shape[0] % shape[0] == 0:
-            counts.add(a.shape[0] // shape[0])
+        elif a.ndim == len(shape) and a.shape[1:] == shape[1:] and shape and a.shape[0] >= shape[0]:
+            whole, rest = divmod(a.shape[0], shape[0])
+            if rest and not drop_last:
+                raise UserError(f"{path}: array '{name}' holds {a.shape[0]} samples, not a multiple of the compiled "
+                                f"batch size {shape[0]} (fixed at compile time): pass --drop-last to drop the last "
+                                f"{rest}, or compile for a batch size that divides {a.shape[0]}")
+            counts.add(whole)
         else:
-            raise UserError(f"{path}: an array of shape {a.shape} does not fit the input {shape}")
+            raise UserError(f"{path}: array '{name}' of shape {a.shape} does not fit the input {shape}"
+                            + (f" (fewer samples than one batch of {shape[0]})" if a.ndim == len(shape) and shape
+                               and a.shape[1:] == shape[1:] else ""))
     if len(counts) != 1:
         raise UserError(f"{path}: the arrays hold different numbers of batches")
     n = counts.pop()
-    return [[a.reshape(n, *spec["shape"])[i] for a, spec in zip(arrays, inputs)] for i in range(n)]
+    return [[a[:n * spec["shape"][0]].reshape(n, *spec["shape"])[i] if a.shape != tuple(spec["shape"]) else a
+             for a, spec in zip(arrays, inputs)] for i in range(n)]
 
 
 def train(args: argparse.Namespace) -> int:
@@ -161,12 +182,20 @@ def train(args: argparse.Namespace) -> int:
         raise UserError(f"{project}: not a project written by `pockengine compile`")
     layout = json.loads((project / "layout.json").read_text())
     dtypes = [i["dtype"] for i in layout["functions"]["train_step"]["inputs"]]
-    write_data(project / "data.bin", batches_from_npz(args.data, layout), dtypes)
+    write_data(project / "data.bin", batches_from_npz(args.data, layout, args.drop_last), dtypes)
+    weights = "weights.bin"
+    if args.resume:  # a checkpoint's weights and optimizer state, by name, into the project's layout
+        from .. import Program
+        from .project import write_weights_layout
+
+        ckpt = Program.load(args.resume)
+        write_weights_layout(project / "resume.bin", layout, ckpt.weights, source=str(args.resume))
+        weights = "resume.bin"
     make = ["make", "-s", "-C", str(project), "model"] + (["OPENMP=1"] if args.openmp else [])
     res = subprocess.run(make, capture_output=True, text=True, check=False)
     if res.returncode:
         raise UserError(f"building {project} failed:\n{res.stderr[-2000:]}")
-    cmd = [*layout.get("runner", []), "./model", str(args.steps), "data.bin", "-o", "trained.bin"]
+    cmd = [*layout.get("runner", []), "./model", str(args.steps), "data.bin", "-w", weights, "-o", "trained.bin"]
     res = subprocess.run(cmd, cwd=project, check=False)
     if res.returncode:
         return res.returncode

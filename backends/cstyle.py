@@ -37,6 +37,7 @@ from .kernel_ir import (
     broadcast_strides,
     collapse,
 )
+from .inputs import header_tables
 from .target import KernelLibrary, Language
 
 # How each scalar instruction prints; {0}.. are operands, {a0}.. attributes. Float forms;
@@ -179,6 +180,7 @@ class CStyleLanguage(Language):
             lines.append(f"extern const long {names[name]}_in_bytes[], {names[name]}_out_bytes[];")
             lines.append(f"#define {names[name].upper()}_N_IN {len(fn.inputs)}")
             lines.append(f"#define {names[name].upper()}_N_OUT {len(fn.outputs)}")
+            lines += header_tables(kp, name, names[name])[0]  # label ranges, for main.c's data check
         if "train_step" in kp.functions:
             lines.append("#define POCK_HAS_TRAIN_STEP 1")
         lines += ["", "#endif", ""]
@@ -205,6 +207,7 @@ class CStyleLanguage(Language):
             outs = ", ".join(str(v.nbytes) for v in fn.outputs) or "0"
             out.append(f"const long {names[name]}_in_bytes[] = {{{ins}}};")
             out.append(f"const long {names[name]}_out_bytes[] = {{{outs}}};")
+            out += header_tables(kp, name, names[name])[1]
         out += [f"#define PK_PROFILE_SLOTS {max(self._slots, 1)}", PROFILE_SUPPORT]
         return "\n".join(out + self._map_sources + body)
 

@@ -4,23 +4,24 @@
     OUT/pock.h kernels/*.c  the kernel library, only the kernels the program calls
     OUT/main.c Makefile     a runner: `make && ./model 20 data.bin` prints the loss per step
     OUT/weights.bin         the parameter blob (weights + optimizer state), see below
-    OUT/layout.json         where each parameter lives in the blob, and the memory plan
+    OUT/layout.json         where each parameter lives in the blob, the label inputs, the memory plan
+    OUT/model.mlir          the training program (what `pockengine train -o` saves the weights with)
 
 weights.bin = b"PKWTS001" + u64 byte count + blob; data.bin = b"PKDATA01" + u64 batches +
 u64 inputs + u64 bytes per input + the batches (each the train_step inputs back to back).
+Every file and the project directory itself are written atomically (pockengine.atomic).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import empty_or_marked, replaced_directory, write_bytes
+from .inputs import label_inputs
 from .kernel_ir import NUMPY, KernelProgram
 
 WEIGHTS_MAGIC = b"PKWTS001"
@@ -56,7 +57,26 @@ def param_views(kp: KernelProgram, blob: np.ndarray) -> dict[str, np.ndarray]:
 
 def write_weights(path, kp: KernelProgram, weights: dict[str, np.ndarray]) -> None:
     blob = pack_params(kp, weights)
-    _atomic_write(path, WEIGHTS_MAGIC + struct.pack("<Q", blob.size) + blob.tobytes())
+    write_bytes(path, WEIGHTS_MAGIC + struct.pack("<Q", blob.size) + blob.tobytes())
+
+
+def write_weights_layout(path, layout: dict, weights: dict[str, np.ndarray], source: str = "weights") -> None:
+    """A weights.bin for the project of `layout` (layout.json) from named values (a
+    checkpoint's): every parameter of the layout must be there, with its shape."""
+    from ..errors import UserError
+
+    blob = np.zeros(layout["params_bytes"], np.uint8)
+    missing = [n for n in layout["params"] if n not in weights]
+    if missing:
+        raise UserError(f"{source}: no value for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} "
+                        f"(the project needs {len(layout['params'])} parameters and optimizer state tensors)")
+    for name, p in layout["params"].items():
+        arr = np.asarray(weights[name], dtype=NUMPY[p["dtype"]], order="C")
+        if list(arr.shape) != list(p["shape"]):
+            raise UserError(f"{source}: {name} has shape {list(arr.shape)}, the project has {p['shape']}")
+        raw = np.frombuffer(arr.tobytes(), np.uint8)
+        blob[p["offset"]:p["offset"] + raw.size] = raw
+    write_bytes(path, WEIGHTS_MAGIC + struct.pack("<Q", blob.size) + blob.tobytes())
 
 
 def read_weights(path, kp: KernelProgram) -> dict[str, np.ndarray]:
@@ -80,19 +100,7 @@ def write_data(path, batches: list[list[np.ndarray]], dtypes: list[str]) -> None
         if [a.nbytes for a in b] != sizes:
             raise ValueError("batches differ in size")
     head = DATA_MAGIC + struct.pack("<QQ", len(arrays), len(sizes)) + struct.pack(f"<{len(sizes)}Q", *sizes)
-    _atomic_write(path, head + b"".join(a.tobytes() for b in arrays for a in b))
-
-
-def _atomic_write(path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, head + b"".join(a.tobytes() for b in arrays for a in b), durable=False)
 
 
 def read_weights_layout(path, layout: dict) -> dict[str, np.ndarray]:
@@ -117,33 +125,24 @@ def layout(kp: KernelProgram, target=None) -> dict:
             "functions": {n: {"inputs": [{"dtype": v.dtype, "shape": list(v.shape)} for v in f.inputs],
                               "outputs": [{"dtype": v.dtype, "shape": list(v.shape)} for v in f.outputs]}
                           for n, f in kp.functions.items()},
+            "labels": {n: {str(i): {"classes": s.classes, "ignore_index": s.ignore_index} for i, s in specs.items()}
+                       for n, specs in label_inputs(kp).items() if specs},
             "memory": kp.memory}
 
 
 def write_project(out_dir, kp: KernelProgram, target, weights: dict[str, np.ndarray] | None = None,
-                  title: str = "model") -> Path:
-    """Write the project for `target` (backends/target.py) into out_dir (replaced whole): the
-    generated sources, the target's own files (runner, Makefile), layout.json, weights.bin."""
+                  title: str = "model", extra: dict[str, str] | None = None) -> Path:
+    """Write the project for `target` (backends/target.py) into out_dir (replaced whole, in
+    one step): the generated sources, the target's own files (runner, Makefile),
+    layout.json, weights.bin and the `extra` files (model.mlir). An existing out_dir that is
+    not empty and not a project (no layout.json) is refused."""
     out = Path(out_dir).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        files = target.sources(kp, title)
+    with replaced_directory(out, check=empty_or_marked("layout.json", what="pockengine project")) as tmp:
+        files = {**target.sources(kp, title), **target.project_files(target), **(extra or {})}
         for name, text in files.items():
-            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / name).write_text(text)
-        for name, text in target.project_files(target).items():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_text(text)
         (tmp / "layout.json").write_text(json.dumps(layout(kp, target), indent=1) + "\n")
         if weights is not None:
             write_weights(tmp / "weights.bin", kp, weights)
-        if out.exists():
-            if any(out.iterdir()) and not (out / "layout.json").is_file():
-                raise FileExistsError(f"{out} exists and is not a pockengine C project; not replacing it")
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -64,7 +64,7 @@ def start_ray(cpus: int):
     import ray
 
     start = time.perf_counter()
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     return ray, time.perf_counter() - start
 
 

@@ -37,6 +37,13 @@ def data_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[1] / "data"
 
 
+def cache_root() -> Path:
+    """Where the experiments keep pretrained models and unpacked files: $POCKENGINE_CACHE/experiments,
+    else ~/.cache/pockengine/experiments (the compiler's cache lives beside it)."""
+    env = os.environ.get("POCKENGINE_CACHE")
+    return (Path(env) if env else Path.home() / ".cache" / "pockengine") / "experiments"
+
+
 def _need(path: Path, how: str) -> Path:
     if not path.exists():
         raise DataUnavailable(f"{path}: not found; install it with {how}")
@@ -119,7 +126,11 @@ def jane_austen(root: Path | None = None) -> dict[str, str]:
         import rdata
     except ImportError:
         raise DataUnavailable("reading R data needs PyPI's rdata: `pip install -e '.[experiments]'`") from None
-    index = rdata.read_rds(str(rdx))["variables"]
+    import warnings
+
+    with warnings.catch_warnings():  # the .rdx has no RDS magic; rdata says so and reads it right
+        warnings.simplefilter("ignore", UserWarning)
+        index = rdata.read_rds(str(rdx))["variables"]
     blob = rdb.read_bytes()
     novels = {}
     for name in NOVELS:

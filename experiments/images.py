@@ -213,9 +213,7 @@ def schemes(cfg: Config):
 
 
 def setup(cfg: Config = Config(), cache: Path | None = None, log=print) -> Setup:
-    from pockengine.backends.runtime import cache_dir
-
-    cache = Path(cache) if cache else cache_dir() / "experiments"
+    cache = Path(cache) if cache else data.cache_root()
     x, y = data.fashion_mnist("train")
     xt, yt = data.fashion_mnist("test")
     src = np.flatnonzero(np.isin(y, SOURCE))

@@ -162,9 +162,7 @@ def schemes(cfg: Config):
 def setup(cfg: Config = Config(), cache: Path | None = None, log=print) -> Setup:
     import copy
 
-    from pockengine.backends.runtime import cache_dir
-
-    cache = Path(cache) if cache else cache_dir() / "experiments"
+    cache = Path(cache) if cache else data.cache_root()
     austen = encode("\n\n".join(data.jane_austen().values()))
     files = data.brown()
     pick = lambda r: encode("\n\n".join(t for i, t in enumerate(files) if r(i % 10)))

@@ -162,10 +162,18 @@ def run(setup: Setup, out: Path, seeds=(0, 1, 2), timing_rounds: int = 5, log=pr
             (out / "schemes" / f"{slug(name)}.pock").write_text(text)
     meta.update(rows=rows, info=setup.info, eager_rows=list(setup.eager_rows))
     _write_json(meta_path, meta)
-    # every seed's compiled rows first, PyTorch eager (the slowest) after them
-    jobs = [(seed, name) for seed in seeds for name in rows] + [(s, n) for s in seeds for n in setup.eager_rows]
+    # the first seed's rows (compiled, then PyTorch eager), the timing, then the other seeds: a
+    # run cut short still has one complete seed and its timing
+    first = [(seeds[0], name) for name in [*rows, *setup.eager_rows]]
+    rest = [(seed, name) for seed in seeds[1:] for name in rows] + \
+        [(seed, name) for seed in seeds[1:] for name in setup.eager_rows]
     per_seed: dict = {}
-    for seed, name in jobs:
+    for seed, name in first + [("timing", None)] + rest:
+        if seed == "timing":
+            timing_path = out / "timing.json"
+            if not timing_path.is_file() and timing_rounds:
+                _write_json(timing_path, time_rows(setup, module0, program0, rows, timing_rounds, log))
+            continue
         path = out / "results" / f"{slug(name)}-s{seed}.json"
         if path.is_file():
             continue
@@ -197,9 +205,6 @@ def run(setup: Setup, out: Path, seeds=(0, 1, 2), timing_rounds: int = 5, log=pr
         log(f"[{time.time() - t0:5.0f} s] seed {seed} {name}: {setup.metric} {q:.4f}, "
             f"{res['memory'] / 2**20:.2f} MiB, {res['ms_per_step_training']:.0f} ms/step, "
             f"loss {losses[0]:.3f} → {res['loss_last10']:.3f} ({res['wall_s']:.0f} s)")
-    timing_path = out / "timing.json"
-    if not timing_path.is_file() and timing_rounds:
-        _write_json(timing_path, time_rows(setup, module0, program0, rows, timing_rounds, log))
     log(f"[{time.time() - t0:5.0f} s] done")
     return collect(out)
 

@@ -40,10 +40,9 @@ class Config:
     lr: float = 3e-4
     budget_fraction: float = 1 / 3
     search_steps: int = 60
-    search_bias_ks: tuple[int, ...] = (8, 16, 24, 48)  # 8 backbone layers (6 linears + 2 norms) per block
+    search_bias_ks: tuple[int, ...] = (8, 24)  # 8 backbone layers (6 linears + 2 norms) per block
     # the weights the search may pick (ends of layer names): the large linears of the last block(s)
-    search_layers: tuple[str, ...] = ("layer.5.attention.output.dense", "layer.5.intermediate.dense",
-                                      "layer.5.output.dense", "layer.4.output.dense")
+    search_layers: tuple[str, ...] = ("layer.5.intermediate.dense", "layer.5.output.dense", "layer.4.output.dense")
     search_ratios: tuple[str, ...] = ("1/4", "1")
     seed_split: int = 0
 
@@ -130,9 +129,7 @@ def schemes(cfg: Config, layers: int):
 
 
 def setup(cfg: Config = Config(), cache: Path | None = None, tiny_model: bool = False) -> Setup:
-    from pockengine.backends.runtime import cache_dir
-
-    model_dir = data.minilm_dir(Path(cache) if cache else cache_dir() / "experiments")
+    model_dir = data.minilm_dir(Path(cache) if cache else data.cache_root())
     texts, labels = data.rotten_tomatoes()
     order = np.random.default_rng(cfg.seed_split).permutation(len(texts))
     cuts = np.cumsum([cfg.n_train, cfg.n_val, cfg.n_test])

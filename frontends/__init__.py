@@ -35,6 +35,21 @@ def from_onnx(model, *, input_shapes=None):
     return impl(model, input_shapes=input_shapes)
 
 
+def supported_ops(frontend: str = "torch") -> list[str]:
+    """The ATen overloads (frontend "torch") or ONNX op types ("onnx") the importers lower;
+    refusals name this function rather than printing the list."""
+    if frontend == "torch":
+        from . import torch_nn_ops  # noqa: F401  (registers its lowerings)
+        from .torch_ops import ATEN
+
+        return sorted(str(k) for k in ATEN)
+    if frontend == "onnx":
+        from .onnx_importer import supported_ops as onnx_ops
+
+        return onnx_ops()
+    raise ValueError(f"frontend must be 'torch' or 'onnx', got {frontend!r}")
+
+
 def import_model(ref: str | os.PathLike, out_dir: str | os.PathLike):
     """Import a model and write `out_dir/model.mlir` + `weights.safetensors` atomically.
 
@@ -75,4 +90,4 @@ def _call_factory(ref: str):
     return result
 
 
-__all__ = ["FrontendError", "from_onnx", "from_torch", "import_model"]
+__all__ = ["FrontendError", "from_onnx", "from_torch", "import_model", "supported_ops"]

@@ -73,9 +73,19 @@ def _load_translations() -> None:
     from . import onnx_nn_ops, onnx_ops  # noqa: F401  (registering is the import)
 
 
-def translation_for(proto, opset: int) -> Translation:
+def node_ref(proto, index: int | None = None) -> str:
+    """How errors name a node: `node 'name'`, or for an unnamed node its position in the graph
+    and its outputs (`node #3 (outputs 'y')`): exporters often leave names empty."""
+    if proto.name:
+        return f"node {proto.name!r}"
+    at = f"#{index} " if index is not None else ""
+    outs = ", ".join(repr(o) for o in proto.output if o)
+    return f"node {at}(unnamed; outputs {outs or 'none'})"
+
+
+def translation_for(proto, opset: int, index: int | None = None) -> Translation:
     """The translation of a node at this opset, or an error naming the node and listing the ops."""
-    where = f"in node {proto.name!r}; supported ops: " + ", ".join(supported_ops())
+    where = f"in {node_ref(proto, index)}; supported ops: " + ", ".join(supported_ops())
     if proto.domain not in ("", "ai.onnx"):
         raise OnnxImportError(f"unsupported ONNX op {proto.op_type!r} of domain {proto.domain!r} {where}")
     spans = TRANSLATIONS.get(proto.op_type)
@@ -85,7 +95,7 @@ def translation_for(proto, opset: int) -> Translation:
         if since <= opset <= until:
             return fn
     ranges = ", ".join(f"{a}..{b}" for a, b, _ in sorted(spans, key=lambda t: t[:2]))
-    raise OnnxImportError(f"node {proto.name!r} ({proto.op_type}): not supported at opset {opset} "
+    raise OnnxImportError(f"{node_ref(proto, index)} ({proto.op_type}): not supported at opset {opset} "
                           f"(translated for opsets {ranges})")
 
 
@@ -186,8 +196,8 @@ def infer_roles(graph, ranks: dict[str, int]) -> dict[str, str]:
 class Node:
     """One ONNX node as translations see it: inputs, constant inputs, attributes, errors."""
 
-    def __init__(self, g: Importer, proto):
-        self.g, self.proto = g, proto
+    def __init__(self, g: Importer, proto, index: int | None = None):
+        self.g, self.proto, self.index = g, proto, index
         self.op_type, self.name = proto.op_type, proto.name
         self.opset = g.opset
 
@@ -233,7 +243,7 @@ class Node:
         return i < len(self.proto.output) and self.proto.output[i] != ""
 
     def error(self, message: str) -> OnnxImportError:
-        return OnnxImportError(f"node {self.name!r} ({self.op_type}, opset {self.opset}): {message}")
+        return OnnxImportError(f"{node_ref(self.proto, self.index)} ({self.op_type}, opset {self.opset}): {message}")
 
 
 class Importer:
@@ -355,9 +365,9 @@ class Importer:
         return op.results[0] if len(op.results) == 1 else list(op.results)
 
     # --- the walk ------------------------------------------------------------------------
-    def translate(self, proto) -> None:
-        node = Node(self, proto)
-        fn = translation_for(proto, self.opset)
+    def translate(self, proto, index: int | None = None) -> None:
+        node = Node(self, proto, index)
+        fn = translation_for(proto, self.opset, index)
         try:
             outs = fn(self, node)
         except OnnxImportError:
@@ -427,7 +437,13 @@ def _hint(name: str) -> str | None:
 
 def default_opset(model) -> int:
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    if opset is None or not MIN_OPSET <= opset <= MAX_OPSET:
+    if opset is None:
+        if not model.opset_import and not model.graph.node:
+            raise OnnxImportError("an empty ONNX model: no graph and no opset_import (an empty or non-ONNX file?)")
+        imports = ", ".join(f"{o.domain!r} version {o.version}" for o in model.opset_import) or "none"
+        raise OnnxImportError(f"the model imports no default-domain (ai.onnx) opset, which pockengine "
+                              f"translates (opsets {MIN_OPSET} through {MAX_OPSET}); it imports: {imports}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
         raise OnnxImportError(f"default-domain opset {opset} is not supported "
                               f"(opsets {MIN_OPSET} through {MAX_OPSET} are)")
     return opset
@@ -445,6 +461,8 @@ def load_model(model) -> tuple[Any, str]:
         raise OnnxImportError(f"{path}: no such ONNX file")
     from google.protobuf.message import DecodeError
 
+    if os.path.getsize(path) == 0:
+        raise OnnxImportError(f"{path}: empty file, not an ONNX model")
     try:
         return onnx.load(path, load_external_data=False), os.path.dirname(os.path.abspath(path))
     except (DecodeError, OSError, ValueError) as e:
@@ -475,12 +493,12 @@ def from_onnx(model, *, input_shapes: dict[str, Sequence[int]] | None = None) ->
     if input_shapes:
         model = _with_input_shapes(model, input_shapes)
     opset = default_opset(model)
-    for proto in model.graph.node:  # refuse unsupported ops before any work
-        translation_for(proto, opset)
+    for i, proto in enumerate(model.graph.node):  # refuse unsupported ops before any work
+        translation_for(proto, opset, i)
     arrays = _read_initializers(model, base_dir)
     g = Importer(model, arrays, _infer_shapes(model, arrays), input_shapes)
-    for proto in model.graph.node:
-        g.translate(proto)
+    for i, proto in enumerate(model.graph.node):
+        g.translate(proto, i)
     return g.finish()
 
 

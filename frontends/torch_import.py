@@ -234,10 +234,8 @@ class _DropCaches(torch.nn.Module):
 
     def __init__(self, module):
         super().__init__()
-        self._modules.update(module._modules)
-        self._parameters.update(module._parameters)
-        self._buffers.update(module._buffers)
-        self._non_persistent_buffers_set = set(module._non_persistent_buffers_set)
+        for shared in ("_modules", "_parameters", "_buffers", "_non_persistent_buffers_set"):
+            object.__setattr__(self, shared, getattr(module, shared))  # the same dicts: export swaps entries
         object.__setattr__(self, "_module_ref", module)
         object.__setattr__(self, "dropped", _Dropped())  # output path → type name
         self.training = module.training

@@ -1,15 +1,17 @@
 """`Program`: an IR module plus the values of its parameters and state.
 
 On disk a program is a directory with `model.mlir` (the IR, a readable page even for big
-models) and `weights.safetensors` (one tensor per `train.param` symbol).
+models), `weights.safetensors` (the model's weights and buffers, one tensor per `train.param`
+symbol: the names of the PyTorch module's state_dict, so `load_state_dict(strict=True)` takes
+it) and, for a training program, `optimizer.safetensors` (the `optimizer_state` parameters:
+momentum, Adam moments, the step count). The directory is written whole or not at all
+(pockengine.atomic).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from .ops.state import ParamOp
 
 MODEL_FILE = "model.mlir"
 WEIGHTS_FILE = "weights.safetensors"
+OPTIMIZER_FILE = "optimizer.safetensors"
 
 
 class ProgramError(UserError):
@@ -171,6 +174,8 @@ class Program:
         if not model.is_file():
             raise ProgramError(f"{d}: no {MODEL_FILE}")
         weights = load_weights(d / WEIGHTS_FILE) if (d / WEIGHTS_FILE).is_file() else {}
+        if (d / OPTIMIZER_FILE).is_file():  # a checkpoint's optimizer state, beside the model's weights
+            weights.update(load_weights(d / OPTIMIZER_FILE))
         try:
             prog = cls(parse_module(read_ir(model), str(model)), weights)
         except ParseError as e:
@@ -194,8 +199,10 @@ class Program:
                                    f"the program declares {p.type.element_type}")
 
     def save(self, directory: str | os.PathLike) -> None:
-        """Write model.mlir + weights.safetensors atomically: the directory is complete or untouched."""
-        save_program_files(directory, {MODEL_FILE: str(self.module) + "\n"}, self.weights)
+        """Write model.mlir, weights.safetensors and (optimizer state) optimizer.safetensors
+        atomically: the directory is complete or untouched."""
+        optimizer = [p.sym_name.data for p in self.params() if p.role.data == "optimizer_state"]
+        save_program_files(directory, {MODEL_FILE: str(self.module) + "\n"}, self.weights, optimizer)
 
 
 def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -209,28 +216,21 @@ def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
                            f"{str(e).splitlines()[0] if str(e) else 'corrupt'})") from None
 
 
-def save_program_files(directory, texts: dict[str, str], weights: dict[str, np.ndarray]) -> None:
-    d = Path(directory).resolve()
-    d.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.", dir=d.parent))
-    try:
+def save_program_files(directory, texts: dict[str, str], weights: dict[str, np.ndarray],
+                       optimizer: Iterable[str] = ()) -> None:
+    """`texts` and the weights into a program directory, atomically: the names in `optimizer`
+    go to optimizer.safetensors, the others to weights.safetensors. A directory that is not
+    empty and holds no model.mlir is refused, not replaced."""
+    from ..atomic import empty_or_marked, replaced_directory
+
+    opt = set(optimizer) & set(weights)
+    arrays = {k: np.asarray(v, order="C") for k, v in weights.items()}  # (ascontiguousarray makes 0-d 1-d)
+    with replaced_directory(directory, check=empty_or_marked(MODEL_FILE, what="program directory")) as tmp:
         for name, text in texts.items():
             (tmp / name).write_text(text)
-        save_file({k: np.asarray(v, order="C") for k, v in weights.items()}, str(tmp / WEIGHTS_FILE))
-        _replace_dir(tmp, d)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _replace_dir(new: Path, dest: Path) -> None:
-    if not dest.exists():
-        os.replace(new, dest)
-        return
-    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-    os.replace(dest, old)
-    os.replace(new, dest)
-    shutil.rmtree(old, ignore_errors=True)
+        save_file({k: v for k, v in arrays.items() if k not in opt}, str(tmp / WEIGHTS_FILE))
+        if opt:
+            save_file({k: arrays[k] for k in sorted(opt)}, str(tmp / OPTIMIZER_FILE))
 
 
 def declare_params(module: ModuleOp, specs: Iterable[tuple[str, tuple[int, ...], str, bool]]) -> list[ParamOp]:

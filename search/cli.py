@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the candidates are fine-tuned: this machine's processes, or a Ray cluster "
                              "(needs pip install 'pockengine[ray]'; docs/search.md) (default %(default)s)")
     parser.add_argument("--address", metavar="ADDR",
-                        help="with --executor ray: the cluster (auto, HOST:6379 or ray://HOST:10001; default: a "
-                             "private Ray on this machine, or $RAY_ADDRESS)")
+                        help="with --executor ray: the cluster (auto, HOST:6379 or ray://HOST:10001; default: "
+                             "$RAY_ADDRESS, else the cluster `ray start` started here, else a private one)")
     parser.add_argument("--workers", type=int, help="runs at a time (default: 2 local processes; with --executor "
                                                     "ray, every CPU of the cluster)")
     parser.add_argument("--retries", type=int, default=2,

@@ -20,8 +20,9 @@ data and the recipe go into the object store once; each job is a Ray task named
 and a worker process keeps what it fetched for the next task of the same search. At most as
 many tasks are in flight as the cluster has CPUs (read again as nodes join), so "running" is
 what the cluster runs. `address` is a Ray address (`"auto"`, `"HOST:6379"`, `"ray://..."`); by
-default a connected Ray is used as it is, else a private one is started on this machine
-(loopback only) and stopped at the end. Every worker reports its compiler's fingerprint: a
+default a connected Ray is used as it is, else `ray.init()` finds one ($RAY_ADDRESS, or the
+cluster `ray start` last started on this machine) or starts a private one here (loopback only),
+which is stopped at the end. Every worker reports its compiler's fingerprint: a
 node with a different pockengine would measure something else, so that is an error.
 
 **Local** (`executor="local"`): `workers` processes (fork where available: a calling script
@@ -266,11 +267,8 @@ class _RayRun:
         ray = self.ray
         if ray.is_initialized():
             return False
-        options: dict = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
-        if self.address is None and self.workers:
-            options["num_cpus"] = self.workers
-        try:
-            ray.init(address=self.address, **options)
+        try:  # address None: $RAY_ADDRESS, else the cluster `ray start` last started here, else a new one
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
         except (ConnectionError, ValueError, RuntimeError) as e:
             where = f"at {self.address}" if self.address else "on this machine"
             raise ExecutorError(f"cannot start or reach a Ray cluster {where}: {(str(e).splitlines() or [''])[0]}") \

@@ -18,7 +18,9 @@ reused across models, each only where it leaves the step's code as fast:
   slower (its linear layers' shared strides and scalars no longer reach gemm).
 
 Both are skipped, and model.c built whole, where the compiler cannot make them (no GCC).
-The cache lives in $POCKENGINE_CACHE, else ~/.cache/pockengine.
+The cache lives in $POCKENGINE_CACHE, else ~/.cache/pockengine. Each entry is published whole
+(pockengine.atomic) with a manifest of its files' sha256; an entry that no longer matches it
+(truncated, damaged) is rebuilt, never trusted.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
+from ...atomic import replaced_directory
 from ..kernel_ir import KernelProgram
 from ..target import BuildError, Target, cache_dir
 
@@ -64,7 +67,7 @@ def build_files(files: dict[str, str], target: Target, openmp: bool = False, ext
     flags = [*target.cflags, *(["-fopenmp"] if openmp else []), *extra_cflags, "-fPIC"]
     final = cache_dir() / _key(files, flags, target.cc)
     lib = final / "libmodel.so"
-    if lib.is_file():
+    if _verified(final, "libmodel.so"):
         return lib
     with _building(final) as tmp:
         prefix = precompiled_prefix(files, target.cc, flags)
@@ -88,7 +91,7 @@ def precompiled_prefix(files: dict[str, str], cc: str, flags: list[str]) -> Path
     the header itself: the library never depends on it."""
     text = "\n".join([*_head(files["model.c"]), INTRINSICS])
     final = cache_dir() / f"pch-{_key([text, files['pock.h']], flags, cc)}"
-    if (final / "pk_prefix.h.gch").is_file():
+    if _verified(final, "pk_prefix.h.gch"):
         return final / "pk_prefix.h"
     seen, failed = final.with_suffix(".seen"), final.with_suffix(".failed")
     if failed.exists():
@@ -160,7 +163,7 @@ def kernel_object(files: dict[str, str], target: Target, flags: list[str], inclu
     unit = "\n".join([*_head(files["model.c"]), *(f'#include "{name}"' for name in sources), ""])
     final = cache_dir() / f"kobj-{_key([unit, files['pock.h'], sources, KOBJ_FORMAT], flags, target.cc)}"
     failed = final.with_suffix(".failed")
-    if (final / "kernels.o").is_file():
+    if _verified(final, "kernels.o"):
         return final
     if failed.exists():
         return None
@@ -229,22 +232,40 @@ def _cc(cc: str, flags: list[str], *args: str, cwd: Path) -> None:
         raise BuildError(f"{' '.join(cmd)} failed in {cwd}:\n{res.stderr[-4000:]}")
 
 
-class _building:
-    """A temporary folder beside `final` that becomes `final` when the block succeeds (or is
-    dropped when another process made `final` meanwhile); removed on failure."""
+MANIFEST = "MANIFEST.sha256"  # in every cache entry: sha256, size and path of each of its files
 
-    def __init__(self, final: Path):
-        self.final = final
 
-    def __enter__(self) -> Path:
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.", dir=self.final.parent))
-        return self.tmp
+def _manifest(d: Path) -> str:
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.stat().st_size} {p.relative_to(d).as_posix()}"
+             for p in sorted(d.rglob("*")) if p.is_file() and p.name != MANIFEST]
+    return "\n".join(lines) + "\n"
 
-    def __exit__(self, kind, value, tb) -> None:
-        if kind is None:
-            try:
-                os.replace(self.tmp, self.final)
-            except OSError:  # another process built the same thing meanwhile
-                pass
-        shutil.rmtree(self.tmp, ignore_errors=True)
+
+def _verified(final: Path, name: str) -> bool:
+    """Whether the cache entry `final` holds `name` and every file of it matches the manifest
+    written when it was built. An entry that does not (truncated by a full disk or a kill
+    outside pockengine, damaged, or from before manifests) is removed, so it is rebuilt."""
+    if not final.is_dir():
+        return False
+    try:
+        ok = (final / name).is_file() and (final / MANIFEST).read_text() == _manifest(final)
+    except OSError:
+        ok = False
+    if not ok:
+        aside = final.with_name(f".{final.name}.pock-old.{os.getpid()}.{os.urandom(4).hex()}")
+        try:
+            os.rename(final, aside)  # one step: a concurrent reader sees the entry or nothing
+        except OSError:
+            return False
+        shutil.rmtree(aside, ignore_errors=True)
+    return ok
+
+
+@contextmanager
+def _building(final: Path):
+    """A temporary folder beside `final` that becomes `final`, with its manifest, when the
+    block succeeds (dropped when another process made `final` meanwhile; removed on failure):
+    pockengine.atomic's replaced_directory."""
+    with replaced_directory(final, keep_existing=True, durable=False) as tmp:
+        yield tmp
+        (tmp / MANIFEST).write_text(_manifest(tmp))

@@ -125,6 +125,7 @@ static void usage(const char *argv0) {
 }
 
 int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);  /* one step line at a time: a log or pipe shows progress */
     const char *weights = "weights.bin", *out_path = NULL;
     if (argc < 3) {
         usage(argv[0]);
@@ -211,6 +212,7 @@ int main(int argc, char **argv) {
             warned = 1;
         }
     }
+    fflush(stdout);  /* the step lines come before the timing line, also when stdout is a pipe */
     if (steps > 0) fprintf(stderr, "%.3f ms/step\n", total_ms / steps);
     free(batches);
     return out_path ? save_weights(out_path) : 0;

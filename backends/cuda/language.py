@@ -24,6 +24,7 @@ typedef unsigned char pk_u8;
 #define BARRIER() __syncthreads()
 #define PK_AS_UINT(x) __float_as_uint(x)
 #define PK_AS_FLOAT(x) __uint_as_float(x)
+#define pk_atomic_addf(p, v) atomicAdd((p), (v))
 """
 
 

@@ -364,7 +364,7 @@ for (long r = GRP(0); r < O * KH * KW; r += NGRP(0)) {
     if (lid == 0) dw[r] = beta == 0.0f ? alpha * s : alpha * s + beta * dw[r];
 }""", "depthwise conv2d_backward_weight: a group per weight, with (alpha, beta)")
 
-GATHER = KernelDef("pk_gather_rows", params("long outer, long n, long row, long nidx, i32* x, i64* idx, i32* out"), """
+GATHER = KernelDef("pk_gather", params("long outer, long n, long row, long nidx, i32* x, i64* idx, i32* out"), """
 for (long e = GID(0); e < outer * nidx * row; e += LSZ(0) * NGRP(0)) {
     long c = e % row, j = (e / row) % nidx, o = e / (row * nidx);
     long i = (long)idx[j];
@@ -395,3 +395,44 @@ LIBRARY = [SOFTMAX, SOFTMAX_BACKWARD, LAYER_NORM, LAYER_NORM_BACKWARD, RMS_NORM,
            NORM_GAMMA, CE_ROWS, CE_TOTAL, CE_COUNT, CE_BACKWARD, MSE, GLOBAL_AVG_POOL, MAX_POOL, MAX_POOL_BACKWARD,
            AVG_POOL, AVG_POOL_BACKWARD, DW_FWD, DW_DX, DW_DW, GATHER, FILL_F32, GATHER_BACKWARD, CUMSUM,
            *reduce_kernels("f32"), *reduce_kernels("i64"), *reduce_kernels("i1")]
+
+
+def with_index(kd: KernelDef, dtype: str) -> KernelDef:
+    """`kd` reading its int64 index or label buffers as `dtype` (the `i32` variants)."""
+    if dtype == "i64":
+        return kd
+    from .language import Param
+
+    ps = tuple(Param(p.name, "i32*") if p.kind == "i64*" and p.name in ("labels", "idx") else p for p in kd.params)
+    return KernelDef(f"{kd.name}_{dtype}", ps, kd.body, kd.local, kd.group, kd.doc)
+
+
+GE_INDEX = """    long pos = e, at = 0;
+    for (int d = 5; d >= 0; d--) { at += (pos % dims[d]) * xs[d]; pos /= dims[d]; }
+    long i = (long)idx[e];
+    if (i < 0) i += n;
+    int inside = i >= 0 && i < n;
+    at += (inside ? i : 0) * axis_stride;
+"""
+
+
+def gather_elements(item: str) -> KernelDef:
+    """gather_elements over elements of one word type (u8, i32, i64 by item size)."""
+    buf = {"u8": "u8*", "i32": "i32*", "i64": "i64*"}[item]
+    return KernelDef(f"pk_gather_elements_{item}", params(
+        f"i64* dims, i64* xs, long axis_stride, long n, long total, {buf} x, i64* idx, {buf} y"), """
+for (long e = GID(0); e < total; e += LSZ(0) * NGRP(0)) {
+""" + GE_INDEX + """    y[e] = inside ? x[at] : 0;
+}""", doc="gather_elements: y[i] = x[i with i[axis] = idx[i]]; outside [0, n) a zero")
+
+
+GATHER_ELEMENTS_BACKWARD = KernelDef("pk_gather_elements_backward", params(
+    "i64* dims, i64* xs, long axis_stride, long n, long total, f32* dy, i64* idx, f32* dx"), """
+for (long e = GID(0); e < total; e += LSZ(0) * NGRP(0)) {
+""" + GE_INDEX + """    if (inside) pk_atomic_addf(&dx[at], dy[e]);
+}""", doc="gather_elements_backward: dx[at] += dy (atomic adds; dx zeroed first)")
+
+CUMSUM_I64 = KernelDef("pk_cumsum_i64", params("long outer, long n, long inner, i64* x, i64* y"),
+                       CUMSUM.body.replace("float s = 0.0f;", "pk_i64 s = 0;"), doc=CUMSUM.doc)
+
+LIBRARY += [GATHER_ELEMENTS_BACKWARD, CUMSUM_I64, *reduce_kernels("i32")]

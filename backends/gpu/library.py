@@ -202,30 +202,35 @@ plans("rms_norm_backward", "", "gamma")(_norm_backward(K.RMS_NORM_BACKWARD))
 
 def _labels64(o, key: str) -> View:
     v = o[key]
-    if v.dtype != "i64":
-        raise UnsupportedCall(f"labels of dtype {v.dtype}: the data-parallel library takes int64 labels")
+    if v.dtype not in ("i64", "i32"):
+        raise UnsupportedCall(f"indices of dtype {v.dtype}: the data-parallel library takes int64 or int32")
     return v
 
 
-@plans("cross_entropy")
+def _ix(kd, o, key: str):
+    """`kd` in the form for the index operand's dtype."""
+    return K.with_index(kd, o[key].dtype)
+
+
+@plans("cross_entropy", "", "i32")
 def _cross_entropy(o, variant):
     n, c, inner = o["n"], o["c"], o["inner"]
     rows = n * inner
-    return [(K.CE_ROWS, rows_grid(rows, K.ROW), [("long", n), ("long", c), ("long", inner), ("buf", o["logits"]),
+    return [(_ix(K.CE_ROWS, o, "labels"), rows_grid(rows, K.ROW), [("long", n), ("long", c), ("long", inner), ("buf", o["logits"]),
                                                  ("buf", _labels64(o, "labels")), ("long", o["ignore_index"]),
                                                  ("scratch", 0)]),
             (K.CE_TOTAL, Grid((1, 1, 1), (K.ROW, 1, 1)), [("long", rows), ("scratch", 0), ("long", o["mean"]),
                                                            ("buf", o["loss"])])]
 
 
-@plans("cross_entropy_backward")
+@plans("cross_entropy_backward", "", "i32")
 def _cross_entropy_backward(o, variant):
     n, c, inner = o["n"], o["c"], o["inner"]
     rows = n * inner
     labels = _labels64(o, "labels")
-    return [(K.CE_COUNT, Grid((1, 1, 1), (K.ROW, 1, 1)), [("long", rows), ("buf", labels), ("long", o["ignore_index"]),
+    return [(_ix(K.CE_COUNT, o, "labels"), Grid((1, 1, 1), (K.ROW, 1, 1)), [("long", rows), ("buf", labels), ("long", o["ignore_index"]),
                                                            ("scratch", 0)]),
-            (K.CE_BACKWARD, rows_grid(rows, K.ROW),
+            (_ix(K.CE_BACKWARD, o, "labels"), rows_grid(rows, K.ROW),
              [("long", n), ("long", c), ("long", inner), ("buf", o["logits"]), ("buf", labels), ("buf", o["dloss"]),
               ("scratch", 0), ("long", o["ignore_index"]), ("long", o["mean"]), ("buf", o["dlogits"])])]
 
@@ -262,7 +267,7 @@ def _reduce_table(dims, xs, ys) -> tuple[tuple[int, ...], int, int]:
     return tuple(kd + kx + ky + rd + rx), ny, count
 
 
-@plans("reduce", "sum_f32", "max_f32", "sum_i64", "max_i64", "any_i1", "max_i1", "sum_i1")
+@plans("reduce", "sum_f32", "max_f32", "sum_i64", "max_i64", "sum_i32", "max_i32", "any_i1", "max_i1", "sum_i1")
 def _reduce(o, variant):
     kind, dtype = variant.split("_")
     table, ny, count = _reduce_table(_ints(o["dims"]), _ints(o["x_strides"]), _ints(o["y_strides"]))
@@ -304,14 +309,14 @@ def _avg_pool2d_backward(o, variant):
               ("long", o["count_include_pad"]), ("buf", o["dy"]), ("buf", o["dx"])])]
 
 
-@plans("gather")
+@plans("gather", "", "i32")
 def _gather(o, variant):
     row = o["inner_bytes"]
     if row % 4:
         raise UnsupportedCall(f"gather of {row}-byte rows: the data-parallel gather copies 4-byte words")
     x, y = o["x"], o["y"]
     words = lambda v: View(v.storage, "i32", (v.size * _itemsize(v) // 4,), v.offset * _itemsize(v) // 4)
-    return [(K.GATHER, flat_grid(o["outer"] * o["count"] * (row // 4)),
+    return [(_ix(K.GATHER, o, "index"), flat_grid(o["outer"] * o["count"] * (row // 4)),
              [("long", o["outer"]), ("long", o["n"]), ("long", row // 4), ("long", o["count"]), ("buf", words(x)),
               ("buf", _labels64(o, "index")), ("buf", words(y))])]
 
@@ -322,21 +327,42 @@ def _itemsize(v: View) -> int:
     return ITEMSIZE[v.dtype]
 
 
-@plans("gather_backward")
+@plans("gather_backward", "", "i32")
 def _gather_backward(o, variant):
     dx = o["dx"]
     total = o["outer"] * o["n"] * o["inner"]
     return [(K.FILL_F32, flat_grid(total), [("long", total), ("buf", dx), ("float", 0.0)]),
-            (K.GATHER_BACKWARD, flat_grid(o["outer"] * o["count"] * o["inner"]),
+            (_ix(K.GATHER_BACKWARD, o, "index"), flat_grid(o["outer"] * o["count"] * o["inner"]),
              [("long", o["outer"]), ("long", o["n"]), ("long", o["inner"]), ("long", o["count"]), ("buf", o["dy"]),
               ("buf", _labels64(o, "index")), ("long", o["padding_idx"]), ("buf", dx)])]
 
 
-@plans("cumsum", "f32")
+@plans("cumsum", "f32", "i64")
 def _cumsum(o, variant):
     outer, n, inner = _ints(o["layout"])
-    return [(K.CUMSUM, flat_grid(outer * inner), [("long", outer), ("long", n), ("long", inner), ("buf", o["x"]),
+    return [(K.CUMSUM if variant == "f32" else K.CUMSUM_I64, flat_grid(outer * inner), [("long", outer), ("long", n), ("long", inner), ("buf", o["x"]),
                                                   ("buf", o["y"])])]
+
+
+@plans("gather_elements", "", "i32")
+def _gather_elements(o, variant):
+    item = {1: "u8", 4: "i32", 8: "i64"}.get(o["itemsize"])
+    if item is None:
+        raise UnsupportedCall(f"gather_elements of {o['itemsize']}-byte elements")
+    x, y = o["x"], o["y"]
+    as_item = lambda v: View(v.storage, item if item != "u8" else "i1", v.shape, v.offset, v.strides)
+    return [(_ix(K.gather_elements(item), o, "index"), flat_grid(y.size),
+             [("table", _ints(o["dims"])), ("table", _ints(o["strides"])), ("long", o["axis_stride"]), ("long", o["n"]),
+              ("long", y.size), ("buf", as_item(x)), ("buf", o["index"]), ("buf", as_item(y))])]
+
+
+@plans("gather_elements_backward", "", "i32")
+def _gather_elements_backward(o, variant):
+    dx, dy = o["dx"], o["dy"]
+    return [(K.FILL_F32, flat_grid(dx.size), [("long", dx.size), ("buf", dx), ("float", 0.0)]),
+            (_ix(K.GATHER_ELEMENTS_BACKWARD, o, "index"), flat_grid(dy.size),
+             [("table", _ints(o["dims"])), ("table", _ints(o["strides"])), ("long", o["axis_stride"]), ("long", o["n"]),
+              ("long", dy.size), ("buf", dy), ("buf", o["index"]), ("buf", dx)])]
 
 
 def scratch_floats(call: Call) -> int:

@@ -30,9 +30,17 @@ CC = "clang"
 RUNNER = "qemu-hexagon"
 TRIPLE = "--target=hexagon-unknown-linux-musl"
 ARCH = ["-mv67", "-mhvx", "-mhvx-length=128b"]
-# -ffp-contract=off: no fused multiply-adds the C source does not spell (GCC's -std=c99
-# default on the host), so the emulated step rounds as the host's does
-CFLAGS = [TRIPLE, *ARCH, "-O2", "-ffreestanding", "-nostdlibinc", "-ffp-contract=off", "-fno-math-errno"]
+
+
+def cflags(hvx: bool = True) -> list[str]:
+    """-ffp-contract=off: no fused multiply-adds the C source does not spell (GCC's -std=c99
+    default on the host), so the emulated step rounds as the host's does. hvx=False builds
+    for the scalar core alone (benchmarks/hexagon_hvx.py compares)."""
+    arch = ARCH if hvx else ["-mv67"]
+    return [TRIPLE, *arch, "-O2", "-ffreestanding", "-nostdlibinc", "-ffp-contract=off", "-fno-math-errno"]
+
+
+CFLAGS = cflags()
 LDFLAGS = ["-nostdlib", "-fuse-ld=lld", "-static"]
 BUILD_FORMAT = 1  # of the cached build folder, part of its key
 
@@ -61,9 +69,10 @@ def available() -> str | None:
     return None
 
 
-def build(sources: list[Path | str], out: Path, cwd: Path | None = None, extra: tuple[str, ...] = ()) -> Path:
+def build(sources: list[Path | str], out: Path, cwd: Path | None = None, extra: tuple[str, ...] = (),
+          flags: list[str] | None = None) -> Path:
     """Compile and link `sources` with the runtime into the static executable `out`."""
-    cmd = [CC, "-std=c99", *CFLAGS, "-isystem", str(RUNTIME / "include"), *extra, *LDFLAGS,
+    cmd = [CC, "-std=c99", *(CFLAGS if flags is None else flags), "-isystem", str(RUNTIME / "include"), *extra, *LDFLAGS,
            "-o", str(out), *map(str, sources), *map(str, runtime_sources())]
     res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
@@ -103,7 +112,8 @@ class HexagonToolchain(Toolchain):
             for name, text in files.items():
                 (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / name).write_text(text)
-            build([tmp / "serve.c", tmp / "model.c"], tmp / "serve", cwd=tmp, extra=tuple(extra_cflags))
+            build([tmp / "serve.c", tmp / "model.c"], tmp / "serve", cwd=tmp, extra=tuple(extra_cflags),
+                  flags=self.cflags)
             try:
                 tmp.replace(final)
             except OSError:  # built meanwhile by another process
@@ -113,8 +123,9 @@ class HexagonToolchain(Toolchain):
         return exe
 
     def makefile(self, target: Target) -> str:
-        return MAKEFILE.format(name=target.name, triple=TRIPLE, arch=" ".join(ARCH),
-                               flags=" ".join(f for f in self.cflags if f != TRIPLE and f not in ARCH),
+        arch = [f for f in self.cflags if f.startswith(("-mv", "-mhvx"))]
+        return MAKEFILE.format(name=target.name, triple=TRIPLE, arch=" ".join(arch),
+                               flags=" ".join(f for f in self.cflags if f != TRIPLE and f not in arch),
                                ldflags=" ".join(self.ldflags), runner=" ".join(self.runner))
 
 

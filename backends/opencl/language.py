@@ -22,6 +22,11 @@ typedef uchar pk_u8;
 #define BARRIER() barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE)
 #define PK_AS_UINT(x) as_uint(x)
 #define PK_AS_FLOAT(x) as_float(x)
+/* float atomic add by compare-and-swap on the bits (OpenCL 1.2 has 32-bit integer atomics) */
+static inline void pk_atomic_addf(volatile __global float *p, float v) {
+    uint old = as_uint(*p), seen;
+    while ((seen = atomic_cmpxchg((volatile __global uint *)p, old, as_uint(as_float(old) + v))) != old) old = seen;
+}
 """
 
 

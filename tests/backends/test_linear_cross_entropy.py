@@ -138,7 +138,7 @@ def test_compiled_head_trains_like_the_interpreter(bias, scheme, optimizer, monk
     opt = fused(ref)
     assert len(heads(opt)) == 1
     trainer = compiled(opt, 3, 16, monkeypatch)
-    assert any(getattr(s, "kernel", "") == "linear_cross_entropy" for s in trainer.kernels.functions["train_step"].steps)
+    assert any(getattr(s, "op", "") == "linear_cross_entropy" for s in trainer.kernels.functions["train_step"].steps)
     assert_trains_like_interpreter(ref, trainer, batches(prog, 20))
     x = batches(prog, 1, seed=9)[0][0]
     np.testing.assert_allclose(trainer.forward(x), ref.run("forward", x), rtol=1e-4, atol=1e-4)

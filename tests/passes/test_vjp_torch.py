@@ -71,6 +71,12 @@ CASES = {
         lambda a: L.Conv2dOp.build(*a, stride=(2, 2), padding=(1, 1), groups=3),
         lambda x, w: F.conv2d(x, w, stride=2, padding=1, groups=3),
         [normal(1, 3, 8, 8), normal(3, 1, 3, 3, seed=1)], [0, 1]),
+    "conv_transpose2d-grouped-strided": (
+        lambda a: L.ConvTranspose2dOp.build(*a, stride=(2, 3), padding=(1, 0), dilation=(1, 2), output_padding=(1, 2),
+                                            groups=2),
+        lambda x, w: F.conv_transpose2d(x, w, stride=(2, 3), padding=(1, 0), output_padding=(1, 2), groups=2,
+                                        dilation=(1, 2)),
+        [normal(2, 4, 4, 3), normal(4, 3, 3, 2, seed=1)], [0, 1]),
     "embedding-repeats-padding_idx": (
         lambda a: S.GatherOp.build(*a, padding_idx=1),
         lambda w, i: F.embedding(i, w, padding_idx=1),

@@ -41,7 +41,7 @@ def ray_cluster():
     # a private cluster on loopback (Ray reads this when imported), stopped at the end
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = pytest.importorskip("ray", reason="the Ray tests need the extra: pip install 'pockengine[ray]'")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
 
@@ -168,3 +168,26 @@ def test_a_candidate_that_raises_is_an_error_naming_it(task, ray_cluster, execut
         run_jobs(jobs, program, train, val, RECIPE, lambda job, doc: done.append(job), executor=executor,
                  program_dir=str(tmp_path / "program"), progress=False)
     assert time.monotonic() - start < 60 and e.value.job.key == "weight-L7-r1_1"
+
+
+def test_cli_runs_on_the_cluster_at_address(task, ray_cluster, local_run, tmp_path):
+    import subprocess
+
+    program, train, val, budget = task
+    program.save(tmp_path / "model")
+    np.savez(tmp_path / "d.npz", x=train[0], y=train[1], x_val=val[0], y_val=val[1])
+    address = ray_cluster.get_runtime_context().gcs_address
+    pockengine_cli = Path(sys.executable).with_name("pockengine")
+    r = subprocess.run([str(pockengine_cli), "search", str(tmp_path / "model"), "--data", str(tmp_path / "d.npz"),
+                        "--budget-memory", f"{budget.memory}B", "--layers", "1", "--bias-ks", "1", "--ratios", "1",
+                        "--steps", str(RECIPE.steps), "--lr", str(RECIPE.lr), "--seeds", "0,1",
+                        "-o", str(tmp_path / "s.pock"), "--cache", str(tmp_path / "cache"),
+                        "--executor", "ray", "--address", address], capture_output=True, text=True, timeout=300,
+                       check=False)
+    assert r.returncode == 0, r.stderr
+    assert "contribution analysis: 6/6 done, 0 running, 0 failed" in r.stderr and "\r" not in r.stderr
+    docs = [json.loads(f.read_text()) for f in (tmp_path / "cache").glob("*/compiler-*/*.json")]
+    assert sorted((d["candidate"], d["seed"]) for d in docs) == sorted(
+        (k, s) for k in ("base", "bias-last1", "weight-L1-r1_1") for s in (0, 1))
+    local = {(c.key, s): a for c, m in local_run[1].measurements.items() for s, a in zip(SEEDS, m.accuracies)}
+    assert all(d["accuracy"] == local[d["candidate"], d["seed"]] for d in docs)

@@ -4,9 +4,13 @@ the disk cache (resume), the selection under the compiler's plan, the report and
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
@@ -155,8 +159,9 @@ def test_cli_needs_neither_tqdm_nor_matplotlib_and_logs_no_carriage_returns(setu
     np.savez(tmp_path / "d.npz", x=train[0], y=train[1], x_val=val[0], y_val=val[1])
     code = ("import sys; sys.modules['tqdm'] = sys.modules['matplotlib'] = None; "
             "from pockengine.tools.driver import main; sys.exit(main(sys.argv[1:]))")
-    victim = next(Path(cache).glob("*/compiler-*/bias-last1-*.json"))
-    victim.unlink()  # one run to measure: the progress line has something to say
+    victims = list(Path(cache).glob("*/compiler-*/bias-last1-*.json"))
+    for victim in victims:
+        victim.unlink()  # a run to measure: the progress line has something to say
     r = subprocess.run([sys.executable, "-c", code, "search", str(tmp_path / "model"), "--data", str(tmp_path / "d.npz"),
                         "--budget-memory", f"{budget.memory}B", "--ratios", "1/2,1", "--steps", str(RECIPE.steps),
                         "--lr", str(RECIPE.lr), "-o", str(tmp_path / "s.pock"), "--report", str(tmp_path / "rep"),
@@ -164,11 +169,11 @@ def test_cli_needs_neither_tqdm_nor_matplotlib_and_logs_no_carriage_returns(setu
                        check=False)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "s.pock").read_text() == setup.report.scheme_text
-    assert list(Path(cache).glob(f"*/compiler-*/{victim.name}"))  # measured again (once the compiler's hash)
+    assert list(Path(cache).glob(f"*/compiler-*/{victims[0].name}"))  # measured again
     assert (tmp_path / "rep" / "report.md").is_file() and not (tmp_path / "rep" / "search.png").exists()
     assert "search.png needs matplotlib" in r.stderr and "pip install 'pockengine[" in r.stderr
     assert "\r" not in r.stderr
-    assert re.search(r"^contribution analysis: (\d+)/\1 done, 0 running, 0 failed, .* s/run", r.stderr, re.M)
+    assert re.search(r"^contribution analysis: (\d+)/\1 done, 0 running, 0 failed, .* s/run", r.stderr, re.MULTILINE)
 
 
 def test_cli_executor_ray_without_ray_names_the_extra(setup, tmp_path):
@@ -208,3 +213,45 @@ def test_pockengine_search_is_callable_from_the_root():
     import pockengine.search as module
 
     assert callable(pockengine.search) and callable(module) and pockengine.search is module
+
+
+def _forked_children() -> list[int]:
+    """This process's forked children (the pool's workers share its command line)."""
+    me, mine = os.getpid(), Path("/proc/self/cmdline").read_bytes()
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == me and Path(f"/proc/{pid}/cmdline").read_bytes() == mine:
+                out.append(int(pid))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def test_a_killed_local_worker_is_retried(setup, tmp_path):
+    """The local pool breaks when a worker dies: the jobs it ran are charged an attempt and the
+    pool starts again; the search completes with the same numbers."""
+    program, train, val, report = setup.program, setup.train, setup.val, setup.report
+    space = Space(program)
+    killed, stop = [], threading.Event()
+
+    def killer():
+        while not stop.is_set() and not killed:
+            for pid in _forked_children():
+                time.sleep(0.3)  # mid-candidate: the worker has its first job
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                break
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        again = measure(program, space, space.candidates([Fraction(1, 2), Fraction(1)]), train, val, RECIPE,
+                        cache_dir=tmp_path, workers=1, progress=False)
+    finally:
+        stop.set()
+        thread.join()
+    assert len(killed) == 1 and again.failed == []
+    assert {c: m.accuracy for c, m in again.items()} == {c: m.accuracy for c, m in report.measurements.items()}

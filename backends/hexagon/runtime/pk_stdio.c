@@ -15,12 +15,12 @@
 #include "pk_runtime.h"
 
 struct pk_file {
-    int fd, line_buffered, error, writing;
+    int fd, line_buffered, error, writing; /* line_buffered: 0 full, 1 line, 2 none (_IO?BF) */
     size_t n;
     unsigned char buf[4096];
 };
 
-static struct pk_file files[3 + 8] = {{0, 0, 0, 0, 0, {0}}, {1, 1, 0, 1, 0, {0}}, {2, 0, 0, 1, 0, {0}}};
+static struct pk_file files[3 + 8] = {{0, 0, 0, 0, 0, {0}}, {1, 1, 0, 1, 0, {0}}, {2, 2, 0, 1, 0, {0}}};
 FILE *const stdin = &files[0], *const stdout = &files[1], *const stderr = &files[2];
 
 static int flush(FILE *f) {
@@ -52,6 +52,15 @@ int fclose(FILE *f) {
     if (pk_close(f->fd) < 0) r = EOF;
     f->fd = 0;
     return r;
+}
+
+/* the mode only (writes always go through this file's own buffer) */
+int setvbuf(FILE *f, char *buf, int mode, size_t size) {
+    (void)buf, (void)size;
+    if (mode < 0 || mode > 2) return -1;
+    flush(f);
+    f->line_buffered = mode;
+    return 0;
 }
 
 int fflush(FILE *f) {
@@ -100,7 +109,7 @@ static void put(FILE *f, const void *p, size_t n) {
     if (f->n + n > sizeof f->buf) flush(f);
     memcpy(f->buf + f->n, s, n);
     f->n += n;
-    if (f->fd == 2 || (f->line_buffered && has_newline(s, n))) flush(f);
+    if (f->line_buffered == 2 || (f->line_buffered == 1 && has_newline(s, n))) flush(f);
 }
 
 size_t fwrite(const void *buf, size_t size, size_t n, FILE *f) {

@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 #define EOF (-1)
+#define _IOFBF 0
+#define _IOLBF 1
+#define _IONBF 2
 #define SEEK_SET 0
 #define SEEK_CUR 1
 #define SEEK_END 2
@@ -14,6 +17,7 @@ extern FILE *const stdin, *const stdout, *const stderr;
 FILE *fopen(const char *path, const char *mode);
 int fclose(FILE *f);
 int fflush(FILE *f);
+int setvbuf(FILE *f, char *buf, int mode, size_t size);
 off_t ftello(FILE *f);
 int fseeko(FILE *f, off_t offset, int whence);
 long ftell(FILE *f);
