@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # what pytest runs: the whole suite, or e.g. `make test PYTEST_ARGS="tests/tools -x"`
 PYTEST_ARGS ?= tests
 
-.PHONY: install test demo size lint clean data
+.PHONY: install test demo size lint clean data mutate
 
 install: $(STAMP)
 
@@ -55,6 +55,12 @@ demo: $(STAMP)
 
 size:
 	$(PYTHON) .ci/size_budget.py
+
+# hand-written bugs (tests/mutants/*.patch), planted one at a time in a temporary copy: each must
+# make the test it names fail (`make mutate MUTANTS="name ..."` for some). Not part of `make test`.
+MUTANTS ?=
+mutate: $(STAMP)
+	$(PY) tests/mutants/run.py $(MUTANTS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

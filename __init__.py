@@ -27,4 +27,4 @@ def __getattr__(name: str):
     return mod if attr is None else getattr(mod, attr)
 
 
-__all__ = ["Program", "UserError", "compile", "from_onnx", "from_torch", "search", "__version__"]
+__all__ = ["Program", "UserError", "__version__", "compile", "from_onnx", "from_torch", "search"]

@@ -35,6 +35,7 @@ import os
 import secrets
 import shutil
 import socket
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -128,6 +129,25 @@ def _fsync_path(p: Path, directory: bool = False) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _normal_modes(root: Path) -> None:
+    """Files and folders under root as open()/mkdir() under the umask make them: writers that
+    create 0600 files (mkstemp, some libraries) do not make an output private by accident."""
+    mask = umask()
+    for d, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = Path(d) / name
+            try:
+                st = p.lstat()
+            except OSError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            full = 0o777 if stat.S_ISDIR(st.st_mode) or st.st_mode & 0o111 else 0o666
+            want = stat.S_IMODE(st.st_mode) | (full & ~mask)
+            if want != stat.S_IMODE(st.st_mode):
+                os.chmod(p, want)
 
 
 def _fsync_tree(root: Path) -> None:
@@ -253,6 +273,7 @@ def replaced_directory(dest: str | os.PathLike, check: Callable[[Path], None] | 
     tmp.mkdir(mode=0o777 & ~umask())
     try:
         yield tmp
+        _normal_modes(tmp)
         if durable:
             _fsync_tree(tmp)
         publish_directory(tmp, dest, check, keep_existing)

@@ -58,8 +58,8 @@ def one_line(e: BaseException) -> str:
     if parse_error is not None and isinstance(e, parse_error):
         try:
             return f"{e.span.get_location()}: {e.msg}"
-        except Exception:  # a ParseError without a span
-            pass
+        except (AttributeError, TypeError, ValueError):  # a ParseError without a span
+            return str(e.msg if hasattr(e, "msg") else e).strip().split("\n")[0]
     if isinstance(e, OSError) and not isinstance(e, UserError):
         what = e.strerror or str(e) or type(e).__name__
         if e.errno == errno.ENOSPC:

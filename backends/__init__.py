@@ -10,8 +10,9 @@
     project.py           a written project (sources, Makefile, weights.bin, layout.json)
     cli.py               `pockengine compile` / `pockengine train`
 
-The compile recipe itself (import → ... → build) is pockengine/pipeline.py. Nothing here
-imports passes/, and passes/ imports nothing from here (tests/backends/test_layering.py).
+The compile recipe itself (import → ... → build) is pockengine/pipeline.py. passes/ imports
+nothing from here; nothing here imports passes/ but the few imports tests/backends/
+test_layering.py lists with their reasons, and the recipe only from inside functions.
 `get_all_targets()` maps target names to factories, `get_all_passes()` the backend passes;
 both import lazily, like the pass registry in passes/__init__.py.
 """

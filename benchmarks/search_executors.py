@@ -118,6 +118,8 @@ def tiny_data(n, seed, width=8):
 
 
 def overhead(workers: int) -> None:
+    import json
+
     import pockengine
     from pockengine.search import Recipe
 
@@ -133,24 +135,31 @@ def overhead(workers: int) -> None:
         kw = {"recipe": recipe, "seeds": (0, 1, 2), "workers": workers, "progress": False, "verify": False}
         with tempfile.TemporaryDirectory() as d:  # build cache warm after this
             pockengine.search(program, train, val, None, cache_dir=d, **kw)
-        times = {}
+        times, inside = {}, {}
         for executor in ("local", "ray", "local", "ray"):
             with tempfile.TemporaryDirectory() as d:
                 start = time.perf_counter()
                 _, report = pockengine.search(program, train, val, None, cache_dir=d, executor=executor, **kw)
                 times.setdefault(executor, []).append(time.perf_counter() - start)
+                docs = [json.loads(f.read_text()) for f in Path(d).glob("*/compiler-*/*.json")]
+                inside.setdefault(executor, []).append(sum(doc["seconds"] for doc in docs))
         runs = len(report.measurements) * 3
     finally:
         ray.shutdown()
     local, remote = min(times["local"]), min(times["ray"])
+    # what each run costs beyond its own fine-tuning: worker time not spent in measure_one
+    extra = {e: min(w * workers - s for w, s in zip(times[e], inside[e])) / runs for e in times}
     print(f"\n### per-task overhead ({workers} workers), {load()}\n")
     print("| what | time |")
     print("|---|---:|")
     print(f"| empty Ray task (200 submitted at once; wall time / 200) | {1e3 * empty:.2f} ms |")
     print(f"| tiny-model search, {runs} runs, build cache warm: local pool (best of 2) | {local:.2f} s |")
     print(f"| the same on Ray (best of 2) | {remote:.2f} s |")
-    print(f"| Ray's overhead per run, worker time ((Ray − local) × workers / runs) | "
+    print(f"| Ray − local, per run, in worker time ((Ray − local) × workers / runs) | "
           f"{1e3 * (remote - local) / runs * workers:.0f} ms |")
+    for e, name in (("local", "local pool"), ("ray", "Ray")):
+        print(f"| {name}: per run beyond its fine-tuning (wall × workers / runs − mean run time; includes the "
+              f"search's selection) | {1e3 * extra[e]:.0f} ms |")
 
 
 def many(workers: int) -> None:
@@ -182,6 +191,9 @@ def many(workers: int) -> None:
         in_flight["max"] = max(in_flight["max"], n)
         return n
 
+    saved = os.environ.get("POCKENGINE_CACHE")
+    build = tempfile.TemporaryDirectory()
+    os.environ["POCKENGINE_CACHE"] = build.name  # an empty build cache, before the workers start
     ray, _ = start_ray(workers)
     executor._RayRun._slots = slots
     kw = {"recipe": recipe, "bias_ks": range(1, 12), "progress": False, "verify": False, "executor": "ray"}
@@ -202,10 +214,21 @@ def many(workers: int) -> None:
                 _, report = pockengine.search(program, train, val, None, cache_dir=d, **kw)
                 rows.append((what, sum(writes.values()) - before, time.perf_counter() - start))
             files = list(Path(d).glob("*/compiler-*/*.json"))
-            pids = {json.loads(f.read_text())["pid"] for f in files}
+            docs = [json.loads(f.read_text()) for f in files]
     finally:
         contribution._write_atomic, executor._RayRun._slots = real_write, real_slots
         ray.shutdown()
+        build.cleanup()
+        if saved is None:
+            os.environ.pop("POCKENGINE_CACHE", None)
+        else:
+            os.environ["POCKENGINE_CACHE"] = saved
+    pids = {doc["pid"] for doc in docs}
+    edges = sorted([(doc["started_at"], 1) for doc in docs] + [(doc["started_at"] + doc["seconds"], -1) for doc in docs])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
     print(f"\n### 64 candidates of a 14-layer MLP on {workers} Ray workers, {load()}\n")
     print("| phase | runs measured | wall time |")
     print("|---|---:|---:|")
@@ -213,8 +236,8 @@ def many(workers: int) -> None:
         print(f"| {what} | {n} | {t:.1f} s |")
     once = all(v == 1 for v in writes.values())
     print(f"\nresult files: {len(files)}; each written once: {once}; measurements: {len(report.measurements)}; "
-          f"most tasks in flight: {in_flight['max']} (cluster CPUs {workers}); worker processes: {len(pids)}; "
-          f"failed: {len(report.failed)}")
+          f"tasks in flight (the driver's limit): {in_flight['max']}; most runs at once (from the workers' "
+          f"clocks): {most} (cluster CPUs {workers}); worker processes: {len(pids)}; failed: {len(report.failed)}")
 
 
 def main() -> None:

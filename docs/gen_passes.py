@@ -62,7 +62,7 @@ def _cell(text: str) -> str:
 
 
 def render() -> str:
-    from pockengine.passes import get_all_passes
+    from pockengine.pipeline import get_all_passes  # passes/ and the backend passes
 
     passes = {name: factory() for name, factory in sorted(get_all_passes().items())}
     out = [

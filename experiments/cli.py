@@ -11,12 +11,12 @@ from pathlib import Path
 EXPERIMENTS = ("sentiment", "images", "lm")
 
 
-def build(name: str, tiny: bool):
+def build(name: str, tiny: bool, log=print):
     from importlib import import_module
 
     mod = import_module(f".{name}", __package__)
     cfg = mod.Config.tiny() if tiny else mod.Config()
-    return mod.setup(cfg, tiny_model=tiny) if name == "sentiment" else mod.setup(cfg)
+    return mod.setup(cfg, tiny_model=tiny) if name == "sentiment" else mod.setup(cfg, log=log)
 
 
 def main(argv=None) -> int:
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
         if not args.report_only:
             from .protocol import run
 
-            setup = build(args.name, args.tiny)
+            setup = build(args.name, args.tiny, log)
             run(setup, out, seeds, args.timing_rounds, log)
     except DataUnavailable as e:
         print(f"pockengine experiment {args.name}: {e}", file=sys.stderr)

@@ -30,6 +30,8 @@ from . import data
 from .protocol import COMPILED_FULL, Setup
 
 SOURCE, TARGET = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
+# MobileNetV2's inverted-residual stages: expansion t, channels c, repeats n, first stride s
+TABLE = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 CLASSES = ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
 
 
@@ -61,9 +63,6 @@ class Config:
 def _divisible(v: float, d: int = 8) -> int:
     new = max(d, int(v + d / 2) // d * d)
     return new + d if new < 0.9 * v else new
-
-
-TABLE = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
 
 def mobilenet_v2(num_classes: int, width: float = 0.35, stages: int = len(TABLE)):

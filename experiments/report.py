@@ -18,6 +18,10 @@ def _q(metric: str, v: float) -> str:
     return f"{100 * v:.1f}" if metric == "accuracy" else f"{v:.3f}"
 
 
+def _ms(v: float) -> str:
+    return f"{v:.1f}" if v < 10 else f"{v:.0f}"
+
+
 def _mib(n: float) -> str:
     return f"{n / 2**20:,.2f} MiB" if n < 100 * 2**20 else f"{n / 2**20:,.0f} MiB"
 
@@ -29,19 +33,20 @@ def table(name: str, out: Path) -> str:
     full_mem = meta["full_memory"]
     metric = next(iter(rows.values()))["metric"] if rows else "accuracy"
     unit = "test accuracy (%)" if metric == "accuracy" else "test perplexity"
-    lines = [f"| scheme | {unit}: mean ± std | per seed | planned training memory | of full BP | "
-             f"ms/step compiled | ms/step eager, same scheme | eager memory (measured) |",
+    head = (f"| scheme | {unit}: mean ± std | per seed | planned training memory | of full BP | "
+            f"ms/step compiled | ms/step eager, same scheme | eager memory (measured) |")
+    lines = [head,
              "|---|---:|---|---:|---:|---:|---:|---:|"]
     for row, r in rows.items():
         per = " / ".join(_q(metric, q) for q in r["qualities"])
         std = "–" if math.isnan(r["std"]) else _q(metric, r["std"])
         t = timing.get(row, {})
         if r["engine"] == "eager":
-            mem, share, cms, ems, emem = "–", "–", "–", f"{r['ms_training']:.0f}", "see full, compiled"
+            mem, share, cms, ems, emem = "–", "–", "–", _ms(r["ms_training"]), "see full, compiled"
         else:
             mem, share = _mib(r["memory"]), f"{r['memory'] / full_mem:.3f}"
-            cms = f"{t['compiled_ms']:.0f}" if t else f"({r['ms_training']:.0f})"
-            ems = f"{t['eager_ms']:.0f}" if t else "–"
+            cms = _ms(t["compiled_ms"]) if t else f"({_ms(r['ms_training'])})"
+            ems = _ms(t["eager_ms"]) if t else "–"
             emem = _mib(t["eager_memory"]) if t else "–"
         bold = "**" if row.startswith("searched") else ""
         lines.append(f"| {bold}{row}{bold} | {bold}{_q(metric, r['mean'])} ± {std}{bold} | {per} (seeds "

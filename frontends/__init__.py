@@ -39,7 +39,7 @@ def supported_ops(frontend: str = "torch") -> list[str]:
     """The ATen overloads (frontend "torch") or ONNX op types ("onnx") the importers lower;
     refusals name this function rather than printing the list."""
     if frontend == "torch":
-        from . import torch_nn_ops  # noqa: F401  (registers its lowerings)
+        from . import torch_nn_ops, torch_training_ir  # noqa: F401  (register their lowerings)
         from .torch_ops import ATEN
 
         return sorted(str(k) for k in ATEN)

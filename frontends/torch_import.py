@@ -170,6 +170,11 @@ def _dense(arr: np.ndarray, ty: TensorType) -> DenseIntOrFPElementsAttr:
 KEEP = ("scaled_dot_product_attention", "softplus")
 
 
+# Lower the exported training IR as it is when it can be (torch_training_ir.lowers_directly);
+# False always decomposes to core ATen first (tests compare both paths).
+DIRECT = True
+
+
 def decompositions() -> dict:
     """torch.export's core-ATen decomposition table without the ops of KEEP."""
     table = torch.export.default_decompositions()
@@ -188,32 +193,71 @@ def from_torch(module: torch.nn.Module, example_args, *, dynamic: bool = False) 
     are not tensors (a Hugging Face `DynamicCache` of keys and values) are dropped with a
     warning: training does not read them. Tied parameters (GPT-2's `lm_head.weight` is
     `transformer.wte.weight`) become one `train.param` that lists its other names (`aliases`).
-    `program.import_phases` holds the seconds of each import phase.
+    `program.import_phases` holds the seconds of each import phase (Phases).
     """
     if dynamic:
         raise FrontendError("from_torch(dynamic=True): the train dialect has static shapes only; "
                             "import once per deployment shape (example_args fix every dimension)")
     args = tuple(example_args) if isinstance(example_args, (tuple, list)) else (example_args,)
-    times, t0 = {}, time.perf_counter()
+    times = Phases()
     try:
         with warnings.catch_warnings():  # torch-internal deprecation notices, not the user's
             warnings.simplefilter("ignore", FutureWarning)
             wrapper = _DropCaches(module)
             ep = torch.export.export(wrapper, args)
-            times["torch.export"], t0 = time.perf_counter() - t0, time.perf_counter()
-            ep = ep.run_decompositions(decompositions())
-            times["decompositions"] = time.perf_counter() - t0
-    except FrontendError:
-        raise
     except Exception as e:  # export errors are long; keep the first lines
-        msg = "\n".join(str(e).strip().splitlines()[:6])
-        raise FrontendError(f"torch.export failed for {type(module).__name__}: {msg}") from e
+        raise _export_error(module, e) from e
+    times.lap("torch.export")
     for path, kind in wrapper.dropped.items():
         warnings.warn(f"from_torch: dropped output {path} ({kind}): training does not use it "
                       "(Hugging Face models: use_cache=False returns none)", stacklevel=3)
-    program = _Importer(ep, module, times).run()
-    program.import_phases = times
-    return program
+    from .torch_training_ir import lowers_directly
+
+    if DIRECT and lowers_directly(ep):  # skip the second trace (frontends/torch_training_ir.py)
+        try:
+            program = _Importer(ep, module, times).run()
+            times.skip("decompositions")
+            return times.attach(program)
+        except FrontendError:  # a training-IR lowering refused: the decomposed program decides
+            pass
+    times.lap(None)  # a refused direct lowering's time counts nowhere
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            ep = ep.run_decompositions(decompositions())
+    except Exception as e:
+        raise _export_error(module, e) from e
+    times.lap("decompositions")
+    return times.attach(_Importer(ep, module, times).run())
+
+
+class Phases:
+    """Wall and CPU seconds of the import phases, lap by lap; `program.import_phases` (wall) and
+    `program.import_cpu_phases` (CPU time of this process) once attached."""
+
+    def __init__(self):
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._last = (time.perf_counter(), time.process_time())
+
+    def lap(self, name: str | None) -> None:
+        now = (time.perf_counter(), time.process_time())
+        if name is not None:
+            self.wall[name] = self.wall.get(name, 0.0) + now[0] - self._last[0]
+            self.cpu[name] = self.cpu.get(name, 0.0) + now[1] - self._last[1]
+        self._last = now
+
+    def skip(self, name: str) -> None:
+        self.wall[name] = self.cpu[name] = 0.0
+
+    def attach(self, program: Program) -> Program:
+        program.import_phases, program.import_cpu_phases = self.wall, self.cpu
+        return program
+
+
+def _export_error(module, e: Exception) -> FrontendError:
+    msg = "\n".join(str(e).strip().splitlines()[:6])
+    return FrontendError(f"torch.export failed for {type(module).__name__}: {msg}")
 
 
 class _Dropped(dict):
@@ -256,12 +300,12 @@ class _DropCaches(torch.nn.Module):
 
 
 class _Importer:
-    def __init__(self, ep, module: torch.nn.Module, times: dict | None = None):
-        from . import torch_nn_ops  # noqa: F401  (registers its lowerings in ATEN)
+    def __init__(self, ep, module: torch.nn.Module, times: Phases | None = None):
+        from . import torch_nn_ops, torch_training_ir  # noqa: F401  (register their lowerings in ATEN)
         from .torch_ops import ATEN, DROPPED
 
         self.ep, self.aten, self.dropped = ep, ATEN, DROPPED
-        self.times = times if times is not None else {}
+        self.times = times if times is not None else Phases()
         self.frozen = {n for n, p in module.named_parameters() if not p.requires_grad}
         self.canonical = tied_names(module)
         self.params: dict[str, ParamOp] = {}
@@ -299,7 +343,6 @@ class _Importer:
                 raise FrontendError(f"input {node.name}: {kind} inputs are not supported")
         arg_types = [a.type for a in block.args]
         results = []
-        t0 = time.perf_counter()
         for node in self.ep.graph.nodes:
             if node.op == "call_function":
                 self._lower(node)
@@ -308,16 +351,16 @@ class _Importer:
         block.add_op(func.ReturnOp(*results))
         fn = func.FuncOp("forward", FunctionType.from_lists(arg_types, [r.type for r in results]), Region(block))
         module = ModuleOp([*self.params.values(), fn])
-        self.times["lowering"], t0 = time.perf_counter() - t0, time.perf_counter()
+        self.times.lap("lowering")  # weights to numpy included
         canonicalize(module)
         assign_roles(module)
-        self.times["canonical forms"], t0 = time.perf_counter() - t0, time.perf_counter()
+        self.times.lap("canonical forms")
         program = Program(module, self.weights)
         try:
             program.verify()
         except VerifyException as e:  # a lowering built wrong IR: a frontend bug, say where
             raise FrontendError(f"imported IR does not verify: {e}") from e
-        self.times["verification"] = time.perf_counter() - t0
+        self.times.lap("verification")
         return program
 
     # --- state ----------------------------------------------------------------------------

@@ -74,10 +74,12 @@ def attention(b, q, k, v, mask=None, dropout_p=0.0, is_causal=False, scale=None,
         else:
             s = b.op(E.AddOp, s, cast(b, mask, el))
             may_mask_rows = known is None or bool(np.isneginf(known).any())
-    p = b.op(R.SoftmaxOp, s, axis=-1)
-    if may_mask_rows:  # a fully masked row: 0, not NaN
+    if may_mask_rows:  # a fully masked row gives 0, not NaN: finite scores in, zeros out (no NaN gradient)
         live = b.op(R.AnyOp, b.op(E.NeOp, s, b.scalar(NEG_INF, el)), axes=[len(shape(s)) - 1], keepdims=True)
+        p = b.op(R.SoftmaxOp, b.op(E.WhereOp, live, s, b.scalar(0.0, el)), axis=-1)
         p = b.op(E.WhereOp, live, p, b.scalar(0.0, el))
+    else:
+        p = b.op(R.SoftmaxOp, s, axis=-1)
     y = b.op(L.MatmulOp, p, v)
 
     def logsumexp():  # the flash variants' second output, built only when read

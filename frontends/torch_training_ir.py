@@ -20,9 +20,10 @@ from ..ir import types as T
 from ..ir.ops import elementwise as E
 from ..ir.ops import linalg as L
 from ..ir.ops import reduce as R
+from ..ir.ops import shape as S
 from . import torch_nn_ops as NN
 from . import torch_ops as O
-from .torch_import import TRAINING_MODE_HINT, Unsupported, element_of
+from .torch_import import TRAINING_MODE_HINT, Unsupported
 from .torch_ops import ATEN, DROPPED, cast, lower, reshape, shape
 
 aten = torch.ops.aten
@@ -41,14 +42,14 @@ def conv(b, x, w, bias=None, stride=(1,), padding=(0,), dilation=(1,), groups=1)
     n = len(shape(x)) - 2
     if len(shape(x)) == len(shape(w)) - 1:
         raise Unsupported("unbatched convolution input")
-    fit = lambda v: list(v) * n if len(v) == 1 else list(v)  # noqa: E731
+    fit = lambda v: list(v) * n if len(v) == 1 else list(v)
     return O.convolution(b, x, w, bias, fit(stride), fit(padding), fit(dilation), False, [0] * n, groups)
 
 
 @lower(aten.conv_transpose1d.default, aten.conv_transpose2d.input)
 def conv_transpose(b, x, w, bias=None, stride=(1,), padding=(0,), output_padding=(0,), groups=1, dilation=(1,)):
     n = len(shape(x)) - 2
-    fit = lambda v: list(v) * n if len(v) == 1 else list(v)  # noqa: E731
+    fit = lambda v: list(v) * n if len(v) == 1 else list(v)
     return O.convolution(b, x, w, bias, fit(stride), fit(padding), fit(dilation), True, fit(output_padding), groups)
 
 
@@ -180,7 +181,7 @@ def diff(b, x, n=1, dim=-1, prepend=None, append=None):
     parts = [p for p in (prepend, x, append) if p is not None]
     if len(parts) > 1:
         el = b.out_element()
-        x = b.op(O.S.ConcatOp, *[cast(b, p, el) for p in parts], axis=dim)
+        x = b.op(S.ConcatOp, *[cast(b, p, el) for p in parts], axis=dim)
     size = shape(x)[dim]
     return O.arith(E.SubOp)(b, O.slice_(b, x, dim, 1, size), O.slice_(b, x, dim, 0, size - 1))
 
@@ -213,8 +214,12 @@ def lowers_directly(ep) -> bool:
 
 
 def _overwrite_is_private(node, order) -> bool:
+    """node overwrites its first operand: fine when that is a fresh result (of a functional op,
+    or of an in-place op that is itself private) that no view shares and nothing reads later."""
     target = node.args[0]
-    if not isinstance(target, torch.fx.Node) or target.op != "call_function" or _aliases(target):
+    if not isinstance(target, torch.fx.Node) or target.op != "call_function":
+        return False
+    if _aliases(target) and not (target.target in INPLACE and _overwrite_is_private(target, order)):
         return False
     return all(u is node or (order[u] < order[node] and not _aliases(u)) for u in target.users)
 
@@ -226,5 +231,3 @@ def _aliases(node) -> bool:
         return _aliases(node.args[0])
     return schema is None or any(r.alias_info is not None for r in schema.returns)
 
-
-__all__ = ["element_of", "lowers_directly"]

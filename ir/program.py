@@ -38,7 +38,7 @@ class ProgramError(UserError):
 
 
 # IR text is bounded: reading /dev/zero or a multi-gigabyte file as IR is an error, not an OOM
-MAX_IR_BYTES = int(os.environ.get("POCKENGINE_MAX_IR_BYTES", 256 * 2**20))
+MAX_IR_BYTES = int(os.environ.get("POCKENGINE_MAX_IR_BYTES", str(256 * 2**20)))
 
 
 def read_ir(path: str | os.PathLike, stream=None) -> str:
@@ -211,7 +211,7 @@ def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
         return load_file(str(path))
     except OSError:
         raise
-    except Exception as e:  # safetensors raises SafetensorError (and others) for a bad header
+    except Exception as e:  # noqa: BLE001  (safetensors raises SafetensorError and others for a bad header)
         raise ProgramError(f"{path}: not a readable safetensors file ({type(e).__name__}: "
                            f"{str(e).splitlines()[0] if str(e) else 'corrupt'})") from None
 

@@ -55,9 +55,19 @@ def check_hyperparameter(name: str, value) -> float:
     return x
 
 
-def check_hyperparameters(**values) -> dict[str, float]:
-    """Every named value checked (check_hyperparameter); returns them as floats."""
-    return {k: check_hyperparameter(k, v) for k, v in values.items()}
+# options that name a mode rather than a number (autodiff's batch_norm: "frozen" running
+# statistics, the default, or "batch" statistics with running-statistic updates, train mode)
+CHOICES: dict[str, tuple[str, ...]] = {"batch_norm": ("frozen", "batch")}
 
 
-__all__ = ["HyperParameterError", "RANGES", "check_hyperparameter", "check_hyperparameters"]
+def check_hyperparameters(**values) -> dict[str, float | str]:
+    """Every named value checked (check_hyperparameter, or one of CHOICES); numbers as floats."""
+    out: dict[str, float | str] = {}
+    for k, v in values.items():
+        if k in CHOICES and v not in CHOICES[k]:
+            raise HyperParameterError(f"{k}={v}: must be one of {', '.join(CHOICES[k])}")
+        out[k] = v if k in CHOICES else check_hyperparameter(k, v)
+    return out
+
+
+__all__ = ["CHOICES", "RANGES", "HyperParameterError", "check_hyperparameter", "check_hyperparameters"]

@@ -16,11 +16,10 @@ compiler's sources (`compiler_fingerprint`): measurements of another compiler ar
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -166,9 +165,11 @@ def fingerprint(program, *arrays) -> str:
     return h.hexdigest()[:16]
 
 
+@functools.cache
 def compiler_fingerprint() -> str:
     """Hash of the compiler's sources (IR, passes, backends, kernels): a change to any of them
-    may change plans or numerics, so cached measurements are keyed by it."""
+    may change plans or numerics, so cached measurements are keyed by it. Read once per process:
+    the code a process runs is what it imported, even if the files change afterwards."""
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     for sub in ("ir", "passes", "backends"):
@@ -184,11 +185,9 @@ def _cache_path(root: Path, c: Candidate, recipe: Recipe, seed: int) -> Path:
 
 
 def _write_atomic(path: Path, doc: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f)
-    os.replace(tmp, path)
+    from ..atomic import write_text  # the one atomic writer (temp beside it, umask permissions, cleanup)
+
+    write_text(path, json.dumps(doc), durable=False)
 
 
 FIELDS = ("accuracy", "memory", "backward_flops", "saved_bytes", "state_bytes")

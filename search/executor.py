@@ -88,12 +88,16 @@ class CandidateError(RuntimeError):
 
 def measure_one(program, train, val, recipe, scheme: str, seed: int) -> dict:
     """Compile, fine-tune and evaluate one candidate: the fields the cache keeps."""
+    import time
+
     from .finetune import finetune
 
+    started, clock = time.time(), time.perf_counter()
     run = finetune(program, scheme, train, [val], recipe, seed)
     return {"accuracy": run.accuracies[0], "memory": run.memory, "backward_flops": run.backward_flops,
             "saved_bytes": run.plan.saved_bytes, "state_bytes": run.plan.state_bytes,
-            "final_loss": run.losses[-1] if run.losses else None}
+            "final_loss": run.losses[-1] if run.losses else None,
+            "started_at": started, "seconds": time.perf_counter() - clock}  # where the time went
 
 
 _WORKER: dict = {}  # what this worker process loaded: program, data, recipe (one search at a time)
@@ -311,7 +315,8 @@ class _RayRun:
                     if doc.get("compiler") != self.compiler:
                         raise ExecutorError(f"a Ray worker (node {doc.get('node')}) runs another pockengine "
                                             f"(compiler-{doc.get('compiler')}, this one compiler-{self.compiler}): "
-                                            "install the same version on every node (or the sources changed while the search ran)")
+                                            "install the same version on every node (or the sources changed "
+                                            "while the search ran)")
                     self.on_result(job, {k: v for k, v in doc.items() if k not in ("compiler", "node")})
                     done += 1
                     self.bar.update(done=done, running=len(pending), note=_note(job, doc))

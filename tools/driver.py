@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 # "bad input" is one base class, pockengine.errors.UserError (plus xDSL's parse/verify errors and
 # OSError): errors.is_user_error. That module imports nothing, so the driver stays light.
-from ..errors import EXIT_BAD_INPUT, is_user_error, one_line  # noqa: F401  (re-exported)
+from ..errors import EXIT_BAD_INPUT, is_user_error, one_line
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,11 @@ Input is verified after parsing and after every pass. Errors are printed as
 `expected-error` comments (--verify-diagnostics); 2 bad input (file, IR text, invalid IR,
 pipeline string).
 
+xdsl-opt's spellings are accepted too (--print-op-generic, --output-file, --print-ir-before[-all],
+--print-between-passes, --disable-verify, --version), and xdsl-opt itself loads the `train`
+dialect and these passes (tools/universe.py, the `xdsl.universe` entry point). Bad input of any
+kind that pockengine.errors classes as such is one line and exit 2 (the boundary in main).
+
 xDSL's `xDSLOptMain` was considered as a base: it loads every dialect of the xDSL universe,
 raises tracebacks on bad input and lacks located verifier errors and expected-error checking,
 so overriding it would replace most of it; this tool reuses its parts instead (Parser,
@@ -191,9 +196,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def read_input(path: str | None) -> tuple[str, str]:
-    from . import UserError
-
     from pockengine.ir.program import read_ir  # bounded, UTF-8, no NUL bytes (/dev/zero is an error)
+
+    from . import UserError
 
     if path in (None, "-"):
         return "<stdin>", read_ir("<stdin>", sys.stdin.buffer)
@@ -232,7 +237,7 @@ def process(text: str, name: str, pipeline, args, dump_after: set[str]):
         return None, [parse_error_diagnostic(e, ctx)]
     except NestingError as e:
         return None, [e.args[0]]
-    verify = (lambda m: []) if args.disable_verify else verify_located  # noqa: E731
+    verify = (lambda m: []) if args.disable_verify else verify_located
     dump_before = {n for names in args.print_ir_before for n in names.split(",")}
     if errors := verify(module):
         return None, errors

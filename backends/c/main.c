@@ -153,7 +153,7 @@ int main(int argc, char **argv) {
     if (!f) return fail("cannot open", data);
     if (fread(magic, 1, 8, f) != 8 || memcmp(magic, "PKDATA01", 8) || !read_u64(f, &nb) || !read_u64(f, &ni)) {
         fclose(f);
-        return fail("not a pockengine data file (PKDATA01 header)", data);
+        return fail("not a data file (no PKDATA01 header)", data);
     }
     if (ni != POCK_TRAIN_STEP_N_IN) {
         fclose(f);

@@ -43,8 +43,7 @@ def gemm_calls(raw, sched: Schedule) -> list[dict] | None:
     opb, opa = operand(k, n, rsb, csb), operand(m, k, rsa, csa)
     if opb is None or opa is None or ldc < n:
         return None
-    place = lambda v: sched.resolve(("buf", v))
-    (_, abuf, aoff, _), (_, bbuf, boff, _), (_, cbuf, coff, _) = place(a), place(b), place(c)
+    (_, abuf, aoff, _), (_, bbuf, boff, _), (_, cbuf, coff, _) = (sched.resolve(raw[i]) for i in (4, 7, 10))
     if has_ab:
         _, abb, abo, _ = sched.resolve(raw[13])
         alpha = (abb, abo)

@@ -61,15 +61,16 @@ class CUDAToolchain(Toolchain):
                "model.cu", *lib, "-lcudart"]
         return build_cached(files, cmd, "libmodel.so")
 
-    def compile_only(self, files: dict[str, str], arch: str, folder: Path) -> tuple[int, str]:
-        """nvcc -c of model.cu for sm_<arch> in `folder` (warnings on): (status, messages)."""
+    def compile_only(self, files: dict[str, str], archs, folder: Path) -> tuple[int, str]:
+        """nvcc -c of model.cu for each sm_<arch> of `archs` in `folder`, host warnings on:
+        (status, messages)."""
         import subprocess
 
         for name, text in files.items():
             (folder / name).write_text(text)
         inc, _ = self.blas_flags()
-        cmd = [self.cc, *self.cflags, f"-arch=sm_{arch}", *inc, "-Xcompiler", "-Wall,-Wextra", "-c", "-o",
-               f"model_sm{arch}.o", "model.cu"]
+        gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs]
+        cmd = [self.cc, *self.cflags, *gencode, *inc, "-Xcompiler", "-Wall,-Wextra", "-c", "-o", "model.o", "model.cu"]
         res = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, check=False)
         return res.returncode, res.stdout + res.stderr
 

@@ -57,8 +57,9 @@ class DimMap:
 def map_grid(dims, max_group: int = 256, max_grid=(2**31 - 1, 65535, 65535), target_items: int = 1 << 20) -> Grid:
     """Group sizes and counts for a map over `dims` (collapsed, innermost last)."""
     ext = DimMap.of(len(dims)).extents(list(dims))
-    l0 = min(pow2_at_least(ext[0]), max_group, 256)
-    l1 = min(pow2_at_least(ext[1]), max(1, min(max_group, 256) // l0))
+    most = 1 << (min(max(max_group, 1), 256).bit_length() - 1)  # a power of two within the limit
+    l0 = min(pow2_at_least(ext[0]), most)
+    l1 = min(pow2_at_least(ext[1]), max(1, most // l0))
     local = (l0, l1, 1)
     groups = []
     for a in range(3):

@@ -364,14 +364,19 @@ for (long r = GRP(0); r < O * KH * KW; r += NGRP(0)) {
     if (lid == 0) dw[r] = beta == 0.0f ? alpha * s : alpha * s + beta * dw[r];
 }""", "depthwise conv2d_backward_weight: a group per weight, with (alpha, beta)")
 
-GATHER = KernelDef("pk_gather", params("long outer, long n, long row, long nidx, i32* x, i64* idx, i32* out"), """
+def gather_rows(word: str) -> KernelDef:
+    """gather: out[o, j, :] = x[o, idx[j], :] in words of u8 or i32; outside the table a zero row."""
+    buf = {"u8": "u8*", "i32": "i32*"}[word]
+    return KernelDef(f"pk_gather_{word}", params(f"long outer, long n, long row, long nidx, {buf} x, i64* idx, {buf} out"), """
 for (long e = GID(0); e < outer * nidx * row; e += LSZ(0) * NGRP(0)) {
     long c = e % row, j = (e / row) % nidx, o = e / (row * nidx);
     long i = (long)idx[j];
     if (i < 0) i += n;
     out[e] = (i >= 0 && i < n) ? x[(o * n + i) * row + c] : 0;
-}""", doc="gather: out[o, j, :] = x[o, idx[j], :] in 4-byte words; outside the table a zero row")
+}""", doc="gather: out[o, j, :] = x[o, idx[j], :]; outside the table a zero row")
 
+
+GATHER = gather_rows("i32")
 FILL_F32 = KernelDef("pk_fill_f32", params("long n, f32* x, float v"), """
 for (long e = GID(0); e < n; e += LSZ(0) * NGRP(0)) x[e] = v;""", doc="fill")
 
@@ -393,7 +398,7 @@ for (long r = GID(0); r < outer * inner; r += LSZ(0) * NGRP(0)) {
 
 LIBRARY = [SOFTMAX, SOFTMAX_BACKWARD, LAYER_NORM, LAYER_NORM_BACKWARD, RMS_NORM, RMS_NORM_BACKWARD, NORM_STATS,
            NORM_GAMMA, CE_ROWS, CE_TOTAL, CE_COUNT, CE_BACKWARD, MSE, GLOBAL_AVG_POOL, MAX_POOL, MAX_POOL_BACKWARD,
-           AVG_POOL, AVG_POOL_BACKWARD, DW_FWD, DW_DX, DW_DW, GATHER, FILL_F32, GATHER_BACKWARD, CUMSUM,
+           AVG_POOL, AVG_POOL_BACKWARD, DW_FWD, DW_DX, DW_DW, GATHER, gather_rows("u8"), FILL_F32, GATHER_BACKWARD, CUMSUM,
            *reduce_kernels("f32"), *reduce_kernels("i64"), *reduce_kernels("i1")]
 
 
@@ -436,3 +441,62 @@ CUMSUM_I64 = KernelDef("pk_cumsum_i64", params("long outer, long n, long inner, 
                        CUMSUM.body.replace("float s = 0.0f;", "pk_i64 s = 0;"), doc=CUMSUM.doc)
 
 LIBRARY += [GATHER_ELEMENTS_BACKWARD, CUMSUM_I64, *reduce_kernels("i32")]
+
+# the chunked vocabulary head (linear_cross_entropy): per chunk of rows, the logits L [n, C]
+# from the GEMM, then one group per row turns them into the loss and, for the backward, the
+# gradient (softmax - onehot)·scale in place; the GEMMs for dx, dw and the db sums read it
+LCE_ROWS = _row("pk_lce_rows", "long n, long C, long r0, f32* L, f32* bias, long has_bias, i64* labels, i64* rowlab,"
+                " long ignore, f32* dloss, f32* count, long mean, long backward, f32* part", """
+long rows = n;
+""" + ROW_LOOP + """
+    long at = (long)rowlab[r0 + r];
+    long label = at < 0 ? ignore : (long)labels[at];
+    int bad = label != ignore && (label < 0 || label >= C);
+    float m = -INFINITY;
+    for (long k = lid; k < C; k += lsz) {
+        float v = L[r * C + k] + (has_bias ? bias[k] : 0.0f);
+        m = (v > m || v != v) ? v : m;
+    }
+    m = pk_group_max(red, m, lid, lsz);
+    if (m == -INFINITY) m = 0.0f;
+    float s = 0.0f;
+    for (long k = lid; k < C; k += lsz) s += exp(L[r * C + k] + (has_bias ? bias[k] : 0.0f) - m);
+    s = pk_group_sum(red, s, lid, lsz);
+    if (lid == 0) {
+        float picked = (label != ignore && !bad) ? L[r * C + label] + (has_bias ? bias[label] : 0.0f) : 0.0f;
+        part[r0 + r] = label == ignore ? 0.0f : bad ? NAN : m + log(s) - picked;
+    }
+    BARRIER();
+    if (backward) {
+        float scale = mean ? dloss[0] / (count[0] > 0.0f ? count[0] : 1.0f) : dloss[0];
+        float f = label == ignore ? 0.0f : bad ? NAN : scale / s;
+        for (long k = lid; k < C; k += lsz) {
+            float g = exp(L[r * C + k] + (has_bias ? bias[k] : 0.0f) - m) * f;
+            L[r * C + k] = (label != ignore && k == label) ? g - scale : g;
+        }
+    }
+}""", "linear_cross_entropy, one row of a chunk per group: its loss, and the logits' gradient in place")
+
+LCE_COUNT = _row("pk_lce_count", "long nl, i64* labels, long ignore, f32* count", """
+long lid = LID(0), lsz = LSZ(0);
+float c = 0.0f;
+for (long r = lid; r < nl; r += lsz) c += (long)labels[r] != ignore ? 1.0f : 0.0f;
+c = pk_group_sum(red, c, lid, lsz);
+if (lid == 0 && GRP(0) == 0) count[0] = c;""", "linear_cross_entropy: how many labels count")
+
+LCE_TOTAL = _row("pk_lce_total", "long M, f32* part, f32* count, long mean, f32* out", """
+long lid = LID(0), lsz = LSZ(0);
+float s = 0.0f;
+for (long r = lid; r < M; r += lsz) s += part[r];
+s = pk_group_sum(red, s, lid, lsz);
+if (lid == 0 && GRP(0) == 0) out[0] = mean ? s / (count[0] > 0.0f ? count[0] : 1.0f) : s;""",
+                 "linear_cross_entropy: the loss over every chunk's rows")
+
+LCE_DB = KernelDef("pk_lce_db", params("long n, long C, f32* L, f32* db, long first"), """
+for (long c = GID(0); c < C; c += LSZ(0) * NGRP(0)) {
+    float s = 0.0f;
+    for (long r = 0; r < n; r++) s += L[r * C + c];
+    db[c] = first ? s : db[c] + s;
+}""", doc="linear_cross_entropy: db += the chunk's column sums of the gradient")
+
+LIBRARY += [LCE_ROWS, LCE_COUNT, LCE_TOTAL, LCE_DB]

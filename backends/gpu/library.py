@@ -312,12 +312,11 @@ def _avg_pool2d_backward(o, variant):
 @plans("gather", "", "i32")
 def _gather(o, variant):
     row = o["inner_bytes"]
-    if row % 4:
-        raise UnsupportedCall(f"gather of {row}-byte rows: the data-parallel gather copies 4-byte words")
+    word, size, dt = ("i32", 4, "i32") if row % 4 == 0 else ("u8", 1, "i1")
     x, y = o["x"], o["y"]
-    words = lambda v: View(v.storage, "i32", (v.size * _itemsize(v) // 4,), v.offset * _itemsize(v) // 4)
-    return [(_ix(K.GATHER, o, "index"), flat_grid(o["outer"] * o["count"] * (row // 4)),
-             [("long", o["outer"]), ("long", o["n"]), ("long", row // 4), ("long", o["count"]), ("buf", words(x)),
+    words = lambda v: View(v.storage, dt, (v.size * _itemsize(v) // size,), v.offset * _itemsize(v) // size)
+    return [(_ix(K.gather_rows(word), o, "index"), flat_grid(o["outer"] * o["count"] * (row // size)),
+             [("long", o["outer"]), ("long", o["n"]), ("long", row // size), ("long", o["count"]), ("buf", words(x)),
               ("buf", _labels64(o, "index")), ("buf", words(y))])]
 
 
@@ -365,11 +364,75 @@ def _gather_elements_backward(o, variant):
               ("long", dy.size), ("buf", dy), ("buf", o["index"]), ("buf", dx)])]
 
 
+LCE_FLOATS = 16 << 20  # floats of one chunk's logits on a device (64 MiB): W5's 32000 classes, 524 rows
+
+
+def _lce_chunk(o) -> int:
+    m, k, c = _ints(o["geometry"])[:3]
+    return max(1, min(m, max(_ints(o["geometry"])[3], LCE_FLOATS // max(c, 1))))
+
+
+def _lce_layout(o) -> tuple[int, int]:
+    """Scratch floats: [0] the label count, [2, 2 + M) the row losses, then the chunk's logits."""
+    m = _ints(o["geometry"])[0]
+    logits = -(-(2 + m) // 16) * 16
+    return logits, logits + _lce_chunk(o) * _ints(o["geometry"])[2]
+
+
+@plans("linear_cross_entropy", "", "i32")
+def _linear_cross_entropy(o, variant):
+    """Chunk by chunk over the rows (the chunk sized for device memory, not the host's cache):
+    L = x_c·wᵀ; the row kernel (loss, gradient in place); dx_c = L·w; dw = alpha·Lᵀ·x_c + beta·dw
+    (beta on the first chunk, then 1); db = Σ L."""
+    m, k, c, _, rsx, csx, ws0, ws1, _, ignore, mean, nl = _ints(o["geometry"])
+    x, w, bias, labels = o["x"], o["w"], o.get("bias"), _labels64(o, "labels")
+    dx, dw, db, ab, loss, dloss = (o.get(n) for n in ("dx", "dw", "db", "ab", "loss", "dloss"))
+    backward = dx is not None or dw is not None or db is not None
+    at, _ = _lce_layout(o)
+    rows = _lce_chunk(o)
+    out = [(_ix(K.LCE_COUNT, o, "labels"), Grid((1, 1, 1), (K.ROW, 1, 1)),
+            [("long", nl), ("buf", labels), ("long", ignore), ("scratch", 0)])]
+    for r0 in range(0, m, rows):
+        n = min(rows, m - r0)
+        xc = View(x.storage, x.dtype, (n, k), x.offset + r0 * rsx, (rsx, csx))
+        out.append(_gemm_rows(n, c, k, xc, rsx, csx, w, ws1, ws0, ("scratch", at), c))
+        out.append((_ix(K.LCE_ROWS, o, "labels"), rows_grid(n, K.ROW),
+                    [("long", n), ("long", c), ("long", r0), ("scratch", at),
+                     ("buf", bias) if bias is not None else ("scratch", 0), ("long", int(bias is not None)),
+                     ("buf", labels), ("buf", o["rows"]), ("long", ignore),
+                     ("buf", dloss) if dloss is not None else ("scratch", 0), ("scratch", 0), ("long", mean),
+                     ("long", int(backward)), ("scratch", 2)]))
+        if dx is not None:
+            dxc = View(dx.storage, dx.dtype, (n, k), dx.offset + r0 * k)
+            out.append(_gemm_rows(n, k, c, ("scratch", at), c, 1, w, ws0, ws1, dxc, k))
+        if dw is not None:
+            out.append(_gemm_rows(c, k, n, ("scratch", at), 1, c, xc, rsx, csx, dw, k, ab, int(r0 > 0)))
+        if db is not None:
+            out.append((K.LCE_DB, flat_grid(c), [("long", n), ("long", c), ("scratch", at), ("buf", db),
+                                                 ("long", int(r0 == 0))]))
+    if loss is not None:
+        out.append((K.LCE_TOTAL, Grid((1, 1, 1), (K.ROW, 1, 1)),
+                    [("long", m), ("scratch", 2), ("scratch", 0), ("long", mean), ("buf", loss)]))
+    return out
+
+
+def _gemm_rows(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, ab=None, beta_one=0):
+    """One GEMM whose operands may be scratch (("scratch", at)) or views."""
+    arg = lambda v: v if isinstance(v, tuple) else ("buf", v)
+    kd, grid, args = gemm(1, (0, 0, 0), m, n, k, a if isinstance(a, View) else None, rsa, csa,
+                          b if isinstance(b, View) else None, rsb, csb, c if isinstance(c, View) else None, ldc,
+                          ab, beta_one)
+    args[4], args[7], args[10] = arg(a), arg(b), arg(c)
+    return kd, grid, args
+
+
 def scratch_floats(call: Call) -> int:
     """Floats of scratch a call's launches use (per-row statistics, partial sums)."""
     o = call.operands
     if call.op in ("cross_entropy", "cross_entropy_backward"):
         return 2 * o["n"] * o["inner"] + 2
+    if call.op == "linear_cross_entropy":
+        return _lce_layout(o)[1]
     if call.op.endswith("norm_backward") and call.variant == "gamma":
         return 2 * _ints(o["rows"])[0]
     return 2  # a dummy (alpha, beta) slot where a GEMM has none

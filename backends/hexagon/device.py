@@ -61,7 +61,9 @@ class QemuDevice(Device):
     def _send(self, *parts: bytes) -> None:
         try:
             for p in parts:
-                self._proc.stdin.write(p)
+                view = memoryview(p)
+                while view:  # a raw pipe may take part of a large write
+                    view = view[self._proc.stdin.write(view):]
         except (BrokenPipeError, OSError):
             self._fail("stopped")
 

@@ -79,9 +79,9 @@ def test_refused_destinations(tmp_path):
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")
     check = empty_or_marked("model.mlir", what="program directory")
-    with pytest.raises(UserError, match=r"home: exists, is not empty and is not a program directory"):
-        with replaced_directory(foreign, check=check) as tmp:
-            (tmp / "model.mlir").write_text("")
+    with pytest.raises(UserError, match=r"home: exists, is not empty and is not a program directory"), \
+            replaced_directory(foreign, check=check) as tmp:
+        (tmp / "model.mlir").write_text("")
     assert (foreign / "thesis.tex").read_text() == "precious"
     with replaced_directory(tmp_path / "empty", check=check) as tmp:  # absent or empty: fine
         (tmp / "model.mlir").write_text("m")
@@ -136,3 +136,88 @@ def test_racing_writers_all_finish_and_one_complete_tree_wins(tmp_path, keep):
         values = {(dest / f"f{i}").read_text() for i in range(20)}
         assert len(values) == 1  # one writer's complete tree, never a mix
         assert leftovers(tmp_path) == []
+
+
+# --- the outputs that go through it ---------------------------------------------------------
+
+
+def small_program():
+    import numpy as np
+    from pockengine import Program
+
+    prog = Program.parse((Path(__file__).parents[2] / "examples" / "mlp.mlir").read_text())
+    rng = np.random.default_rng(0)
+    prog.weights = {p.sym_name.data: rng.standard_normal(p.type.get_shape()).astype(np.float32) for p in prog.params()}
+    return prog
+
+
+def test_program_save_refuses_foreign_directories_and_uses_the_umask(tmp_path):
+    prog = small_program()
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "todo.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not a program directory"):
+        prog.save(foreign)
+    assert (foreign / "todo.txt").read_text() == "keep me"
+    old = os.umask(0o022)
+    try:
+        prog.save(tmp_path / "m")
+        prog.save(tmp_path / "m")  # a program directory: replaced in one step
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m").stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "m").iterdir()} == {0o644}
+    assert leftovers(tmp_path) == []
+
+
+def _write_project(out: str, k: int) -> None:
+    from pockengine.backends.project import write_project
+    from pockengine.pipeline import Recipe, run
+
+    r = run(small_program(), Recipe("cross_entropy", "sgd", hyper={"lr": 0.1 * (k + 1)}), "emit")
+    write_project(out, r.kernels, r.target, r.program.weights, extra={"model.mlir": str(r.program.module)})
+
+
+def test_concurrent_compiles_into_one_project(tmp_path):
+    """Four `compile -o` at once: all finish, the project is one of them whole, model.mlir in it."""
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_write_project, args=(str(tmp_path / "p"), k)) for k in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0] * 4
+    files = {p.name for p in (tmp_path / "p").iterdir()}
+    assert {"model.c", "model.h", "main.c", "Makefile", "layout.json", "weights.bin", "model.mlir"} <= files
+    assert leftovers(tmp_path) == []
+
+
+def test_truncated_library_in_the_build_cache_is_rebuilt(tmp_path, monkeypatch):
+    from pockengine.backends import get_target
+    from pockengine.backends.c.build import build_library
+    from pockengine.backends.runtime import Trainer
+    from pockengine.pipeline import Recipe, run
+
+    monkeypatch.setenv("POCKENGINE_CACHE", str(tmp_path / "cache"))
+    r = run(small_program(), Recipe("cross_entropy", "sgd", hyper={"lr": 0.1}), "memory-plan")
+    lib = build_library(r.kernels, get_target("c"))
+    size = lib.stat().st_size
+    lib.write_bytes(lib.read_bytes()[: size // 3])  # a disk that filled up, a copy cut short
+    again = build_library(r.kernels, get_target("c"))
+    assert again.stat().st_size == size  # rebuilt, not trusted
+    Trainer(r.program, r.kernels, again)  # and it loads
+
+
+def test_multi_line_scheme_text_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import tempfile
+
+    from pockengine.passes import run_pipeline
+    from pockengine.pipeline import training_pipeline
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    spec = training_pipeline("cross_entropy", "sgd", 'default frozen\n# "quoted" \\ comment\nfc2.*: full\n', lr=0.1)
+    prog = small_program()
+    run_pipeline(prog, spec)
+    assert "train_step" in prog.functions()
+    assert not list(tmp_path.iterdir())

@@ -85,6 +85,16 @@ def test_project_make_run_under_qemu(tmp_path, capsys):
     assert losses == pytest.approx(want, rel=1e-4)
 
 
+def test_a_device_that_stops_is_a_clear_error():
+    from pockengine.backends.hexagon.device import DeviceError
+
+    prog, hexagon = compiled("mlp", False, SGD, "hexagon")
+    hexagon.device._proc.kill()
+    hexagon.device._proc.wait()
+    with pytest.raises(DeviceError, match="the device program stopped"):
+        hexagon.step(*P.batches(prog, 1)[0])
+
+
 def test_a_plan_beyond_32_bits_is_a_compile_time_error():
     from pockengine.backends import get_target
     from pockengine.backends.hexagon.language import AddressSpaceError

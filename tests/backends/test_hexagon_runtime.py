@@ -220,6 +220,7 @@ PRINTF = r"""
 int main(int argc, char **argv) {
     FILE *f = fopen(argv[1], "rb");
     double v;
+    if (setvbuf(stdout, NULL, _IOLBF, 0) != 0) return 9;
     while (fread(&v, 8, 1, f) == 1)
         printf("%.9g|%.17g|%e|%.3f|%g|%.0f|%12.4E|%-10.2g|%+.1f|%a\n", v, v, v, v, v, v, v, v, v, 0.0);
     char buf[8];

@@ -127,23 +127,24 @@ def asan(project):
     """The runner built with AddressSanitizer and UBSan, where the compiler has them."""
     p = project / "p"
     res = subprocess.run(["gcc", "-std=c99", "-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
-                          "-o", "model_asan", "main.c", "model.c", "-lm"], cwd=p, capture_output=True, text=True)
+                          "-o", "model_asan", "main.c", "model.c", "-lm"], cwd=p, capture_output=True, text=True,
+                         check=False)
     if res.returncode:
         pytest.skip(f"no ASan build here: {res.stderr[-300:]}")
     return "model_asan"
 
 
 CASES = {
-    "2^62 batches": (dict(batches=2**62), "the header says 4611686018427387904 batches"),
-    "2^64-1 batches": (dict(batches=2**64 - 1), "batches of 256 bytes, the file holds 0 bytes"),
-    "more batches than bytes": (dict(batches=3, body=good_body(2)), "the header says 3 batches"),
-    "trailing bytes": (dict(batches=1, body=good_body(1) + b"x"), "the file holds 257 bytes"),
-    "no batches": (dict(batches=0), "holds no batches"),
-    "input count": (dict(batches=1, inputs=2**40, sizes=[]), "number of inputs differs"),
-    "input size": (dict(batches=1, sizes=[2**63, 64]), "input sizes differ"),
-    "label out of range": (dict(batches=1, body=good_body(1, label=7)),
+    "2^62 batches": ({"batches": 2**62}, "the header says 4611686018427387904 batches"),
+    "2^64-1 batches": ({"batches": 2**64 - 1}, "batches of 256 bytes, the file holds 0 bytes"),
+    "more batches than bytes": ({"batches": 3, "body": good_body(2)}, "the header says 3 batches"),
+    "trailing bytes": ({"batches": 1, "body": good_body(1) + b"x"}, "the file holds 257 bytes"),
+    "no batches": ({"batches": 0}, "holds no batches"),
+    "input count": ({"batches": 1, "inputs": 2**40, "sizes": []}, "number of inputs differs"),
+    "input size": ({"batches": 1, "sizes": [2**63, 64]}, "input sizes differ"),
+    "label out of range": ({"batches": 1, "body": good_body(1, label=7)},
                            "batch 0, input 1 (labels): label 7 at position 5 is outside the valid range [0, 4)"),
-    "negative label": (dict(batches=1, body=good_body(1, label=-2**40)), "label -1099511627776 at position 5"),
+    "negative label": ({"batches": 1, "body": good_body(1, label=-2**40)}, "label -1099511627776 at position 5"),
 }
 
 

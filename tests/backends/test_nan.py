@@ -18,17 +18,17 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pockengine import Program
-from pockengine.backends.c.build import build_library
-from pockengine.backends.runtime import Trainer
 from pockengine.backends import get_target
+from pockengine.backends.c.build import build_library
+from pockengine.backends.lower_to_kernels import lower_program
+from pockengine.backends.runtime import Trainer
 from pockengine.ir.interpreter import InterpretError
 from pockengine.ir.ops import elementwise as E
-from pockengine.backends.lower_to_kernels import lower_program
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "ir"))
 sys.path.insert(0, str(Path(__file__).parent))
-from op_cases import all_cases  # noqa: E402
-from test_kernels import KERNEL_OPS, kernel_types, module_of  # noqa: E402
+from op_cases import all_cases
+from test_kernels import KERNEL_OPS, kernel_types, module_of
 
 SPECIAL = np.array([np.nan, np.inf, -np.inf], np.float32)
 # both sides of every breakpoint of the piecewise ops: 0 (relu, abs), 6 (relu6), ±1 (hardtanh-like
@@ -153,3 +153,38 @@ def test_piecewise_ops_on_every_breakpoint():
         got = trainer.call(name, *args)[0]
         assert_ieee_equal(got, prog.run(name, *args), f"{name} vs the interpreter")
         assert_ieee_equal(got, torch_ref[name](*map(torch.from_numpy, args)).numpy(), f"{name} vs torch")
+
+
+def test_nan_data_gives_nan_loss_logits_and_weights_like_torch_and_step_says_so():
+    """The issue's case: all-NaN inputs through conv, ReLU, max-pool, ReLU6, linear and the
+    loss. The compiled step, the interpreter and PyTorch all give NaN; step() warns, or
+    raises with on_nonfinite="raise"."""
+    import torch
+    from pockengine import compile, from_torch
+    from pockengine.backends.runtime import NonFiniteLossError, NonFiniteLossWarning
+    from pockengine.pipeline import Recipe, run
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                                torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.ReLU6(),
+                                torch.nn.Linear(8, 4)).eval()
+    x = np.full((4, 1, 4, 4), np.nan, np.float32)
+    y = np.array([0, 1, 2, 3])
+    prog = from_torch(model, (torch.randn(4, 1, 4, 4),))
+    trainer = compile(prog, loss="cross_entropy", optimizer="sgd", lr=0.1)
+    ref = run(prog, Recipe("cross_entropy", "sgd", hyper={"lr": 0.1}), "autodiff").program
+    assert np.isnan(model(torch.from_numpy(x)).detach().numpy()).all()
+    assert np.isnan(trainer.forward(x)).all() and np.isnan(ref.run("forward", x)).all()
+    with pytest.warns(NonFiniteLossWarning, match=r"step 1: the loss is nan"):
+        loss = trainer.step(x, y)
+    with np.errstate(all="ignore"):
+        assert np.isnan(loss) and np.isnan(float(ref.run("train_step", x, y)))
+    for name, value in trainer.parameters().items():  # the weights the gradient reaches, as the interpreter
+        assert_ieee_equal(value, ref.weights[name], name)
+    trainer.on_nonfinite = "raise"
+    with pytest.raises(NonFiniteLossError, match="step 2: the loss is nan"):
+        trainer.step(np.zeros_like(x), y)  # finite data, NaN weights
+    trainer.on_nonfinite = "ignore"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trainer.step(x, y)

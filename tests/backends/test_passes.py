@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from pockengine.ir.ops.fused import FusedOp
 from pockengine.ir.ops.optim import SgdOp
 from pockengine.ir.ops.state import GetOp, SetOp
-from pockengine.passes import run_pipeline
+from pockengine.pipeline import run_pipeline  # passes/ and the backend passes (memory-plan)
 from pockengine.backends.lower_to_kernels import lower_program
 from pockengine.passes.operator_reordering import peak
 
@@ -82,7 +82,7 @@ def test_fusion_groups_elementwise_chains_and_gradient_updates():
     assert steps(opt) < steps(ref)
     # an updated weight gets no gradient buffer: its GEMM accumulates into the momentum
     kf = lower_program(opt).functions["train_step"]
-    calls = [s for s in kf.steps if getattr(s, "kernel", "") == "conv2d_backward_weight"]
+    calls = [s for s in kf.steps if getattr(s, "op", "") == "conv2d_backward_weight"]
     assert calls and all(c.writes[0].storage.resolve().region == "params" for c in calls)
 
 

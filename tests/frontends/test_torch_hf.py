@@ -139,3 +139,17 @@ def test_gpt2_three_sgd_steps_match_torch():
         assert got == pytest.approx(loss.item(), rel=1e-4)
     np.testing.assert_allclose(program.weights["transformer.wte.weight"], model.lm_head.weight.detach().numpy(),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_gpt2_through_core_aten_keeps_attention_whole(monkeypatch):
+    """The decomposed path too: SDPA stays out of torch's decomposition (whose view of GPT-2's
+    attention output fails: "Cannot view a tensor with shape ... strides ...")."""
+    from pockengine.frontends import torch_import
+
+    monkeypatch.setattr(torch_import, "DIRECT", False)
+    torch.manual_seed(0)
+    model, args = gpt2()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = check(model.eval(), args)
+    assert program.import_phases["decompositions"] > 0

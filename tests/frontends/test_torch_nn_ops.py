@@ -90,10 +90,11 @@ def test_large_inputs_give_finite_gradients(layer):
 
 
 def test_compiled_training_matches_torch():
-    """Every new layer in one network, compiled to C: three SGD steps give PyTorch's losses."""
+    """Every new layer in one network, compiled to C with train-mode BatchNorm (batch_norm="batch"):
+    three SGD steps give PyTorch's losses (model.train()) and running statistics."""
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.LeakyReLU(0.1),
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.GroupNorm(2, 4), nn.LeakyReLU(0.1),
         nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1, output_padding=1), nn.InstanceNorm2d(4, affine=True),
         nn.Hardswish(), nn.Upsample(scale_factor=0.5, mode="bilinear"), nn.PReLU(), nn.ELU(),
         nn.Upsample(scale_factor=2, mode="nearest"), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3),
@@ -101,7 +102,8 @@ def test_compiled_training_matches_torch():
     x, y = torch.randn(2, 3, 6, 6), torch.randint(0, 3, (2,))
     program = from_torch(model, (x,))
     assert op_counts(program)["train.conv_transpose2d"] == 1
-    trainer = pockengine.compile(program, loss="cross_entropy", optimizer="sgd", lr=0.1)
+    trainer = pockengine.compile(program, loss="cross_entropy", optimizer="sgd", lr=0.1, batch_norm="batch")
+    model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     for _ in range(3):
         got = trainer.step(x.numpy(), y.numpy())
@@ -110,6 +112,9 @@ def test_compiled_training_matches_torch():
         loss.backward()
         opt.step()
         assert got == pytest.approx(loss.item(), rel=1e-4)
+    stats = trainer.parameters()
+    for name in ("1.running_mean", "1.running_var"):
+        np.testing.assert_allclose(stats[name], model.state_dict()[name].numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_refusal_is_one_line_and_the_list_is_on_request():
@@ -128,3 +133,85 @@ def test_refusal_is_one_line_and_the_list_is_on_request():
 def test_unsupported_geometry_is_located():
     with pytest.raises(FrontendError, match=r"max_pool3d_with_indices.*node .*max_pool3d with ceil_mode=True"):
         from_torch(nn.MaxPool3d(2, ceil_mode=True), (torch.randn(1, 1, 5, 5, 5),))
+
+
+class InplaceReuse(nn.Module):
+    """relu_ overwrites y, which is read again (directly and through a view) afterwards."""
+
+    def forward(self, x):
+        y = x * 2
+        v = y.view(-1)
+        z = y.relu_()
+        return z + y, v * 3
+
+
+class InplacePrivate(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        y += 1.0
+        return torch.relu_(y).flatten(1)
+
+
+@pytest.mark.parametrize("model", [InplaceReuse, InplacePrivate])
+def test_training_ir_path_matches_decomposed_path(model, monkeypatch):
+    """The training IR lowered directly (no run_decompositions) and the decomposed program give
+    the same numbers; an in-place op whose target is read later makes the import decompose."""
+    from pockengine.frontends import torch_import
+
+    torch.manual_seed(0)
+    m, x = model().eval(), torch.randn(2, 3, 5, 5)
+    direct = check(m, (x,))
+    assert (direct.import_phases["decompositions"] == 0.0) == (model is InplacePrivate)
+    monkeypatch.setattr(torch_import, "DIRECT", False)
+    decomposed = check(m, (x,))
+    assert decomposed.import_phases["decompositions"] > 0
+    for a, b in zip(direct.run("forward", x.numpy()), decomposed.run("forward", x.numpy())):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+class Attention(nn.Module):
+    """F.scaled_dot_product_attention over its argument combinations, and the CPU flash variant."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x, keep, bias):
+        sdpa = torch.nn.functional.scaled_dot_product_attention
+        q = self.proj(x).reshape(2, 4, 5, 2)  # [B, H, L, E]
+        k, v = x.reshape(2, 4, 5, 2), (x * 2).reshape(2, 4, 5, 2)
+        kv2 = x.reshape(2, 4, 5, 2)[:, :2]  # 2 key/value heads for 4 query heads
+        flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, is_causal=True, scale=0.5)
+        return (sdpa(q, k, v), sdpa(q, k, v, is_causal=True), sdpa(q, k, v, attn_mask=keep),  # a row fully masked
+                sdpa(q, k, v, attn_mask=bias, scale=0.3), sdpa(q, kv2, kv2 * 3, enable_gqa=True), flash[0], flash[1])
+
+
+def test_attention_variants_match_torch_and_autograd():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 8)
+    keep = torch.rand(2, 1, 5, 5) > 0.3
+    keep[0, 0, 2] = False
+    bias = torch.randn(5, 5)
+    model = Attention().eval()
+    program = check(model, (x, keep, bias))
+    assert op_counts(program)["train.softmax"] == 6
+    # gradients through every form (the fully masked row included) against autograd
+    model = AttentionLoss().eval()
+    program = from_torch(model, (x, keep, bias))
+    target = torch.randn(model(x, keep, bias).shape)
+    run_pipeline(program, "autodiff{loss=mse optimizer=sgd lr=1.0}")
+    before = {n: program.weights[n].copy() for n in program.trainable()}
+    program.run("train_step", x.numpy(), keep.numpy(), bias.numpy(), target.numpy())
+    torch.nn.functional.mse_loss(model(x, keep, bias), target).backward()
+    for n, p in model.named_parameters():
+        np.testing.assert_allclose(before[n] - program.weights[n], p.grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=n)
+
+
+class AttentionLoss(Attention):
+    def forward(self, x, keep, bias):
+        outs = super().forward(x, keep, bias)
+        return torch.cat([o.flatten() for o in outs[:6]])

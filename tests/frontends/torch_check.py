@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 import torch
-from torch.utils import _pytree as pytree
 from pockengine.frontends import from_torch
+from torch.utils import _pytree as pytree
 
 
 def flat_outputs(out) -> list[np.ndarray]:

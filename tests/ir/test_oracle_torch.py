@@ -47,6 +47,16 @@ def _conv2d(op, x, w):
     return F.conv2d(F.pad(x, (pl, pr, pt, pb)), w, stride=p.stride, dilation=p.dilation, groups=p.groups)
 
 
+def _conv_transpose2d(op, x, w):
+    """Unpadded transposed conv, extended by output_padding, then cropped by [top, left, bottom, right]."""
+    p = op.p
+    pt, pl, _, _ = p.padding
+    ho, wo = op.result.type.get_shape()[2:]
+    y = F.conv_transpose2d(x, w, stride=p.stride, dilation=p.dilation, groups=p.groups)
+    y = F.pad(y, (0, p.output_padding[1], 0, p.output_padding[0]))
+    return y[..., pt:pt + ho, pl:pl + wo]
+
+
 def _max_pool(op, x):
     p = op.p
     return F.max_pool2d(x, p.kernel, p.stride, p.padding[:2], p.dilation, ceil_mode=p.ceil_mode)
@@ -148,6 +158,7 @@ TORCH = {
     E.GeOp: lambda op, a, b: a >= b,
     E.WhereOp: lambda op, c, a, b: torch.where(c, a, b),
     L.Conv2dOp: _conv2d,
+    L.ConvTranspose2dOp: _conv_transpose2d,
     L.MatmulOp: lambda op, a, b: torch.matmul(a, b),
     L.LinearOp: lambda op, x, w: F.linear(x, w),
     L.MaxPool2dOp: _max_pool,

@@ -45,8 +45,12 @@ def test_fusion_changes_no_phase_of_the_cost(model, optimizer):
     after = passes.cost(prog)["train_step"]
     assert after.fused_groups > 0, "the test needs a program that fusion groups"
     assert _phases(prog) == before
+    for op in prog.functions()["train_step"].walk():  # a group's FLOPs are its ops' FLOPs
+        if op.name == "train.fused":
+            inner = [o for o in op.regions[0].block.ops if o.name != "train.yield"]
+            assert flops(op) == sum(flops(o) for o in inner) > 0
     # the ops performed are the same ones, counted inside their groups
-    compute = lambda ops: {k: v for k, v in ops.items() if k not in ("train.fused", "train.yield")}  # noqa: E731
+    compute = lambda ops: {k: v for k, v in ops.items() if k not in ("train.fused", "train.yield")}
     assert compute(after.ops) == compute(ops_before)
 
 

@@ -10,13 +10,13 @@ import pytest
 
 pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).parent))
-import split_models as S  # noqa: E402
-from pockengine import from_torch  # noqa: E402
-from pockengine.ir.ops.shape import SliceOp  # noqa: E402
-from pockengine.passes import run_pipeline  # noqa: E402
-from pockengine.passes.dead_gradient_elimination import dead_gradient_elimination  # noqa: E402
-from pockengine.passes.scheme import Scheme  # noqa: E402
-from pockengine.passes.sparse_backprop import fit_state_values, sparse_backprop  # noqa: E402
+import split_models as S
+from pockengine import from_torch
+from pockengine.ir.ops.shape import SliceOp
+from pockengine.passes import run_pipeline
+from pockengine.passes.dead_gradient_elimination import dead_gradient_elimination
+from pockengine.passes.scheme import Scheme
+from pockengine.passes.sparse_backprop import fit_state_values, sparse_backprop
 
 SGD = "autodiff{optimizer=sgd lr=0.1 momentum=0.9}"
 CASES = [(m, i) for m in S.SCHEMES for i in range(len(S.SCHEMES[m]))]
@@ -58,5 +58,5 @@ def test_pruned_step_equals_unpruned_on_split_values(programs, model, index):
         for k in sp.weights:
             np.testing.assert_allclose(dg.weights[k], sp.weights[k], rtol=1e-5, atol=1e-6, err_msg=f"{k}, step {step}")
     # and the pruning did something: fewer ops than the step it came from
-    count = lambda p: sum(1 for _ in p.functions()["train_step"].walk())  # noqa: E731
+    count = lambda p: sum(1 for _ in p.functions()["train_step"].walk())
     assert count(dg) < count(sp)

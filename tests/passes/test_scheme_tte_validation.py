@@ -4,7 +4,6 @@ ratio 1 or nothing) and bias counts that are not counts; valid configs keep TTE'
 import math
 
 import pytest
-
 from pockengine.passes.scheme import Scheme, SchemeError
 
 
@@ -23,7 +22,7 @@ def test_bad_bias_counts_are_refused(n):
 
 
 def test_valid_configs_keep_their_meaning():
-    text = lambda s: s.to_text().splitlines()[1:]  # noqa: E731
+    text = lambda s: s.to_text().splitlines()[1:]
     assert text(Scheme.from_tte(2, 3, 0.25)) == ["last 2 conv layers: bias", "conv layer 3: ratio 1/4",
                                                   "last 1 linear layers: full"]
     assert "conv layer 3: ratio 1" in text(Scheme.from_tte(2, 3, 1))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from pockengine import data
 from pockengine.errors import UserError
 
@@ -21,7 +20,7 @@ def test_x_y_and_the_validation_split(tmp_path):
     got = data.step_arrays(p, 2)
     assert [a.tolist() for a in got] == [x.tolist(), y.tolist()]
     (tx, ty), (vx, vy) = data.splits(p)
-    assert tx.shape == (6, 2) and vy.tolist() == [0, 1]
+    assert tx.shape == (6, 2) and ty.shape == (6,) and vx.shape == (2, 2) and vy.tolist() == [0, 1]
     # x_train / y_train are the same arrays by their other names
     q = _save(tmp_path / "old.npz", x_train=x, y_train=y, x_val=x, y_val=y)
     assert data.splits(q)[0][1].tolist() == y.tolist()

@@ -7,10 +7,9 @@ from __future__ import annotations
 import pytest
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper  # noqa: E402
-
-from pockengine import from_onnx  # noqa: E402
-from pockengine.frontends import FrontendError  # noqa: E402
+from onnx import TensorProto, helper
+from pockengine import from_onnx
+from pockengine.frontends import FrontendError
 
 
 def _model(nodes, opsets):

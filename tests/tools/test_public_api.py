@@ -7,9 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 import pockengine
+import pytest
 
 EXPECTED_KIND = {  # what each public name must be, checked in the child interpreter
     "Program": "isinstance(v, type)",
@@ -35,7 +34,7 @@ def test_public_name_from_a_fresh_interpreter(name):
         f"assert getattr(pockengine, {name!r}) is v\n"  # a second access gives the same object
         f"from pockengine import {name}\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr[-2000:]
 
 

@@ -15,7 +15,7 @@ static void pk_max_pool2d(long NC, long H, long W, long KH, long KW, long SH, lo
                         long iw = ow * SW - PL + j * DW;
                         if (iw < 0 || iw >= W) continue;
                         float v = xin[ih * W + iw];
-                        m = v > m || v != v ? v : m;  /* once NaN, m stays NaN */
+                        m = pk_nanmaxf(m, v);  /* once NaN, m stays NaN */
                     }
                 }
                 out[oh * WO + ow] = m;

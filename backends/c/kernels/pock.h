@@ -107,9 +107,21 @@ PK_INLINE float pk_selectf(int c, float a, float b) {
     x.f = a;
     y.f = b;
     uint32_t m = -(uint32_t)(c != 0);
+#if defined(__hexagon__)
+    __asm__("" : "+r"(m));  /* opaque: else clang folds this back into a float select (below) */
+#endif
     x.u = (x.u & m) | (y.u & ~m);
     return x.f;
 }
+/* max(m, v) with NaN propagating (numpy's max): v wins when greater or NaN, a NaN m never
+   loses. clang's Hexagon backend selects `v > m ? v : m` (and `x < 0 ? 0 : x`) as sfmax,
+   which returns the number when one operand is NaN (llvm/llvm-project#210132); there the
+   select goes through the bits, made opaque to the optimizer in pk_selectf. */
+#if defined(__hexagon__)
+#define pk_nanmaxf(m, v) pk_selectf((v) > (m) || (v) != (v), (v), (m))
+#else
+#define pk_nanmaxf(m, v) ((v) > (m) || (v) != (v) ? (v) : (m))
+#endif
 PK_INLINE float pk_sigmoidf(float x) { return 1.0f / (1.0f + pk_expf(-x)); }
 PK_INLINE float pk_tanhf(float x) { return 2.0f / (1.0f + pk_expf(-2.0f * x)) - 1.0f; }
 /* erf(x) = x P(x^2) / Q(x^2) on |x| <= 4, ±1 beyond (erf(4) rounds to 1): the rational

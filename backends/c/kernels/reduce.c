@@ -37,7 +37,7 @@ static void NAME(const long *d, const long *xs, const long *ys, const TX *x, TY 
 PK_DEFINE_REDUCE(pk_reduce_sum_f32, float, float, double, 0, PK_ADD)
 PK_DEFINE_REDUCE(pk_reduce_sum_i64, int64_t, int64_t, int64_t, 0, PK_ADD)
 PK_DEFINE_REDUCE(pk_reduce_sum_i32, int32_t, int32_t, int32_t, 0, PK_ADD)
-PK_DEFINE_REDUCE(pk_reduce_max_f32, float, float, float, -INFINITY, PK_MAX)
+PK_DEFINE_REDUCE(pk_reduce_max_f32, float, float, float, -INFINITY, pk_nanmaxf)
 PK_DEFINE_REDUCE(pk_reduce_max_i64, int64_t, int64_t, int64_t, INT64_MIN, PK_MAX)
 PK_DEFINE_REDUCE(pk_reduce_max_i32, int32_t, int32_t, int32_t, INT32_MIN, PK_MAX)
 PK_DEFINE_REDUCE(pk_reduce_max_i1, uint8_t, uint8_t, uint8_t, 0, PK_MAX)
