@@ -43,15 +43,15 @@ class Config:
     n_train: int = 2000
     n_val: int = 1000
     n_test: int | None = None  # None: all 5,000 test images of classes 5-9
-    steps: int = 200  # 3.2 epochs of the training split
+    steps: int = 150  # 2.4 epochs of the training split (sized to the shared machine)
     lr: float = 1e-3  # Adam, every row
     pretrain_epochs: int = 1
     pretrain_lr: float = 0.05
     pretrain_n: int | None = None  # None: all 30,000 source images
     budget_fraction: float = 1 / 4
-    search_steps: int = 80
-    search_bias_ks: tuple[int, ...] = (10, 26, 52)
-    search_last_layers: int = 6  # weights of the last N backbone convs are candidates
+    search_steps: int = 60
+    search_bias_ks: tuple[int, ...] = (16, 52)
+    search_last_layers: int = 3  # weights of the last N backbone convs are candidates
     search_ratios: tuple[str, ...] = ("1/4", "1")
 
     @classmethod

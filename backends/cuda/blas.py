@@ -12,6 +12,8 @@ on the device (pointer mode device): the SGD factors computed there, or the cons
 
 from __future__ import annotations
 
+import itertools
+
 from ..gpu.schedule import A_BUF, Schedule
 
 STRUCT = """typedef struct {
@@ -37,7 +39,7 @@ def operand(rows: int, cols: int, rs: int, cs: int):
 
 def gemm_calls(raw, sched: Schedule) -> list[dict] | None:
     """The cuBLAS calls for one pk_gemm launch (its library arguments `raw`), or None."""
-    (nb, m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, offs, ab, has_ab, beta_one) = (x[1] for x in raw)
+    (_, m, n, k, _, rsa, csa, _, rsb, csb, _, ldc, offs, _, has_ab, beta_one) = (x[1] for x in raw)
     if min(m, n, k) <= 0 or max(m, n, k, ldc) >= 2**31:
         return None
     opb, opa = operand(k, n, rsb, csb), operand(m, k, rsa, csa)
@@ -51,8 +53,8 @@ def gemm_calls(raw, sched: Schedule) -> list[dict] | None:
     else:
         alpha, beta = (A_BUF, sched.one_zero), (A_BUF, sched.one_zero + 4)
     triples = [tuple(offs[i:i + 3]) for i in range(0, len(offs), 3)]
-    base = dict(transa=opb[0], transb=opa[0], m=n, n=m, k=k, lda=opb[1], ldb=opa[1], ldc=ldc,
-                alphabuf=alpha[0], alphaoff=alpha[1], betabuf=beta[0], betaoff=beta[1])
+    base = {"transa": opb[0], "transb": opa[0], "m": n, "n": m, "k": k, "lda": opb[1], "ldb": opa[1], "ldc": ldc,
+            "alphabuf": alpha[0], "alphaoff": alpha[1], "betabuf": beta[0], "betaoff": beta[1]}
 
     def call(t0, batch, strides):
         oa, ob, oc = t0
@@ -61,7 +63,7 @@ def gemm_calls(raw, sched: Schedule) -> list[dict] | None:
 
     if len(triples) > 1:
         step = tuple(y - x for x, y in zip(triples[0], triples[1]))
-        if all(tuple(y - x for x, y in zip(p, q)) == step for p, q in zip(triples, triples[1:])):
+        if all(tuple(y - x for x, y in zip(p, q)) == step for p, q in itertools.pairwise(triples)):
             return [call(triples[0], len(triples), step)]
     return [call(t, 1, (0, 0, 0)) for t in triples]
 
@@ -77,12 +79,10 @@ def blas_table(sched: Schedule) -> tuple[list, str]:
                 continue
             per.append((len(rows), len(calls)))
             for cl in calls:
-                rows.append("{%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %dLL, %dLL, %dLL, %dLL, %dLL, "
-                            "%dLL, %dLL, %dLL}" % (cl["transa"], cl["transb"], cl["m"], cl["n"], cl["k"], cl["lda"],
-                                                   cl["ldb"], cl["ldc"], cl["batch"], cl["abuf"], cl["bbuf"],
-                                                   cl["cbuf"], cl["alphabuf"], cl["betabuf"], cl["aoff"], cl["boff"],
-                                                   cl["coff"], cl["alphaoff"], cl["betaoff"], cl["sa"], cl["sb"],
-                                                   cl["sc"]))
+                ints = [cl[k] for k in ("transa", "transb", "m", "n", "k", "lda", "ldb", "ldc", "batch", "abuf", "bbuf",
+                                        "cbuf", "alphabuf", "betabuf")]
+                longs = [cl[k] for k in ("aoff", "boff", "coff", "alphaoff", "betaoff", "sa", "sb", "sc")]
+                rows.append("{" + ", ".join([*map(str, ints), *(f"{v}LL" for v in longs)]) + "}")
     body = ",\n  ".join(rows) or "{0}"
     return per, (f"#ifndef PK_CUBLAS\n#define PK_CUBLAS 0\n#endif\n#if PK_CUBLAS\n{STRUCT}#define PK_N_BLAS {len(rows)}\n"
                  f"static const pk_blas_call pk_blas[] = {{\n  {body}}};\n#endif\n")

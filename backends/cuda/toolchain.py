@@ -84,7 +84,11 @@ ARCH ?= {self.arch}
 CUBLAS ?= 1
 CUBLAS_HOME ?= $(shell python3 -c 'import sys, pathlib; print(next((str(p) for e in sys.path for p in [pathlib.Path(e, "nvidia", "cu13")] if (p / "include" / "cublas_v2.h").is_file()), ""))' 2>/dev/null)
 ifeq ($(CUBLAS_HOME),)
-CUBLAS_HOME = $(dir $(shell which $(NVCC)))..
+CUBLAS_HOME = $(realpath $(dir $(realpath $(shell which $(NVCC))))..)
+endif
+ifeq ($(wildcard $(CUBLAS_HOME)/include/cublas_v2.h),)
+CUBLAS = 0
+$(info cublas_v2.h not found under CUBLAS_HOME=$(CUBLAS_HOME): building with the own GEMM)
 endif
 CFLAGS = {' '.join(self.cflags)} -arch=sm_$(ARCH) {tf32}
 ifeq ($(CUBLAS),1)
@@ -94,8 +98,14 @@ else
 CFLAGS += -DPK_CUBLAS=0
 endif
 
-model: main.c model.cu model.h host.cu
-\t$(NVCC) $(CFLAGS) -x cu -o $@ main.c model.cu $(LIBS) -lcudart
+model: main.o model.o
+\t$(NVCC) $(CFLAGS) -o $@ main.o model.o $(LIBS) -lcudart
+
+main.o: main.c model.h
+\t$(CC) -std=c99 -O2 -c -o $@ main.c
+
+model.o: model.cu model.h host.cu
+\t$(NVCC) $(CFLAGS) -c -o $@ model.cu
 
 libmodel.so: model.cu model.h host.cu
 \t$(NVCC) $(CFLAGS) -Xcompiler -fPIC -shared -o $@ model.cu $(LIBS) -lcudart
@@ -104,7 +114,7 @@ run: model
 \t./model 10 data.bin
 
 clean:
-\trm -f model libmodel.so
+\trm -f model libmodel.so main.o model.o
 
 .PHONY: run clean
 """

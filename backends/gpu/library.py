@@ -49,7 +49,7 @@ def launches(call: Call, maps) -> list:
     out = fn(call.operands, call.variant)
     ep = call.operands.get("epilogue")
     if ep is not None:
-        out.append(maps.launch(ep.map if isinstance(ep, Epilogue) else ep))
+        out += maps.launches(ep.map if isinstance(ep, Epilogue) else ep)
     return out
 
 
@@ -110,7 +110,7 @@ def _geometry(o) -> tuple[int, ...]:
 
 
 def _depthwise(g) -> bool:
-    n, c, h, w, oc, kh, kw = g[:7]
+    c, oc = g[1], g[4]
     return g[13] == c and c > 1 and oc % c == 0
 
 
@@ -121,7 +121,7 @@ def _conv_grid(g, m_, n_, nb) -> Grid:
 @plans("conv2d", "", "ep")
 def _conv2d(o, variant):
     g = _geometry(o)
-    n, c, h, w, oc, kh, kw = g[:7]
+    n, oc = g[0], g[4]
     groups, ho, wo = g[13], g[14], g[15]
     if _depthwise(g):
         return [(K.DW_FWD, flat_grid(n * oc * ho * wo), [("table", g), ("buf", o["x"]), ("buf", o["w"]), ("buf", o["y"])])]
@@ -143,7 +143,7 @@ def _conv2d_backward_input(o, variant):
 @plans("conv2d_backward_weight")
 def _conv2d_backward_weight(o, variant):
     g = _geometry(o)
-    n, c, h, w, oc, kh, kw = g[:7]
+    c, oc, kh, kw = g[1], g[4], g[5], g[6]
     groups = g[13]
     ab = o.get("ab")
     args = [("table", g), ("buf", o["x"]), ("buf", o["dy"]), ("buf", o["dw"]),
@@ -368,7 +368,7 @@ LCE_FLOATS = 16 << 20  # floats of one chunk's logits on a device (64 MiB): W5's
 
 
 def _lce_chunk(o) -> int:
-    m, k, c = _ints(o["geometry"])[:3]
+    m, _, c = _ints(o["geometry"])[:3]
     return max(1, min(m, max(_ints(o["geometry"])[3], LCE_FLOATS // max(c, 1))))
 
 

@@ -10,9 +10,10 @@ data-parallel target computes alike (no double on phones or Apple GPUs):
     adam_bias2_sqrt(t) = sqrt(1 - b2^t) = sqrt(-expm1(t·ln b2))
 
 Kernels are shared by every map with the same body, dtypes, literals and rank: dims and
-strides are arguments. A map whose output overlaps an input it reads at another place (a
-reverse, expanding copy in place; an output written twice through a zero stride) has no
-parallel order that is right: it runs as one work-item in the order the kernel IR gives.
+strides are arguments. A map whose output overlaps an input it reads at another place (an
+expanding copy in place, which the CPU runs in reverse) copies that input to scratch first,
+then runs in parallel; one that writes an output element twice (a zero stride) has no
+parallel order that is right and runs as one work-item in the kernel IR's order.
 """
 
 from __future__ import annotations
@@ -76,43 +77,67 @@ def _extent(v: View, shape) -> tuple[int, int]:
     return base + lo * ITEMSIZE[v.dtype], base + (hi + 1) * ITEMSIZE[v.dtype] - 1
 
 
-def needs_serial(m: Map) -> bool:
-    """No parallel order is right: an output overlaps an input it does not read element
-    for element in place, or it is written through a zero stride."""
-    if m.reverse:
-        return True
+def hazard(m: Map) -> tuple[str, list[int]]:
+    """How a map runs in parallel: ("none", []); ("stage", inputs) when outputs overlap
+    those inputs at other places (an expanding copy in place, run in reverse on the CPU):
+    they are copied to scratch first; ("serial", []) when an output is written twice through
+    a zero stride (no parallel order is right)."""
+    staged = []
     for o in m.outputs:
         ost = broadcast_strides(o, m.shape)
         if any(k == 0 and d > 1 for d, k in zip(m.shape, ost)):
-            return True
-        for v in m.inputs:
-            if v.storage.resolve() is not o.storage.resolve():
+            return "serial", []
+        for j, v in enumerate(m.inputs):
+            if v.storage.resolve() is not o.storage.resolve() or j in staged:
                 continue
             same = broadcast_strides(v, m.shape) == ost and v.offset == o.offset and v.dtype == o.dtype
             if not same:
                 a, b = _extent(o, m.shape), _extent(v, m.shape)
                 if a[0] <= b[1] and b[0] <= a[1]:
-                    return True
-    return False
+                    staged.append(j)
+    return ("stage", staged) if staged else ("none", [])
+
+
+def needs_serial(m: Map) -> bool:
+    return hazard(m)[0] != "none"
 
 
 class MapKernels:
-    """Map → (KernelDef, grid, arguments), kernels shared by key."""
+    """Map → its launches (KernelDef, grid, arguments), kernels shared by key; `scratch`
+    is the most bytes any staged map copies aside."""
 
     def __init__(self, max_group: int = 256, max_grid=(2**31 - 1, 65535, 65535)):
         self.max_group, self.max_grid = max_group, max_grid
         self.kernels: dict[tuple, KernelDef] = {}
+        self.scratch = 0
 
-    def launch(self, m: Map):
+    def launches(self, m: Map) -> list:
+        kind, staged = hazard(m)
+        if kind != "stage":
+            return [self.launch(m, kind == "serial")]
+        from ..kernel_ir import Storage
+
+        out, inputs, at = [], list(m.inputs), 0
+        for j in staged:
+            v = m.inputs[j]
+            nbytes = math.prod(m.shape) * ITEMSIZE[v.dtype]
+            aside = View(Storage("scratch", nbytes, "workspace", "staged map input", offset=at), v.dtype, m.shape)
+            out.append(self.launch(Map(m.shape, [v], [], [aside], [0], m.origin + " (staged)")))
+            inputs[j] = aside
+            at += -(-nbytes // 64) * 64
+        self.scratch = max(self.scratch, at)
+        out.append(self.launch(Map(m.shape, inputs, m.body, m.outputs, m.results, m.origin)))
+        return out
+
+    def launch(self, m: Map, serial: bool = False):
         literals = tuple(_literal(v, broadcast_strides(v, m.shape)) for v in m.inputs)
         ops = [v for i, v in enumerate(m.inputs) if literals[i] is None] + list(m.outputs)
         dims, sts = collapse(m.shape, [broadcast_strides(v, m.shape) for v in ops])
-        serial = needs_serial(m)
         if serial:  # keep every dim, in the IR's order (collapse may merge reversed walks wrongly)
             dims = [d for d in m.shape]
             sts = [list(broadcast_strides(v, m.shape)) for v in ops]
         key = (tuple(m.body), tuple(m.results), tuple(v.dtype for v in m.inputs), tuple(o.dtype for o in m.outputs),
-               literals, len(dims), serial, m.reverse)
+               literals, len(dims), serial)
         k = self.kernels.get(key)
         if k is None:
             k = self.kernels[key] = self.kernel(f"pk_map{len(self.kernels)}", m, literals, len(dims), serial)
@@ -138,8 +163,7 @@ class MapKernels:
         lines = []
         if serial:
             for d in range(nd):
-                lines.append(f"for (long j{d} = d{d} - 1; j{d} >= 0; j{d}--)" if m.reverse else
-                             f"for (long j{d} = 0; j{d} < d{d}; j{d}++)")
+                lines.append(f"for (long j{d} = 0; j{d} < d{d}; j{d}++)")
             lines.append("if (GID(0) == 0 && GID(1) == 0 && GID(2) == 0) {" if nd == 0 else "{")
             ind = "    "
         else:

@@ -98,7 +98,7 @@ def build_schedule(kp: KernelProgram, max_group: int = 256) -> Schedule:
         out = []
         for step in fn.steps:
             if isinstance(step, Map):
-                group = [maps.launch(step)]
+                group = maps.launches(step)
             else:
                 group = launches(step, maps)
                 scratch = max(scratch, scratch_floats(step))
@@ -110,7 +110,7 @@ def build_schedule(kp: KernelProgram, max_group: int = 256) -> Schedule:
         if st_args[0] == "table" and st_args[1] not in tables:
             tables[st_args[1]] = place(np.asarray(st_args[1], np.int64).tobytes() or b"\0" * 8)
     scratch_offset = align(image_offset + len(image))
-    device_bytes = align(scratch_offset + 4 * scratch)
+    device_bytes = align(scratch_offset + max(4 * scratch, maps.scratch))
 
     def resolve(a):
         kind = a[0]
@@ -121,6 +121,8 @@ def build_schedule(kp: KernelProgram, max_group: int = 256) -> Schedule:
                 buf, base = P_BUF, s.offset
             elif s.region == "arena":
                 buf, base = A_BUF, s.offset
+            elif s.region == "scratch":  # a staged map's copy (backends/gpu/maps.py)
+                buf, base = A_BUF, scratch_offset + s.offset
             elif id(s) in where:
                 buf, base = where[id(s)]
             else:

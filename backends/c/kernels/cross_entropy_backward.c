@@ -19,7 +19,7 @@ static void NAME(long N, long C, long inner, const float *logits, const TL *labe
                 for (long c = 0; c < C; c++) d[c * inner] = NAN;                         \
                 continue;                                                                \
             }                                                                            \
-            float rs = label == ignore ? 0.0f : scale;                                   \
+            float rs = label == ignore ? 0.0f * scale : scale;  /* NaN or inf dloss: NaN */ \
             if (inner == 1) {                                                            \
                 float m = pk_row_max(C, l);                                              \
                 float f = rs / pk_row_exp(C, l, m, d);                                  \

@@ -106,17 +106,20 @@ PK_INLINE float pk_selectf(int c, float a, float b) {
     pk_bits x, y;
     x.f = a;
     y.f = b;
-    uint32_t m = -(uint32_t)(c != 0);
 #if defined(__hexagon__)
-    __asm__("" : "+r"(m));  /* opaque: else clang folds this back into a float select (below) */
-#endif
+    /* the mux instruction itself: clang would fold the bit select back into a float select
+       and that into sfmax/sfmin, which drop NaN (pk_nanmaxf below) */
+    x.i = __builtin_HEXAGON_C2_mux(c != 0, x.i, y.i);
+#else
+    uint32_t m = -(uint32_t)(c != 0);
     x.u = (x.u & m) | (y.u & ~m);
+#endif
     return x.f;
 }
 /* max(m, v) with NaN propagating (numpy's max): v wins when greater or NaN, a NaN m never
    loses. clang's Hexagon backend selects `v > m ? v : m` (and `x < 0 ? 0 : x`) as sfmax,
-   which returns the number when one operand is NaN (llvm/llvm-project#210132); there the
-   select goes through the bits, made opaque to the optimizer in pk_selectf. */
+   which returns the number when one operand is NaN (llvm/llvm-project#210132); there it is
+   pk_selectf, a mux the optimizer cannot see through. */
 #if defined(__hexagon__)
 #define pk_nanmaxf(m, v) pk_selectf((v) > (m) || (v) != (v), (v), (m))
 #else
@@ -160,8 +163,17 @@ PK_INLINE float pk_gelu_grad(float x) {
 }
 PK_INLINE float pk_gelu_tanh_grad(float x) {
     const float c = 0.7978845608028654f;
-    float t = pk_tanhf(c * (x + 0.044715f * x * x * x));
-    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * c * (1.0f + 3.0f * 0.044715f * x * x);
+    /* a finite |x| past 10 as 10 (on the bits): the derivative is exactly 1 or 0 there, and
+       x³ would overflow into inf·0 = NaN from |x| ≈ 7e12 on; ±inf and NaN stay */
+    pk_bits b;
+    b.f = x;
+    uint32_t mag = b.u & 0x7fffffffu, lim = mag < 0x7f800000u ? 0x41200000u : mag;
+    b.u = (b.u & 0x80000000u) | (mag < lim ? mag : lim);
+    x = b.f;
+    /* 0.5 (1 + tanh u) = s = sigmoid(2u) and 1 - tanh² u = 4 s (1 - s): where tanh u rounds
+       to -1 (x below about -4.5) the tanh form cancels to 0, this one keeps the tiny value */
+    float s = pk_sigmoidf(2.0f * c * (x + 0.044715f * x * x * x));
+    return s + 2.0f * x * s * (1.0f - s) * c * (1.0f + 3.0f * 0.044715f * x * x);
 }
 PK_INLINE float pk_silu_grad(float x) {
     float s = pk_sigmoidf(x);
