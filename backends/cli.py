@@ -25,7 +25,6 @@ import numpy as np
 
 from ..tools import UserError
 
-
 LOSSES = ("cross_entropy", "mse", "next_token")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .inputs import header_tables
 from .kernel_ir import (
     C_TYPES,
     Call,
@@ -37,7 +38,6 @@ from .kernel_ir import (
     broadcast_strides,
     collapse,
 )
-from .inputs import header_tables
 from .target import KernelLibrary, Language
 
 # How each scalar instruction prints; {0}.. are operands, {a0}.. attributes. Float forms;

@@ -40,7 +40,11 @@ def main(argv=None) -> int:
     log = lambda msg: print(msg, flush=True)
     try:
         if not args.report_only:
+            import torch
+
             from .protocol import run
+
+            torch.set_num_threads(1)  # pretraining too: one thread each, as the compiled trainers run
 
             setup = build(args.name, args.tiny, log)
             run(setup, out, seeds, args.timing_rounds, log)

@@ -432,6 +432,8 @@ class _Importer:
                 self.b.add(SetOp.of(spec.target, v))
             elif kind in ("USER_OUTPUT", "LOSS_OUTPUT"):
                 results.append(v)
+            elif kind == "USER_INPUT_MUTATION":  # nn.ReLU(inplace=True) on the input: the forward's
+                continue  # own uses see the new value; the caller's tensor is not an output
             else:
                 raise FrontendError(f"output {spec.arg.name}: {kind} outputs are not supported")
         return results

@@ -186,12 +186,31 @@ def diff(b, x, n=1, dim=-1, prepend=None, append=None):
     return O.arith(E.SubOp)(b, O.slice_(b, x, dim, 1, size), O.slice_(b, x, dim, 0, size - 1))
 
 
+@lower(aten.hardsigmoid.default)
+def hardsigmoid(b, x):
+    return b.op(E.DivOp, b.op(E.Relu6Op, b.op(E.AddOp, x, b.scalar(3.0, T.element(x)))), b.scalar(6.0, T.element(x)))
+
+
+@lower(aten.hardswish.default)
+def hardswish(b, x):
+    return b.op(E.MulOp, x, hardsigmoid(b, x))
+
+
+@lower(aten.prelu.default)
+def prelu(b, x, weight):
+    """x > 0 ? x : w·x, one slope per channel (dim 1) or one for all."""
+    w = weight if shape(weight) in ((1,), ()) else reshape(b, weight, (shape(weight)[0],) + (1,) * (len(shape(x)) - 2))
+    el = T.element(x)
+    return b.op(E.WhereOp, b.op(E.GtOp, x, b.scalar(0, el)), x, b.op(E.MulOp, x, w))
+
+
 lower(aten.detach_.default)(O.identity)  # detach_ changes no value
 
 # in-place ops lowered functionally when nothing reads the overwritten tensor afterwards
 INPLACE = {aten.relu_.default: aten.relu.default, aten.add_.Tensor: aten.add.Tensor,
            aten.mul_.Tensor: aten.mul.Tensor, aten.hardtanh_.default: aten.hardtanh.default,
-           aten.silu_.default: aten.silu.default, aten.leaky_relu_.default: aten.leaky_relu.default}
+           aten.silu_.default: aten.silu.default, aten.leaky_relu_.default: aten.leaky_relu.default,
+           aten.hardswish_.default: aten.hardswish.default, aten.hardsigmoid_.default: aten.hardsigmoid.default}
 for _inplace, _functional in INPLACE.items():
     ATEN[_inplace] = ATEN[_functional]
 

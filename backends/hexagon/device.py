@@ -49,7 +49,12 @@ class QemuDevice(Device):
             self._fail(f"was built for another program ({params} parameter bytes, {arena} arena bytes, {nfn} functions)")
 
     # --- protocol ------------------------------------------------------------------------
+    def _live(self) -> None:
+        if self._proc is None:
+            raise DeviceError(f"{' '.join(self.runner)} {self.library}: the device is closed (or stopped earlier)")
+
     def _read(self, n: int) -> bytes:
+        self._live()
         out = bytearray()
         while len(out) < n:
             chunk = self._proc.stdout.read(n - len(out))
@@ -59,6 +64,7 @@ class QemuDevice(Device):
         return bytes(out)
 
     def _send(self, *parts: bytes) -> None:
+        self._live()
         try:
             for p in parts:
                 view = memoryview(p)
@@ -133,6 +139,7 @@ class QemuDevice(Device):
         finally:
             if proc.stdout:
                 proc.stdout.close()
+            self._stderr.close()
 
     def __del__(self):
         try:

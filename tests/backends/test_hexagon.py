@@ -93,6 +93,8 @@ def test_a_device_that_stops_is_a_clear_error():
     hexagon.device._proc.wait()
     with pytest.raises(DeviceError, match="the device program stopped"):
         hexagon.step(*P.batches(prog, 1)[0])
+    with pytest.raises(DeviceError, match="closed"):
+        hexagon.parameters()
 
 
 def test_a_plan_beyond_32_bits_is_a_compile_time_error():

@@ -76,8 +76,12 @@ def _toolchain_missing(name):
 KERNEL_TARGETS = {"c": 3, "hexagon": 1}
 
 
-@pytest.mark.parametrize("target", [pytest.param(t, marks=pytest.mark.skipif(
-    _toolchain_missing(t) is not None, reason=f"target {t}: {_toolchain_missing(t)}")) for t in KERNEL_TARGETS])
+TARGET_PARAMS = [pytest.param(t, marks=pytest.mark.skipif(_toolchain_missing(t) is not None,
+                                                        reason=f"target {t}: {_toolchain_missing(t)}"))
+                 for t in KERNEL_TARGETS]
+
+
+@pytest.mark.parametrize("target", TARGET_PARAMS)
 def test_every_kernel_matches_the_interpreter(target):
     run = given(cases=one_case_per_op(), seed=st.integers(0, 2**16))(lambda cases, seed: check_kernels(target, cases, seed))
     settings(max_examples=KERNEL_TARGETS[target], deadline=None, suppress_health_check=list(HealthCheck))(run)()

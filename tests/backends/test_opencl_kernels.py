@@ -170,3 +170,27 @@ def test_chunked_vocabulary_head(chunk_rows, scheme, monkeypatch):
     params = trainer.parameters()
     for k, v in ref.weights.items():
         np.testing.assert_allclose(params[k], v, rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+@needs_opencl
+def test_expanding_copy_in_place_is_staged():
+    """The planner runs pad's copy in place over its input's bytes (backwards on the CPU); on
+    a data-parallel device the overlapping input is staged through scratch, then copied in
+    parallel."""
+    from pockengine.backends.gpu.maps import hazard
+    from pockengine.backends.kernel_ir import Map
+    from pockengine.ir.ops import shape as S
+
+    block = Block(arg_types=[t(4, 300)])
+    a = E.MulOp.build(block.args[0], block.args[0])
+    b = L.PadOp.build(a.results[0], pads=[1, 3, 2, 5])
+    c = E.ReluOp.build(b.results[0])
+    d = S.ConcatOp.build(c.results[0], c.results[0], axis=1)
+    block.add_ops([a, b, c, d, func.ReturnOp(d.results[0])])
+    prog = Program(ModuleOp([func.FuncOp("f", ([t(4, 300)], [d.results[0].type]), Region(block))]))
+    tgt = get_target("opencl")
+    kp = lower_program(prog, library=tgt.library)
+    assert "stage" in [hazard(s)[0] for s in kp.functions["f"].steps if isinstance(s, Map)]
+    trainer = Trainer(prog, kp, tgt.load(kp))
+    x = np.random.default_rng(0).standard_normal((4, 300)).astype(np.float32)
+    np.testing.assert_allclose(trainer.call("f", x)[0], prog.run("f", x), rtol=1e-6)

@@ -215,3 +215,14 @@ class AttentionLoss(Attention):
     def forward(self, x, keep, bias):
         outs = super().forward(x, keep, bias)
         return torch.cat([o.flatten() for o in outs[:6]])
+
+
+def test_inplace_activation_on_the_input():
+    """nn.ReLU(inplace=True) as the first layer mutates the user's input: not an output."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.ReLU(inplace=True), nn.Linear(5, 2), nn.Hardswish()).eval()
+    x = torch.randn(4, 5)
+    program = from_torch(model, (x.clone(),))
+    with torch.no_grad():
+        ref = model(x.clone()).numpy()
+    np.testing.assert_allclose(program.run("forward", x.numpy()), ref, rtol=1e-5, atol=1e-6)

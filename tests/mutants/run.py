@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -81,13 +82,13 @@ def patch(copy: Path, m: Mutant, reverse: bool = False) -> bool:
 
 def pytest(copy: Path, tests: list[str], timeout: int) -> tuple[int, str]:
     env = {**os.environ, "PYTHONPATH": str(copy.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    cmd = [sys.executable, "-m", "pytest", "-x", "-p", "no:cacheprovider", *tests]
     try:
         r = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return -1, "timeout"
     lines = [line.strip("= ") for line in r.stdout.splitlines() if line.strip()]
-    summary = [line for line in lines if any(w in line for w in (" passed", " failed", " error"))]
+    summary = [line for line in lines if re.match(r"\d+ (passed|failed|error)", line)]
     return r.returncode, (summary or lines or [""])[-1]
 
 

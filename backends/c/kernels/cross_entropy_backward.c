@@ -1,7 +1,9 @@
 /* cross_entropy_backward (train.cross_entropy_backward): dlogits = (softmax(logits) -
    onehot(label))·dloss / count, 0·softmax where label == ignore (zero, or NaN where the row
    holds a NaN or +inf, as PyTorch's log_softmax backward gives; count = kept labels for
-   mean, 1 for sum). May run in place over the logits. A label outside [0, C) gives a NaN row, as
+   mean, 1 for sum), in that order (softmax - onehot first, then the scale, as the
+   interpreter and PyTorch: an infinite dloss gives ±inf, not inf - inf). May run in place
+   over the logits. A label outside [0, C) gives a NaN row, as
    the forward gives a NaN loss.
    requires: softmax */
 #define PK_DEFINE_CE_BACKWARD(NAME, TL)                                                   \
@@ -22,17 +24,17 @@ static void NAME(long N, long C, long inner, const float *logits, const TL *labe
             float rs = label == ignore ? 0.0f * scale : scale;  /* NaN or inf dloss: NaN */ \
             if (inner == 1) {                                                            \
                 float m = pk_row_max(C, l);                                              \
-                float f = rs / pk_row_exp(C, l, m, d);                                  \
-                for (long c = 0; c < C; c++) d[c] *= f;                                  \
+                float inv = 1.0f / pk_row_exp(C, l, m, d);                               \
+                for (long c = 0; c < C; c++) d[c] = (d[c] * inv - (float)(c == label)) * rs; \
             } else {                                                                     \
                 float m = -INFINITY;                                                     \
                 for (long c = 0; c < C; c++) m = l[c * inner] > m ? l[c * inner] : m;    \
                 double s = 0.0;                                                          \
                 for (long c = 0; c < C; c++) { float e = pk_expf(l[c * inner] - m); d[c * inner] = e; s += e; } \
-                float f = (float)(rs / s);                                            \
-                for (long c = 0; c < C; c++) d[c * inner] *= f;                          \
+                float inv = (float)(1.0 / s);                                            \
+                for (long c = 0; c < C; c++)                                             \
+                    d[c * inner] = (d[c * inner] * inv - (float)(c == label)) * rs;      \
             }                                                                            \
-            if (label != ignore) d[label * inner] -= scale;                              \
         }                                                                                \
 }
 PK_DEFINE_CE_BACKWARD(pk_cross_entropy_backward, int64_t)
