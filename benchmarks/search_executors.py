@@ -29,6 +29,7 @@ from fractions import Fraction
 from pathlib import Path
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a private Ray on loopback
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # that reports nothing
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "passes"))
 
@@ -64,7 +65,8 @@ def start_ray(cpus: int):
     import ray
 
     start = time.perf_counter()
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             object_store_memory=2**28)
     return ray, time.perf_counter() - start
 
 

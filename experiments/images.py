@@ -51,7 +51,7 @@ class Config:
     budget_fraction: float = 1 / 4
     search_steps: int = 60
     search_bias_ks: tuple[int, ...] = (16, 52)
-    search_last_layers: int = 3  # weights of the last N backbone convs are candidates
+    search_last_layers: int = 2  # weights of the last N backbone convs are candidates
     search_ratios: tuple[str, ...] = ("1/4", "1")
 
     @classmethod

@@ -41,7 +41,7 @@ from ..ir.program import Program
 from . import FrontendError
 from .canonical import canonicalize
 
-MIN_OPSET, MAX_OPSET = 6, 23
+MIN_OPSET, MAX_OPSET = 6, 28
 
 
 class OnnxImportError(FrontendError):

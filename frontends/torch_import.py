@@ -325,7 +325,7 @@ class _Importer:
             if kind in ("PARAMETER", "BUFFER"):
                 name = self.canonical.get(spec.target, spec.target)
                 if name not in self.params:
-                    self._declare(name, kind == "PARAMETER")
+                    self._declare(name, kind == "PARAMETER", spec.target)
                 if name != spec.target:
                     self.params[name].add_alias(spec.target)
                 self.env[node] = _Param(name)
@@ -364,10 +364,12 @@ class _Importer:
         return program
 
     # --- state ----------------------------------------------------------------------------
-    def _declare(self, name: str, is_param: bool) -> None:
-        tensor = self.ep.state_dict.get(name)
+    def _declare(self, name: str, is_param: bool, source: str | None = None) -> None:
+        """A train.param `name` holding the exported tensor `source` (another name of it when tied)."""
+        source = source or name
+        tensor = self.ep.state_dict.get(source)
         if tensor is None:
-            tensor = self.ep.constants[name]  # non-persistent buffers live here
+            tensor = self.ep.constants[source]  # non-persistent buffers live here
         arr = _numpy(tensor)
         el = self._element(tensor.dtype, None, name)
         trainable = is_param and name not in self.frozen and T.is_float(el)

@@ -239,6 +239,8 @@ def _local(jobs, program_dir, train, val, recipe, on_result, bar: Progress, work
 
 def import_ray(start_local: bool):
     """Ray, or an ExecutorError naming the extra. A private local instance stays on loopback."""
+    if start_local:  # a Ray this search may start itself: it reports no usage statistics (opt in: =1)
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if start_local and "ray" not in sys.modules:
         # Ray reads this when imported: node address 127.0.0.1 instead of the machine's address
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")

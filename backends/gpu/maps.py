@@ -18,6 +18,7 @@ parallel order that is right and runs as one work-item in the kernel IR's order.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 
@@ -140,7 +141,11 @@ class MapKernels:
                literals, len(dims), serial)
         k = self.kernels.get(key)
         if k is None:
-            k = self.kernels[key] = self.kernel(f"pk_map{len(self.kernels)}", m, literals, len(dims), serial)
+            k = self.kernel("pk_map", m, literals, len(dims), serial)
+            # named by content: the same map in another program is the same kernel (a device
+            # compiler's cache, e.g. PoCL's, then builds it once)
+            digest = hashlib.sha256(repr((k.params, k.body)).encode()).hexdigest()[:10]
+            k = self.kernels[key] = KernelDef(f"pk_map_{digest}", k.params, k.body, k.local, k.group, k.doc)
         args = [("long", d) for d in dims]
         for v, st in zip(ops, sts):
             args.append(("buf", v))

@@ -1,5 +1,6 @@
 /* host.c: the OpenCL host runtime of a pockengine data-parallel program. model.c defines
-   the device program (pk_source), the launch schedule (pk_launches, pk_args, pk_copies,
+   the device program (pk_prelude and one pk_sources[] entry per kernel, each built as a
+   program of its own, so a driver's program cache shares kernels between models), the launch schedule (pk_launches, pk_args, pk_copies,
    pk_functions) and the constant image, then includes this file.
 
    Device memory is two buffers: P (parameters and optimizer state) and A (the arena, the
@@ -25,7 +26,7 @@ static struct {
     char error[1024];
     cl_context ctx;
     cl_command_queue queue;
-    cl_program program;
+    cl_program programs[PK_N_KERNELS + 1];
     cl_kernel kernels[PK_N_LAUNCHES + 1];
     cl_mem P, A;
 } pk;
@@ -86,21 +87,23 @@ int pock_device_open(void) {
     if (err != CL_SUCCESS) return pk_fail("clCreateBuffer (parameters)", err);
     pk.A = clCreateBuffer(pk.ctx, CL_MEM_READ_WRITE, (size_t)PK_DEVICE_BYTES, NULL, &err);
     if (err != CL_SUCCESS) return pk_fail("clCreateBuffer (arena)", err);
-    const char *src = pk_source;
-    pk.program = clCreateProgramWithSource(pk.ctx, 1, &src, NULL, &err);
-    if (err != CL_SUCCESS) return pk_fail("clCreateProgramWithSource", err);
-    err = clBuildProgram(pk.program, 1, &dev, "-cl-std=CL1.2", NULL, NULL);
-    if (err != CL_SUCCESS) {
-        static char log[16384];
-        size_t n = 0;
-        clGetProgramBuildInfo(pk.program, dev, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, &n);
-        log[n < sizeof log ? n : sizeof log - 1] = 0;
-        fprintf(stderr, "%s\n", log);
-        return pk_fail("clBuildProgram failed (build log on stderr)", err);
+    for (int k = 0; k < PK_N_KERNELS; k++) {
+        const char *src[2] = {pk_prelude, pk_sources[k]};
+        pk.programs[k] = clCreateProgramWithSource(pk.ctx, 2, src, NULL, &err);
+        if (err != CL_SUCCESS) return pk_fail("clCreateProgramWithSource", err);
+        err = clBuildProgram(pk.programs[k], 1, &dev, "-cl-std=CL1.2", NULL, NULL);
+        if (err != CL_SUCCESS) {
+            static char log[16384];
+            size_t n = 0;
+            clGetProgramBuildInfo(pk.programs[k], dev, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, &n);
+            log[n < sizeof log ? n : sizeof log - 1] = 0;
+            fprintf(stderr, "%s: %s\n", pk_kernel_names[k], log);
+            return pk_fail("clBuildProgram failed (build log on stderr)", err);
+        }
     }
     for (int i = 0; i < PK_N_LAUNCHES; i++) {
         const pk_launch *l = &pk_launches[i];
-        pk.kernels[i] = clCreateKernel(pk.program, pk_kernel_names[l->kernel], &err);
+        pk.kernels[i] = clCreateKernel(pk.programs[l->kernel], pk_kernel_names[l->kernel], &err);
         if (err != CL_SUCCESS) return pk_fail("clCreateKernel", err);
         cl_uint slot = 0;
         for (int a = 0; a < l->nargs; a++) {
@@ -145,7 +148,8 @@ void pock_device_close(void) {
     if (!pk.open) return;
     for (int i = 0; i < PK_N_LAUNCHES; i++)
         if (pk.kernels[i]) clReleaseKernel(pk.kernels[i]);
-    clReleaseProgram(pk.program);
+    for (int k = 0; k < PK_N_KERNELS; k++)
+        if (pk.programs[k]) clReleaseProgram(pk.programs[k]);
     clReleaseMemObject(pk.P);
     clReleaseMemObject(pk.A);
     clReleaseCommandQueue(pk.queue);

@@ -87,9 +87,12 @@ UNDEFINED = {"train.cast"}
 # The C convolutions skip the taps that fall on padding, where numpy and PyTorch multiply a zero:
 # a NaN/inf *weight* (or, for the weight gradient, dy) meeting only padding leaves a border
 # output finite that PyTorch makes NaN (every other output of that channel is NaN, so it stays
-# visible). Known and kept (the skip is what makes the depthwise kernels fast): these ops get
+# visible). conv_transpose2d deviates the other way: computed as a convolution over an input with
+# zeros inserted between its elements, a NaN/inf weight meeting only inserted zeros makes an output
+# NaN that the interpreter's (and PyTorch's) scatter leaves finite. Known and kept: these ops get
 # NaN and inf in their first operand only.
-FIRST_OPERAND_ONLY = {"train.conv2d", "train.conv2d_backward_input", "train.conv2d_backward_weight"}
+FIRST_OPERAND_ONLY = {"train.conv2d", "train.conv2d_backward_input", "train.conv2d_backward_weight",
+                      "train.conv_transpose2d"}
 
 
 # no shrinking: one example is a module of every op (one compile); the message lists every op that differs

@@ -55,9 +55,13 @@ def assert_close(ours: np.ndarray, ref: np.ndarray, rtol: float = 1e-4, what: st
     if ref.dtype.kind not in "fc":
         np.testing.assert_array_equal(ours, ref, err_msg=what)
         return 0.0
-    err = float(np.nanmax(np.abs(ours.astype(np.float64) - ref))) if ref.size else 0.0
     np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref), err_msg=f"{what}: NaNs differ")
-    scale = float(np.nanmax(np.abs(ref))) if ref.size and not np.isnan(ref).all() else 1.0
+    inf = np.isinf(ref)  # infinities must match exactly (inf - inf is NaN, not an error)
+    np.testing.assert_array_equal(np.where(inf, ours, 0), np.where(inf, ref, 0), err_msg=f"{what}: infinities differ")
+    finite = np.isfinite(ref)
+    diff = np.abs(ours.astype(np.float64) - ref)[finite]
+    err = float(np.nanmax(diff)) if diff.size else 0.0
+    scale = float(np.max(np.abs(ref[finite]))) if finite.any() else 1.0
     assert err <= rtol * max(scale, 1e-6) + 1e-6, f"{what}: max error {err:.3g} (reference scale {scale:.3g})"
     return err
 

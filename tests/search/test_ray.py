@@ -40,8 +40,10 @@ def make_data(n, seed):
 def ray_cluster():
     # a private cluster on loopback (Ray reads this when imported), stopped at the end
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine
     ray = pytest.importorskip("ray", reason="the Ray tests need the extra: pip install 'pockengine[ray]'")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             object_store_memory=2**27)
     yield ray
     ray.shutdown()
 

@@ -255,3 +255,32 @@ def test_a_killed_local_worker_is_retried(setup, tmp_path):
         thread.join()
     assert len(killed) == 1 and again.failed == []
     assert {c: m.accuracy for c, m in again.items()} == {c: m.accuracy for c, m in report.measurements.items()}
+
+
+def _build_in_child(cache: str, barrier, out) -> None:
+    os.environ["POCKENGINE_CACHE"] = cache
+    program, train = M.mlp(batch=8), make_data(48, 0)
+    scheme = Space(program).scheme(weights={1: Fraction(1)})
+    barrier.wait()  # both processes build the same key at the same moment
+    run = finetune(program, scheme, train, [train], RECIPE, seed=0)
+    out.put((run.losses, run.accuracies))
+
+
+def test_workers_on_one_machine_share_the_build_cache_safely(tmp_path):
+    """What two search workers (local or Ray) on one node do at a search's start: build the same
+    library into an empty cache at once. Both get a whole library and the same numbers; one
+    cache entry is kept and no temporary folder is left behind."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_build_in_child, args=(str(tmp_path), barrier, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert results[0] == results[1] and all(np.isfinite(results[0][0]))
+    libraries = list(tmp_path.glob("*/libmodel.so"))
+    assert len(libraries) == 1 and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
