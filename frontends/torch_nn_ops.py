@@ -27,6 +27,7 @@ from ..ir.ops import linalg as L
 from ..ir.ops import norm as N
 from ..ir.ops import reduce as R
 from ..ir.ops import shape as S
+from . import decompositions as D
 from .torch_import import Unavailable, Unsupported
 from .torch_ops import cast, lower, reshape, shape
 
@@ -39,9 +40,7 @@ def _t(b, v):
     return b.op(S.TransposeOp, v, perm=[*range(r - 2), r - 1, r - 2])
 
 
-def _min0(b, x, bound):
-    """min(bound, x) with the constant first: `bound < x ? bound : x` keeps a NaN x in C too."""
-    return b.op(E.MinimumOp, b.scalar(bound, T.element(x)), x)
+_min0 = D.min0  # shared with the ONNX frontend (decompositions.py)
 
 
 # --- attention ------------------------------------------------------------------------------
@@ -133,30 +132,17 @@ def sdpa_flash(b, q, k, v, dropout_p=0.0, is_causal=False, return_debug_mask=Fal
 
 @lower(aten.leaky_relu.default)
 def leaky_relu(b, x, negative_slope=0.01):
-    el = T.element(x)
-    return b.op(E.WhereOp, b.op(E.GtOp, x, b.scalar(0, el)), x, b.op(E.MulOp, x, b.scalar(negative_slope, el)))
+    return D.leaky_relu(b, x, negative_slope)
 
 
 @lower(aten.elu.default)
 def elu(b, x, alpha=1.0, scale=1.0, input_scale=1.0):
-    """x > 0 ? scale·x : scale·alpha·(exp(input_scale·x) - 1); the exp sees min(0, ·), so the
-    untaken branch never overflows (its gradient would be 0·inf). SELU is elu with constants."""
-    el = T.element(x)
-    neg = b.op(E.ExpOp, _min0(b, b.op(E.MulOp, x, b.scalar(input_scale, el)) if input_scale != 1 else x, 0.0))
-    neg = b.op(E.MulOp, b.op(E.SubOp, neg, b.scalar(1.0, el)), b.scalar(alpha * scale, el))
-    pos = x if scale == 1 else b.op(E.MulOp, x, b.scalar(scale, el))
-    return b.op(E.WhereOp, b.op(E.GtOp, x, b.scalar(0, el)), pos, neg)
+    return D.elu(b, x, alpha, scale, input_scale)
 
 
 @lower(aten.softplus.default)
 def softplus(b, x, beta=1.0, threshold=20.0):
-    """βx > threshold ? x : log(1 + exp(min(threshold, βx))) / β (torch's decomposition, which
-    overflows exp in the untaken branch and so makes NaN gradients, is not used)."""
-    el = T.element(x)
-    z = x if beta == 1 else b.op(E.MulOp, x, b.scalar(beta, el))
-    soft = b.op(E.LogOp, b.op(E.AddOp, b.op(E.ExpOp, _min0(b, z, threshold)), b.scalar(1.0, el)))
-    soft = soft if beta == 1 else b.op(E.DivOp, soft, b.scalar(beta, el))
-    return b.op(E.WhereOp, b.op(E.GtOp, z, b.scalar(threshold, el)), x, soft)
+    return D.softplus(b, x, beta, threshold)
 
 
 @lower(aten.log1p.default)
@@ -168,21 +154,8 @@ def log1p(b, x):
 # --- normalization --------------------------------------------------------------------------
 
 
-def _stats_norm(b, x, axes, eps):
-    """(x - mean) · rsqrt(var + eps) over `axes` (biased variance); also (mean, rstd), kept dims."""
-    el = T.element(x)
-    mean = b.op(R.MeanOp, x, axes=axes, keepdims=True)
-    d = b.op(E.SubOp, x, mean)
-    var = b.op(R.MeanOp, b.op(E.MulOp, d, d), axes=axes, keepdims=True)
-    rstd = b.op(E.RsqrtOp, b.op(E.AddOp, var, b.scalar(eps, el)))
-    return b.op(E.MulOp, d, rstd), mean, rstd
-
-
-def _channel_affine(b, y, weight, bias):
-    per_c = (shape(y)[1],) + (1,) * (len(shape(y)) - 2)
-    if weight is not None:
-        y = b.op(E.MulOp, y, reshape(b, weight, per_c))
-    return y if bias is None else b.op(E.AddOp, y, reshape(b, bias, per_c))
+_stats_norm = D.stats_norm  # shared with the ONNX frontend (decompositions.py)
+_channel_affine = D.channel_affine
 
 
 @lower(aten.native_group_norm.default)
@@ -236,39 +209,11 @@ def conv_transpose(b, x, w, stride, padding, dilation, output_padding, groups):
                 output_padding=output_padding, groups=groups)
 
 
-def _depth_windows(b, x, k, stride, pad, dilation, fill=0.0):
-    """The k depth slices of [N, C, D, ...] a 3-D window reads: k tensors [N, C, D_out, ...]."""
-    xs = shape(x)
-    if pad:
-        rank = len(xs)
-        pads = [0] * (2 * rank)
-        pads[2], pads[rank + 2] = pad, pad
-        x = b.op(L.PadOp, x, pads=pads, value=fill)
-    d = xs[2] + 2 * pad
-    d_out = (d - dilation * (k - 1) - 1) // stride + 1
-    if d_out < 1:
-        raise Unsupported(f"window {k} (dilation {dilation}) larger than padded depth {d}")
-    return [b.op(S.SliceOp, x, axes=[2], starts=[i * dilation], ends=[i * dilation + stride * (d_out - 1) + 1],
-                 steps=[stride]) if (k, d_out, stride) != (1, d, 1) else x for i in range(k)], d_out
-
-
-def _fold_depth(b, y, n, d_out):
-    """[N·D_out, C, H, W] → [N, C, D_out, H, W]."""
-    ys = shape(y)
-    return b.op(S.TransposeOp, reshape(b, y, (n, d_out, *ys[1:])), perm=[0, 2, 1, 3, 4])
-
-
 def conv3d(b, x, w, stride, padding, dilation, groups):
-    """3-D convolution as one 2-D convolution: the kD depth windows become input channels
-    ([N·D_out, C·kD, H, W], channel c·kD + i), the weight [O, C/g, kD, kH, kW] → [O, C/g·kD, kH, kW]."""
-    (n, c, _, h, wd), (o, cg, kd, kh, kw) = shape(x), shape(w)
-    slices, d_out = _depth_windows(b, x, kd, stride[0], padding[0], dilation[0])
-    stack = b.op(S.ConcatOp, *[reshape(b, s, (n, c, 1, d_out, h, wd)) for s in slices], axis=2) if kd > 1 \
-        else reshape(b, slices[0], (n, c, 1, d_out, h, wd))
-    cols = reshape(b, b.op(S.TransposeOp, stack, perm=[0, 3, 1, 2, 4, 5]), (n * d_out, c * kd, h, wd))
-    y = b.op(L.Conv2dOp, cols, reshape(b, w, (o, cg * kd, kh, kw)), stride=stride[1:], padding=padding[1:],
-             dilation=dilation[1:], groups=groups)
-    return _fold_depth(b, y, n, d_out)
+    try:
+        return D.conv3d(b, x, w, stride, padding, dilation, groups)
+    except ValueError as e:
+        raise Unsupported(str(e)) from None
 
 
 def _no_ceil_3d(ceil_mode, what):
@@ -286,14 +231,11 @@ def max_pool3d(b, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=Fa
     """Max over the depth window (elementwise maxima of its slices), then max_pool2d."""
     _no_ceil_3d(ceil_mode, "max_pool3d")
     k, s, p, d = _triple(kernel_size), _triple(stride or kernel_size), _triple(padding), _triple(dilation)
-    slices, d_out = _depth_windows(b, x, k[0], s[0], p[0], d[0], fill=NEG_INF)
-    m = slices[0]
-    for t in slices[1:]:
-        m = b.op(E.MaximumOp, m, t)
-    n, c = shape(x)[:2]
-    flat = reshape(b, b.op(S.TransposeOp, m, perm=[0, 2, 1, 3, 4]), (n * d_out, c, *shape(m)[3:]))
-    y = b.op(L.MaxPool2dOp, flat, kernel=k[1:], stride=s[1:], padding=p[1:], dilation=d[1:])
-    return _fold_depth(b, y, n, d_out), Unavailable("the indices of max_pool3d_with_indices")
+    try:
+        y = D.max_pool3d(b, x, k, s, p, d)
+    except ValueError as e:
+        raise Unsupported(str(e)) from None
+    return y, Unavailable("the indices of max_pool3d_with_indices")
 
 
 @lower(aten.avg_pool3d.default)
@@ -304,16 +246,10 @@ def avg_pool3d(b, x, kernel_size, stride=(), padding=0, ceil_mode=False, count_i
     k, s, p = _triple(kernel_size), _triple(stride or kernel_size), _triple(padding)
     if divisor_override is not None or (not count_include_pad and any(p)):
         raise Unsupported("avg_pool3d with divisor_override or count_include_pad=False and padding")
-    slices, d_out = _depth_windows(b, x, k[0], s[0], p[0], 1)
-    m = slices[0]
-    for t in slices[1:]:
-        m = b.op(E.AddOp, m, t)
-    if k[0] > 1:
-        m = b.op(E.MulOp, m, b.scalar(1 / k[0], T.element(x)))
-    n, c = shape(x)[:2]
-    flat = reshape(b, b.op(S.TransposeOp, m, perm=[0, 2, 1, 3, 4]), (n * d_out, c, *shape(m)[3:]))
-    y = b.op(L.AvgPool2dOp, flat, kernel=k[1:], stride=s[1:], padding=p[1:], count_include_pad=True)
-    return _fold_depth(b, y, n, d_out)
+    try:
+        return D.avg_pool3d(b, x, k, s, p)
+    except ValueError as e:
+        raise Unsupported(str(e)) from None
 
 
 # --- upsampling -----------------------------------------------------------------------------
