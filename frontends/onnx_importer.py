@@ -70,7 +70,7 @@ def supported_ops() -> list[str]:
 
 
 def _load_translations() -> None:
-    from . import onnx_nn_ops, onnx_ops  # noqa: F401  (registering is the import)
+    from . import onnx_math_ops, onnx_nn_ops, onnx_ops  # noqa: F401  (registering is the import)
 
 
 def node_ref(proto, index: int | None = None) -> str:

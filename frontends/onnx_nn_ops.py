@@ -19,7 +19,9 @@ from ..ir.ops import loss as Lo
 from ..ir.ops import norm as N
 from ..ir.ops import reduce as R
 from ..ir.ops import shape as S
+from . import decompositions as D
 from .onnx_importer import Known, shape, translates
+from .onnx_math_ops import Builder
 from .onnx_ops import axis_of, gather_elements, reshape, scalar
 
 
@@ -64,6 +66,9 @@ def conv(g, n):
     x, w = n.input(0), n.input(1)
     rank, ws = len(shape(x)), shape(w)
     strides, dil, lo, hi = _window(n, x, ws[2:])
+    if rank == 5:  # one 2-D convolution over the depth windows (decompositions.conv3d)
+        y = D.conv3d(Builder(g), x, w, strides, lo, dil, n.attr("group", 1), padding_end=hi)
+        return g.emit(E.AddOp, y, reshape(g, n.input(2), [ws[0], 1, 1, 1])) if n.has(2) else y
     x4 = _lift(g, n, x, "convolution")
     w4 = _lift(g, n, w, "convolution")
     y = g.emit(L.Conv2dOp, x4, w4, stride=_spatial(strides, 1, rank), dilation=_spatial(dil, 1, rank),
@@ -76,9 +81,11 @@ def conv(g, n):
 def _pool(g, n, op, **extra):
     x = n.input(0)
     rank = len(shape(x))
-    x4 = _lift(g, n, x, "pooling")
     kernel = n.attr("kernel_shape")
     strides, dil, lo, hi = _window(n, x, kernel)
+    if rank == 5:
+        return _pool3d(g, n, op, x, kernel, strides, dil, lo, hi, extra)
+    x4 = _lift(g, n, x, "pooling")
     if op is L.MaxPool2dOp:
         extra["dilation"] = _spatial(dil, 1, rank)
     elif any(d != 1 for d in dil):
@@ -87,6 +94,19 @@ def _pool(g, n, op, **extra):
                stride=_spatial(strides, 1, rank), padding=[*_spatial(lo, 0, rank), *_spatial(hi, 0, rank)],
                ceil_mode=bool(n.attr("ceil_mode", 0)), **extra)
     return reshape(g, y, [*shape(y)[:2], shape(y)[3]]) if rank == 3 else y
+
+
+def _pool3d(g, n, op, x, kernel, strides, dil, lo, hi, extra):
+    """Depth slices reduced elementwise, then the 2-D pool (decompositions.max_pool3d/avg_pool3d)."""
+    if n.attr("ceil_mode", 0):
+        raise n.error("3-D pooling with ceil_mode=1 is not supported")
+    if op is L.MaxPool2dOp:
+        return D.max_pool3d(Builder(g), x, kernel, strides, lo, dil, p_end=hi)
+    if any(d != 1 for d in dil):
+        raise n.error("AveragePool with dilations is not supported")
+    if not extra["count_include_pad"] and any(lo + hi):
+        raise n.error("3-D AveragePool with padding and count_include_pad=0 is not supported")
+    return D.avg_pool3d(Builder(g), x, kernel, strides, lo, p_end=hi)
 
 
 @translates("MaxPool", 1)
@@ -258,6 +278,18 @@ def softmax_cross_entropy(g, n):
     if not n.has(2) and reduction in ("mean", "sum"):
         ce = g.emit(Lo.CrossEntropyOp, x, y, reduction=reduction, ignore_index=ignore)
         return [ce, logp] if n.wants(1) else ce
+    loss = nll(g, logp, y, n.input(2) if n.has(2) else None, reduction, ignore)
+    return [loss, logp] if n.wants(1) else loss
+
+
+@translates("NegativeLogLikelihoodLoss", 12)
+def negative_log_likelihood(g, n):
+    return nll(g, n.input(0), n.input(1), n.input(2) if n.has(2) else None, n.attr("reduction", "mean"),
+               n.attr("ignore_index"))
+
+
+def nll(g, logp, y, weight, reduction, ignore):
+    """loss_i = -w[y_i] · logp_i[y_i] over kept labels; mean = Σ loss / Σ w (ONNX's definition)."""
     y = g.emit(E.CastOp, y, to="i64") if y.type.element_type != T.i64 else y
     valid = None
     if ignore is not None:
@@ -266,7 +298,7 @@ def softmax_cross_entropy(g, n):
     ys = list(shape(y))
     picked = gather_elements(g, logp, reshape(g, y, [ys[0], 1, *ys[1:]]), 1)
     loss = g.emit(E.NegOp, reshape(g, picked, ys))
-    weight = g.emit(S.GatherOp, n.input(2), y, axis=0) if n.has(2) else None
+    weight = g.emit(S.GatherOp, weight, y, axis=0) if weight is not None else None
     if weight is not None:
         loss = g.emit(E.MulOp, loss, weight)
     if valid is not None:
@@ -281,4 +313,4 @@ def softmax_cross_entropy(g, n):
             count = g.emit(R.SumOp, weight, axes=axes) if weight is not None else scalar(g, math.prod(ys), total)
             total = g.emit(E.DivOp, total, count)
         loss = total
-    return [loss, logp] if n.wants(1) else loss
+    return loss

@@ -98,8 +98,13 @@ def main(argv=None) -> int:
     ap.add_argument("--list", action="store_true", help="list the mutants and their tests")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per test run (default %(default)s)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    ap.add_argument("--tests", help="run these tests (space-separated) instead of each mutant's own: "
+                    "does another part of the suite catch it?")
     args = ap.parse_args(argv)
     ms = mutants(args.names)
+    if args.tests:
+        for m in ms:
+            m.tests = args.tests.split()
     if args.list:
         for m in ms:
             print(f"{m.name:<36} {m.klass}\n{'':<36} {' '.join(m.tests)}")

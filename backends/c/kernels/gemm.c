@@ -285,8 +285,12 @@ static void pk_gemm_ep(long M, long N, long K,
                         if (!whole) pk_store_tile(m, n, acc, ct, rsc, csc, alpha, be);
                     }
                 }
-                if (ep && pc + kc == K)  /* the MC×NC block is final */
-                    pk_epilogue_tile(ep, c + ic * rsc + jc * csc, rsc, csc, ic, jc, mc, nc);
+                if (ep && pc + kc == K) {  /* the MC×NC block is final: threads own row strips of it */
+                    PK_PARALLEL_FOR(mc * nc >= PK_PAR_MIN)
+                    for (long r = 0; r < mc; r += PK_MR)
+                        pk_epilogue_tile(ep, c + (ic + r) * rsc + jc * csc, rsc, csc, ic + r, jc,
+                                         pk_min(PK_MR, mc - r), nc);
+                }
             }
         }
     }

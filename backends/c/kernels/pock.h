@@ -22,9 +22,29 @@
 #define PK_UNUSED(x) (void)(x)
 
 #define PK_PRAGMA(x) _Pragma(#x)
+/* Threads (issue 19): built with -fopenmp, a kernel's outer loop over parts of its output
+   (GEMM column panels, conv images/channels, rows of a row kernel, a map's outer index) runs
+   on `pk_threads()` threads when its work `cond` is at least PK_PAR_MIN, else serial. Each
+   thread owns whole output elements and computes each exactly as the serial loop does, so
+   results are bitwise the same at every thread count. libgomp keeps its threads between
+   regions (a pool): a region costs a wake-up, not a thread start. pock_threads (0: OpenMP's
+   default, OMP_NUM_THREADS else all cores) is set by the Device (pockengine.compile(threads=N))
+   or main.c (POCK_THREADS, `make THREADS=N`); weak, so every object defining it shares one. */
+#ifndef PK_PAR_MIN
+#define PK_PAR_MIN 32768
+#endif
 #ifdef _OPENMP
 #include <omp.h>
-#define PK_PARALLEL_FOR(cond) PK_PRAGMA(omp parallel for schedule(static) if(cond))
+#ifndef PK_THREADS
+#define PK_THREADS 0
+#endif
+#if defined(__GNUC__)
+__attribute__((weak)) int pock_threads = PK_THREADS;
+#else
+static int pock_threads = PK_THREADS;
+#endif
+PK_INLINE int pk_threads(void) { return pock_threads > 0 ? pock_threads : omp_get_max_threads(); }
+#define PK_PARALLEL_FOR(cond) PK_PRAGMA(omp parallel for schedule(static) if(cond) num_threads(pk_threads()))
 #else
 #define PK_PARALLEL_FOR(cond)
 #endif
