@@ -196,17 +196,35 @@ def check_recipe(recipe: Recipe, has_train_step: bool) -> None:
 
 
 def compile(program, loss: str | None = None, optimizer: str | None = None, scheme=None, target: str = "c",
-            optimize: bool = True, openmp: bool = False, profile: bool = False, **hyper):
+            optimize: bool = True, openmp: bool = False, profile: bool = False, threads: int | None = None, **hyper):
     """Compile a Program into a Trainer (backends/runtime.py). Without a @train_step the
     program first goes through autodiff (loss, optimizer, hyper-parameters such as lr,
     momentum) and, given a scheme, sparse-backprop and dead-gradient-elimination; then
     operator-reordering and fusion, lowering, memory planning, emit and build. Without a
     loss (and without a @train_step) the Trainer is forward-only: `trainer.forward(x)` runs,
-    `trainer.step` says how to compile for training."""
+    `trainer.step` says how to compile for training. `threads`: the step's threads (None: every
+    core this process may use, like PyTorch; more than 1 builds with OpenMP; results are the
+    same at every count: pock.h's PK_PARALLEL_FOR)."""
     from .backends.runtime import Trainer
 
-    r = run(program, Recipe(loss, optimizer, scheme, hyper, optimize, target), "build", openmp=openmp, profile=profile)
-    return Trainer(r.program, r.kernels, r.target.open(r.kernels, r.artifact), profiled=profile)
+    threads = check_threads(threads)
+    r = run(program, Recipe(loss, optimizer, scheme, hyper, optimize, target), "build",
+            openmp=openmp or threads > 1, profile=profile)
+    device = r.target.open(r.kernels, r.artifact)
+    if hasattr(device, "set_threads"):
+        device.set_threads(threads)
+    return Trainer(r.program, r.kernels, device, profiled=profile)
+
+
+def check_threads(threads) -> int:
+    """The thread count `compile(threads=)` means: every core this process may use for None."""
+    import os
+
+    if threads is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 4096:
+        raise ValueError(f"threads={threads!r}: expected a thread count from 1 to 4096, or None for every core")
+    return threads
 
 
 def training_program(program, loss: str, optimizer: str, scheme=None, **hyper):

@@ -28,6 +28,7 @@ TARGETS: dict[str, str] = {
     "opencl": ".opencl:target",  # helper G: data-parallel targets (backends/gpu/)
     "cuda": ".cuda:target",
     "hexagon": ".hexagon:target",  # helper H: Hexagon v67 under qemu-hexagon
+    "metal": ".metal:target",  # helper M: MSL spelling of backends/gpu/ (C++ emulator here, Metal on macOS)
 }
 
 

@@ -127,6 +127,7 @@ class CStyleLanguage(Language):
     prefix: str = "pock_"
     steps_per_part: int = 24
     tile_transposes: bool = True
+    parallel_maps: bool = True  # PK_PARALLEL_FOR (pock.h) on a map's outer loop (issue 19)
     TILE = 16  # columns of a tiled transpose: the lines the strided side touches stay in L1
 
     # --- names ------------------------------------------------------------------------
@@ -296,7 +297,8 @@ class CStyleLanguage(Language):
         tiled = (self.tile_transposes and len(dims) >= 2 and not m.reverse and all(quals)
                  and any(st[-1] not in (0, 1) and st[-2] == 1 for st in sts))
         key = (tuple(m.body), tuple(m.results), tuple(v.dtype for v in m.inputs),
-               tuple(o.dtype for o in m.outputs), literals, len(dims), inner, quals, m.reverse, tiled)
+               tuple(o.dtype for o in m.outputs), literals, len(dims), inner, quals, m.reverse, tiled,
+               self._threadable(m))
         name = self._maps.get(key)
         if name is None:
             name = self._maps[key] = f"pk_map{len(self._maps)}"
@@ -306,6 +308,22 @@ class CStyleLanguage(Language):
             args.append(self.pointer(v, const=k < len(ops) - len(m.outputs)))
             args += [str(st) for d, st in enumerate(sts[k]) if d < len(dims) - 1 or inner[k] == "n"]
         return [f"{name}({', '.join(args)});"]
+
+    def _threadable(self, m: Map) -> bool:
+        """Whether threads may split the map's outer loop: every output element written once
+        (no broadcast output, no two outputs in one storage) and read, where an output shares
+        an input's storage, only at its own index (in place), so no order between iterations."""
+        if not self.parallel_maps or self.loop_prefix or m.reverse:
+            return False
+        places = [o.storage.resolve() for o in m.outputs]
+        if len({id(s) for s in places}) < len(places):
+            return False
+        for o in m.outputs:
+            if any(st == 0 and d > 1 for st, d in zip(o.elem_strides(), o.shape)):
+                return False
+            if any(v.storage.resolve() is o.storage.resolve() and not v.same_place(o) for v in m.inputs):
+                return False
+        return True
 
     def _splat(self, v: View, strides) -> bool:
         """`v` is a constant read as one value everywhere (printed as a literal)."""
@@ -340,6 +358,8 @@ class CStyleLanguage(Language):
         ind = "    "
         if self.loop_prefix and nd:
             lines.append(ind + self.loop_prefix)
+        elif nd and self._threadable(m):  # threads own slices of the outer loop when it pays
+            lines.append(f"{ind}PK_PARALLEL_FOR(d0 > 1 && {' * '.join(f'd{d}' for d in range(nd))} >= PK_PAR_MIN)")
         for d in range(nd - 2 if tiled else nd):  # a reverse map runs from the last element down
             lines.append(f"{ind}for (long j{d} = d{d} - 1; j{d} >= 0; j{d}--)" if m.reverse else
                          f"{ind}for (long j{d} = 0; j{d} < d{d}; j{d}++)")

@@ -130,7 +130,7 @@ class Trainer:
         prog.save(directory)
 
     @classmethod
-    def load(cls, directory, target: str = "c", openmp: bool = False) -> Trainer:
+    def load(cls, directory, target: str = "c", openmp: bool = False, threads: int | None = None) -> Trainer:
         """A Trainer continuing from a checkpoint that `save` wrote (weights and optimizer
         state); the program is rebuilt as it was compiled (the build cache makes it quick)."""
         from ..ir.program import Program
@@ -140,7 +140,7 @@ class Trainer:
         if "train_step" not in prog.functions():
             raise NotTrainableError(f"{directory}: the program has no @train_step; it is a model, not a training "
                                     f"checkpoint: compile it with pockengine.compile(program, loss=...)")
-        return compile(prog, target=target, optimize=False, openmp=openmp)
+        return compile(prog, target=target, optimize=False, openmp=openmp, threads=threads)
 
     @property
     def memory(self) -> dict[str, int]:

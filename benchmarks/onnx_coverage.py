@@ -33,9 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "frontends"))
 
-import numpy as np  # noqa: E402
-import onnx  # noqa: E402
-from onnx import numpy_helper  # noqa: E402
+import numpy as np
+import onnx
+from onnx import numpy_helper
 
 P = onnx.TensorProto
 FLOAT_SET = {P.FLOAT, P.FLOAT16, P.DOUBLE, P.INT64, P.BOOL}
@@ -54,7 +54,7 @@ def node_cases() -> list[tuple[str, bytes, list, list]]:
     if path.exists():
         with open(path, "rb") as f:
             return pickle.load(f)
-    import onnx.backend.test.case.node as node
+    from onnx.backend.test.case import node
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
@@ -128,6 +128,9 @@ def reason(message: str) -> str:
     m = re.search(r"unsupported ONNX op '([^']+)'", message)
     if m:
         return f"op {m.group(1)}"
+    m = re.search(r"has (\w+) type; only tensors", message)
+    if m:
+        return f"{m.group(1)} graph input"
     m = re.search(r"element type (\w+) is not supported", message) or re.search(r"dtype (\w+) is not", message)
     if m:
         return f"element type {m.group(1)}"
@@ -140,6 +143,16 @@ def reason(message: str) -> str:
         text = re.sub(r"\d+", "N", text)
         return f"{m.group(1)}: {text[:70]}"
     return re.sub(r"'[^']*'", "'…'", message)[:80]
+
+
+LOCATED = re.compile(r"^(node |unsupported ONNX op .* in node |graph input '|value '|initializer '|"
+                     r"default-domain opset \d+ |the model imports no default-domain|ONNX shape inference failed)")
+
+
+def located(message: str) -> bool:
+    """A refusal is one line that names the node (or graph input, value, initializer) it is about,
+    or is about the whole model (its opset)."""
+    return "\n" not in message and bool(LOCATED.match(message))
 
 
 def run_case(name: str, blob: bytes, inputs, expected) -> tuple[str, str]:
@@ -157,8 +170,7 @@ def run_case(name: str, blob: bytes, inputs, expected) -> tuple[str, str]:
                 prog, model, feeds = import_static(model, feeds)
             except OnnxImportError as e:
                 msg = str(e)
-                if "\n" in msg or not msg.startswith(("node ", "unsupported", "element", "value", "graph",
-                                                       "default-domain", "ONNX shape", "the model", "initializer")):
+                if not located(msg):
                     return "crash", f"unlocated refusal: {msg[:200]}"
                 return "refused", reason(msg)
             prog.verify()
@@ -202,16 +214,19 @@ def sweep(sample: int = 1) -> dict[str, list[tuple[str, str, str]]]:
     return results
 
 
-def table(results) -> str:
+def table(results, top: int = 40) -> str:
     lines = [f"{'set':<20}{'cases':>7}{'passed':>8}{'%':>7}{'refused':>9}{'wrong':>7}{'crash':>7}"]
     for key, rows in results.items():
         c = collections.Counter(o for _, o, _ in rows)
         pct = 100.0 * c["passed"] / len(rows) if rows else 0.0
         lines.append(f"{key:<20}{len(rows):>7}{c['passed']:>8}{pct:>6.1f}%{c['refused']:>9}{c['wrong']:>7}{c['crash']:>7}")
-    hist = collections.Counter(d for rows in results.values() for _, o, d in rows if o == "refused")
-    lines.append("")
-    lines.append("refusals (all sets), most frequent first:")
-    lines += [f"{n:>6}  {r}" for r, n in hist.most_common()]
+    for title, sets in (("node-float", ["node-float"]), ("all sets", list(results))):
+        hist = collections.Counter(d for k in sets for _, o, d in results[k] if o == "refused")
+        lines.append("")
+        lines.append(f"refusals ({title}), most frequent first:")
+        lines += [f"{n:>6}  {r}" for r, n in hist.most_common(top)]
+        if len(hist) > top:
+            lines.append(f"{sum(n for _, n in hist.most_common()[top:]):>6}  ({len(hist) - top} other reasons)")
     bad = [(k, name, o, d) for k, rows in results.items() for name, o, d in rows if o in ("wrong", "crash")]
     if bad:
         lines.append("")

@@ -128,9 +128,13 @@ def jane_austen(root: Path | None = None) -> dict[str, str]:
         raise DataUnavailable("reading R data needs PyPI's rdata: `pip install -e '.[experiments]'`") from None
     import warnings
 
-    with warnings.catch_warnings():  # the .rdx has no RDS magic; rdata says so and reads it right
+    with warnings.catch_warnings():  # the chunks have no RDS magic; rdata says so and reads them right
         warnings.simplefilter("ignore", UserWarning)
-        index = rdata.read_rds(str(rdx))["variables"]
+        return _novels(rdata, rdx, rdb)
+
+
+def _novels(rdata, rdx: Path, rdb: Path) -> dict[str, str]:
+    index = rdata.read_rds(str(rdx))["variables"]
     blob = rdb.read_bytes()
     novels = {}
     for name in NOVELS:

@@ -70,7 +70,7 @@ def supported_ops() -> list[str]:
 
 
 def _load_translations() -> None:
-    from . import onnx_math_ops, onnx_nn_ops, onnx_ops  # noqa: F401  (registering is the import)
+    from . import onnx_layer_ops, onnx_math_ops, onnx_nn_ops, onnx_ops  # noqa: F401  (registering is the import)
 
 
 def node_ref(proto, index: int | None = None) -> str:
@@ -280,6 +280,9 @@ class Importer:
         for v in graph.input:
             if v.name in self.initializers:
                 continue
+            if not v.type.HasField("tensor_type"):
+                kind = v.type.WhichOneof("value") or "no"
+                raise OnnxImportError(f"graph input {v.name!r} has {kind} type; only tensors are supported")
             tt = v.type.tensor_type
             dims = input_shapes.get(v.name)
             if dims is None:
@@ -290,7 +293,10 @@ class Importer:
                             f"graph input {v.name!r} has a dynamic dimension {d.dim_param or '?'!r}; "
                             f"pass input_shapes={{{v.name!r}: [...]}}")
                     dims.append(d.dim_value)
-            types.append(T.tensor(dims, element_of_onnx(tt.elem_type)))
+            try:
+                types.append(T.tensor(dims, element_of_onnx(tt.elem_type)))
+            except OnnxImportError as e:
+                raise OnnxImportError(f"graph input {v.name!r}: {e}") from None
         self.block = Block(arg_types=types)
         for name, arg in zip(names, self.block.args):
             arg.name_hint = _hint(name)
@@ -370,8 +376,10 @@ class Importer:
         fn = translation_for(proto, self.opset, index)
         try:
             outs = fn(self, node)
-        except OnnxImportError:
-            raise
+        except OnnxImportError as e:
+            if str(e).startswith(("node ", "value ")):
+                raise
+            raise node.error(str(e)) from None  # e.g. an element type: say which node asked for it
         except (VerifyException, NotImplementedError, ValueError) as e:
             raise node.error(str(e)) from None
         outs = outs if isinstance(outs, (list, tuple)) else [outs]

@@ -249,6 +249,9 @@ _act("Swish", 24, lambda g, n, x, b: g.emit(
 def prelu(g, n):
     x, slope = n.input(0), n.input(1)
     el = element(x)
+    xs, ss = shape(x), shape(slope)
+    if n.opset < 7 and len(ss) == 1 and len(xs) > 2 and ss[0] == xs[1] != 1:  # PRelu-6: one slope per channel
+        slope = reshape(g, slope, [ss[0]] + [1] * (len(xs) - 2))
     return g.emit(E.WhereOp, g.emit(E.LtOp, x, scalar(g, 0, x)), g.emit(E.MulOp, x, slope), x) \
         if T.is_float(x) else g.emit(E.WhereOp, g.emit(E.LtOp, x, Known(np.zeros((), T.numpy_dtype(el)))),
                                      g.emit(E.MulOp, x, slope), x)
@@ -332,3 +335,27 @@ def space_to_depth(g, n):
     perm = [0, 1, 3, 5, 2, 4] if n.attr("mode", "DCR") == "CRD" else [0, 3, 5, 1, 2, 4]
     y = g.emit(S.TransposeOp, reshape(g, x, [b_, c, h // s, s, w // s, s]), perm=perm)
     return reshape(g, y, [b_, c * s * s, h // s, w // s])
+
+
+@translates("ReduceProd", 1)
+def reduce_prod(g, n):
+    """Π x = sign · exp(Σ log|x|), 0 where a factor is 0 (an empty product is 1); integers go
+    through float64 and are rounded back."""
+    x = n.input(0)
+    el = element(x)
+    xf = x if T.is_float(x) else cast(g, x, T.f64)
+    magnitude = _reduce_via(g, n, 17, lambda g, v: g.emit(E.LogOp, g.emit(E.AbsOp, xf)), R.SumOp,
+                            lambda g, y: g.emit(E.ExpOp, y))
+    if magnitude is xf:  # noop_with_empty_axes
+        return x
+    negatives = _reduce_via(g, n, 17, lambda g, v: cast(g, g.emit(E.LtOp, xf, scalar(g, 0, xf)), T.i64),
+                            R.SumOp, lambda g, y: y)
+    two = Known(np.array(2, np.int64))
+    odd = g.emit(E.NeOp, g.emit(E.SubOp, negatives, g.emit(E.MulOp, g.emit(E.DivOp, negatives, two), two)),
+                 Known(np.array(0, np.int64)))
+    zero = _reduce_via(g, n, 17, lambda g, v: g.emit(E.EqOp, xf, scalar(g, 0, xf)), R.AnyOp, lambda g, y: y)
+    y = g.emit(E.WhereOp, odd, g.emit(E.NegOp, magnitude), magnitude)
+    y = g.emit(E.WhereOp, zero, scalar(g, 0, y), y)
+    if T.is_float(x):
+        return y
+    return cast(g, floor(g, g.emit(E.AddOp, y, scalar(g, 0.5, y))) if el != T.i1 else y, el)

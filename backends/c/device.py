@@ -34,6 +34,14 @@ class HostDevice(Device):
         self._arena = np.zeros(max(kp.arena_bytes, 64), np.uint8)
         self._slots = sum(len(f.steps) for f in kp.functions.values())
 
+    def set_threads(self, n: int) -> None:
+        """The kernels' thread count (pock.h's pock_threads); a library built without OpenMP
+        has none and runs on one thread."""
+        try:
+            ctypes.c_int.in_dll(self._lib, "pock_threads").value = n
+        except ValueError:
+            pass
+
     def write_params(self, blob: np.ndarray) -> None:
         self._blob[:] = blob
 

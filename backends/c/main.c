@@ -124,8 +124,24 @@ static void usage(const char *argv0) {
     fprintf(stderr, "usage: %s STEPS data.bin [-w weights.bin] [-o trained.bin]\n", argv0);
 }
 
+#ifdef _OPENMP
+extern int pock_threads;  /* pock.h: the kernels' thread count (0: OpenMP's default) */
+#endif
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);  /* one step line at a time: a log or pipe shows progress */
+#ifdef _OPENMP
+    const char *threads = getenv("POCK_THREADS");  /* overrides `make THREADS=N` */
+    if (threads && *threads) {
+        char *tend;
+        long t = strtol(threads, &tend, 10);
+        if (*tend || t < 1 || t > 4096) {
+            fprintf(stderr, "error: POCK_THREADS must be a thread count from 1 to 4096, got '%s'\n", threads);
+            return 2;
+        }
+        pock_threads = (int)t;
+    }
+#endif
     const char *weights = "weights.bin", *out_path = NULL;
     if (argc < 3) {
         usage(argv[0]);

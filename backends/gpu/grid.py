@@ -4,7 +4,8 @@ codegen/gpudims.py, rewritten for this IR).
 A map's dims (after kernel_ir.collapse, innermost last) go onto the three launch axes:
 the innermost dim on axis 0 (consecutive work-items touch consecutive elements), the next
 on axis 1, every remaining dim merged onto axis 2 (recovered by division in the kernel).
-Each axis gets a group size (a power of two, their product within the language's limit)
+Each axis gets a group size (a power of two, their product within the language's limit;
+32 or the limit wide on axis 0, the rest of the limit on axis 1 when that axis is used)
 and a group count within the device's per-axis limit; the kernel walks its axis with a
 grid-stride loop, so a dim larger than the grid, or one the group size does not divide, is
 still covered exactly once per element:
@@ -58,8 +59,10 @@ def map_grid(dims, max_group: int = 256, max_grid=(2**31 - 1, 65535, 65535), tar
     """Group sizes and counts for a map over `dims` (collapsed, innermost last)."""
     ext = DimMap.of(len(dims)).extents(list(dims))
     most = 1 << (min(max(max_group, 1), 256).bit_length() - 1)  # a power of two within the limit
-    l0 = min(pow2_at_least(ext[0]), most)
-    l1 = min(pow2_at_least(ext[1]), max(1, most // l0))
+    # two group widths only (a warp's 32, or the most), so one kernel meets few group shapes
+    # (a driver that compiles per group shape, like PoCL, compiles it once or twice)
+    l0 = min(32 if ext[0] <= 32 else most, most)
+    l1 = 1 if ext[1] == 1 else max(1, most // l0)
     local = (l0, l1, 1)
     groups = []
     for a in range(3):

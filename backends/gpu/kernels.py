@@ -307,7 +307,6 @@ for (long e = GID(0); e < NC * H * W; e += LSZ(0) * NGRP(0)) {
     dx[e] = s;
 }""", doc="avg_pool2d_backward: each input cell gathers the windows that cover it")
 
-DEPTHWISE = "i64* geo"
 DW_FWD = KernelDef("pk_depthwise_fwd", params("i64* geo, f32* x, f32* w, f32* y"), """
 long N_ = geo[0], C = geo[1], H = geo[2], W = geo[3], O = geo[4], KH = geo[5], KW = geo[6];
 long SH = geo[7], SW = geo[8], PT = geo[9], PL = geo[10], DH = geo[11], DW = geo[12];

@@ -24,7 +24,7 @@ both spellings of each kernel have the same body).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # buffer kinds: element type of a typed pointer; scalars: long (64-bit) or float
 BUFFER_TYPES = {"f32*": "float", "i64*": "pk_i64", "i32*": "int", "u8*": "pk_u8"}
@@ -161,7 +161,6 @@ class DataParallelLanguage:
     head: str = ""  # the language's own first lines: typedefs, the index macros, PK_FN, barrier
     max_group: int = 1024  # work-items per group the spelling may ask for
     max_grid: tuple[int, int, int] = (2**31 - 1, 65535, 65535)  # groups per axis
-    extra: dict = field(default_factory=dict)
 
     def buffer_param(self, p: Param, index: int) -> list[str]:
         raise NotImplementedError

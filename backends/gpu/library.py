@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..kernel_ir import Call, Epilogue, IntArray, Map, View
+from ..kernel_ir import Call, Epilogue, IntArray, View
 from . import gemm as G
 from . import kernels as K
 from .grid import Grid, flat_grid, rows_grid
@@ -112,10 +112,6 @@ def _geometry(o) -> tuple[int, ...]:
 def _depthwise(g) -> bool:
     c, oc = g[1], g[4]
     return g[13] == c and c > 1 and oc % c == 0
-
-
-def _conv_grid(g, m_, n_, nb) -> Grid:
-    return _gemm_grid(m_, n_, nb)
 
 
 @plans("conv2d", "", "ep")
@@ -437,6 +433,3 @@ def scratch_floats(call: Call) -> int:
         return 2 * _ints(o["rows"])[0]
     return 2  # a dummy (alpha, beta) slot where a GEMM has none
 
-
-def is_map(step) -> bool:
-    return isinstance(step, Map)

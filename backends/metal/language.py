@@ -4,7 +4,7 @@ A kernel of the base becomes
 
     struct pk_k_args { long n; float a; ... };          /* its scalars, one `constant` block */
     kernel void pk_k(device float *x [[buffer(0)]], ..., constant pk_k_args &pk_a [[buffer(B)]],
-                     threadgroup float *red [[threadgroup(0)]],
+                     threadgroup float *red [[threadgroup(0)]],   (PK_THREADGROUP_SLOT(0))
                      uint3 pk_gid [[thread_position_in_grid]], uint3 pk_lid [[thread_position_in_threadgroup]],
                      uint3 pk_grp [[threadgroup_position_in_grid]], uint3 pk_lsz [[threads_per_threadgroup]],
                      uint3 pk_ngrp [[threadgroups_per_grid]])
@@ -31,7 +31,7 @@ HEAD = r"""
 using namespace metal;
 typedef long pk_i64;
 typedef uchar pk_u8;
-#define PK_FN static inline
+#define PK_FN inline
 #define PK_LOCAL threadgroup
 #define PK_GLOBAL device
 #define LID(d) ((long)pk_lid[d])
@@ -43,6 +43,9 @@ typedef uchar pk_u8;
 #define PK_AS_UINT(x) as_type<uint>(x)
 #define PK_AS_FLOAT(x) as_type<float>(x)
 /* float atomic add on device memory (MSL 3.0 atomic_float, relaxed order) */
+#ifndef PK_THREADGROUP_SLOT
+#define PK_THREADGROUP_SLOT(i) threadgroup(i)
+#endif
 #define pk_atomic_addf(p, v) atomic_fetch_add_explicit((device atomic_float *)(p), (v), memory_order_relaxed)
 """
 
@@ -99,7 +102,7 @@ class MSLLanguage(DataParallelLanguage):
                       + " };\n")
             sig.append(f"constant {k.name}_args &pk_a [[buffer({len(b.buffers)})]]")
             pro = [f"const {SCALAR_TYPES[kind]} {n} = pk_a.{n};" for n, kind, _ in b.scalars]
-        sig += [f"threadgroup {ty} *{name} [[threadgroup({i})]]" for i, (ty, name, _) in enumerate(k.local)]
+        sig += [f"threadgroup {ty} *{name} [[PK_THREADGROUP_SLOT({i})]]" for i, (ty, name, _) in enumerate(k.local)]
         sig += list(BUILTINS)
         doc = f"/* {k.doc} */\n" if k.doc else ""
         body = [f"    {x}" for x in pro] + [_indent(k.body)]

@@ -19,9 +19,15 @@ class OpenCLToolchain(Toolchain):
     def available(self) -> str | None:
         if shutil.which(self.cc) is None:
             return f"{self.cc} not installed"
+        import os
         from ctypes.util import find_library
 
-        return None if find_library("OpenCL") else "libOpenCL not installed (ocl-icd-opencl-dev and an ICD such as pocl-opencl-icd)"
+        if not find_library("OpenCL") or not Path("/usr/include/CL/cl.h").is_file() and not os.environ.get("CPATH"):
+            return "libOpenCL or its headers not installed (ocl-icd-opencl-dev)"
+        vendors = Path(os.environ.get("OCL_ICD_VENDORS", "/etc/OpenCL/vendors"))
+        if not (vendors.is_file() or vendors.is_dir() and any(vendors.glob("*.icd"))):
+            return f"no OpenCL driver registered in {vendors} (install pocl-opencl-icd, or a GPU vendor's ICD)"
+        return None
 
     def build(self, files: dict[str, str], target: Target, openmp: bool = False,
               extra_cflags: tuple[str, ...] = ()) -> Path:

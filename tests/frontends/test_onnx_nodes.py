@@ -33,7 +33,7 @@ LISTED = [
 MODULE = {"And": "and_", "BatchNormalization": "batch_normalization", "Range": "rangeop",
           "SoftmaxCrossEntropyLoss": "softmax_cross_entropy_loss"}
 SLOW_MODULES = {"AveragePool", "MaxPool"}  # their case generators run 3-D reference pools (~10 s)
-NEWEST = 23
+NEWEST = 28
 TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
          onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.BOOL}
 WINDOW_OPS = {"Conv", "MaxPool", "AveragePool"}
@@ -47,15 +47,28 @@ def _tensor_types(model) -> set[int]:
 
 # (predicate on (case name, model), fragment of the expected error, why it is out of scope)
 REFUSED = [
-    (lambda name, m: not _tensor_types(m) <= TYPES, "element type",
+    (lambda name, m: not _tensor_types(m) <= TYPES, "element type|only tensors are supported",
      "element types beyond f16/f32/f64/i32/i64/bool (int8, uint*, bf16, float8) and sequences"),
     (lambda name, m: any(n.op_type in WINDOW_OPS for n in m.graph.node)
-     and len(m.graph.input[0].type.tensor_type.shape.dim) == 5, "3-D", "3-D convolution and pooling"),
+     and len(m.graph.input[0].type.tensor_type.shape.dim) == 5 and _3d_refused(m), "3-D|dilations",
+     "3-D pooling with ceil_mode, or averaging with padding excluded from the count"),
     (lambda name, m: "training" in name and "zero_ratio" not in name, "training",
      "training-mode BatchNormalization/Dropout (Dropout with ratio 0 is the identity and runs)"),
     (lambda name, m: "argmax" in name, "Indices", "MaxPool's Indices output"),
     (lambda name, m: "averagepool" in name and "dilations" in name, "dilations", "AveragePool-19 dilations"),
 ]
+
+
+def _3d_refused(m) -> bool:
+    for n in m.graph.node:
+        a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
+        if a.get("ceil_mode"):
+            return True
+        pads = a.get("pads") or []
+        padded = any(pads) or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID")
+        if n.op_type == "AveragePool" and not a.get("count_include_pad") and padded:
+            return True
+    return False
 
 
 def refusal(name: str, model):

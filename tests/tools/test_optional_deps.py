@@ -53,7 +53,6 @@ def test_loss_figures_get_whole_step_ticks(tmp_path, monkeypatch):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from pockengine.demo import report
 
     seen = []

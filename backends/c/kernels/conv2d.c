@@ -55,6 +55,7 @@ static void pk_conv2d(const long *g, const float *x, const float *w, float *y, f
                 for (long ic = 0; ic < og; ic += PK_MC) {
                     long mc = pk_min(PK_MC, og - ic);
                     if (!direct_a) pk_pack_a(mc, kc, wg + ic * K + pc, K, 1, pa);
+                    PK_PARALLEL_FOR(mc * nq * kc > PK_PAR_GEMM_MIN)  /* threads own column panels (as pk_gemm_ep) */
                     for (long jr = 0; jr < nq; jr += PK_NR) {
                         long q = q0 + jr, n = pk_min(PK_NR, nq - jr);
                         for (long ir = 0; ir < mc; ir += PK_MR) {

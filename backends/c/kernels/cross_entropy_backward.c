@@ -12,6 +12,7 @@ static void NAME(long N, long C, long inner, const float *logits, const TL *labe
     long count = 0;                                                                      \
     for (long k = 0; k < N * inner; k++) count += pk_index(labels[k]) != ignore;         \
     float scale = mean ? dloss[0] / (float)(count > 0 ? count : 1) : dloss[0];           \
+    PK_PARALLEL_FOR(N * C * inner >= PK_PAR_MIN)                                         \
     for (long n = 0; n < N; n++)                                                         \
         for (long i = 0; i < inner; i++) {                                               \
             long label = pk_index(labels[n * inner + i]);                                \

@@ -267,7 +267,7 @@ static void pk_gemm_ep(long M, long N, long K,
                 long mc = pk_min(PK_MC, M - ic);
                 if (!rows && !cols) pk_pack_a(mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
                 long n_panels = (nc + PK_NR - 1) / PK_NR;
-                PK_PARALLEL_FOR(mc * nc * kc > 65536)
+                PK_PARALLEL_FOR(mc * nc * kc > PK_PAR_GEMM_MIN)
                 for (long jp = 0; jp < n_panels; jp++) {
                     long jr = jp * PK_NR, n = pk_min(PK_NR, nc - jr);
                     for (long ir = 0; ir < mc; ir += PK_MR) {

@@ -23,6 +23,7 @@ PK_NOINLINE static void pk_layer_norm_row(long n, const float *x, pk_row_stats s
     for (long i = 0; i < n; i++) y[i] = ((x[i] - st.hi) - st.lo) * (st.rstd * g[i]) + b[i];
 }
 static void pk_layer_norm(long rows, long n, const float *x, const float *g, const float *b, float eps, float *y) {
+    PK_PARALLEL_FOR(rows * n >= PK_PAR_MIN)
     for (long r = 0; r < rows; r++)
         pk_layer_norm_row(n, x + r * n, pk_layer_norm_stats(n, x + r * n, eps), g, b, y + r * n);
 }

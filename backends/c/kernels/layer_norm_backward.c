@@ -19,6 +19,7 @@ PK_NOINLINE static void pk_layer_norm_grad_row(long n, const float *x, const flo
 }
 static void pk_layer_norm_backward(long rows, long n, const float *x, const float *gamma, const float *dy,
                                    float eps, float *dx) {
+    PK_PARALLEL_FOR(rows * n >= PK_PAR_MIN)
     for (long r = 0; r < rows; r++) {
         const float *xr = x + r * n, *gr = dy + r * n;
         pk_row_stats st = pk_layer_norm_stats(n, xr, eps);

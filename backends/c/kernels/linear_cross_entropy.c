@@ -16,25 +16,32 @@
    Workspace: rows·C floats, then 3·rows (each rounded up to 16), then the GEMMs' space.
    requires: gemm */
 
-/* Per column r of lt [C, n]: its max and Σ exp(l - max); with `store` the exps replace lt. */
-PK_NOINLINE static void pk_lce_softmax(long C, long n, float *restrict lt, float *restrict mx,
-                                       float *restrict s, int store) {
-    for (long r = 0; r < n; r++) { mx[r] = -INFINITY; s[r] = 0.0f; }
+/* Per column r in r0..r1 of lt [C, n]: its max and Σ exp(l - max); with `store` the exps replace lt. */
+PK_NOINLINE static void pk_lce_softmax_cols(long C, long n, long r0, long r1, float *restrict lt,
+                                            float *restrict mx, float *restrict s, int store) {
+    for (long r = r0; r < r1; r++) { mx[r] = -INFINITY; s[r] = 0.0f; }
     for (long c = 0; c < C; c++) {
         const float *row = lt + c * n;
-        for (long r = 0; r < n; r++) mx[r] = row[r] > mx[r] ? row[r] : mx[r];
+        for (long r = r0; r < r1; r++) mx[r] = row[r] > mx[r] ? row[r] : mx[r];
     }
-    for (long r = 0; r < n; r++) mx[r] = mx[r] == -INFINITY ? 0.0f : mx[r];  /* fully masked: finite */
+    for (long r = r0; r < r1; r++) mx[r] = mx[r] == -INFINITY ? 0.0f : mx[r];  /* fully masked: finite */
     for (long c = 0; c < C; c++) {
         float *row = lt + c * n;
         if (store)
-            for (long r = 0; r < n; r++) { float e = pk_expf(row[r] - mx[r]); row[r] = e; s[r] += e; }
+            for (long r = r0; r < r1; r++) { float e = pk_expf(row[r] - mx[r]); row[r] = e; s[r] += e; }
         else
-            for (long r = 0; r < n; r++) s[r] += pk_expf(row[r] - mx[r]);
+            for (long r = r0; r < r1; r++) s[r] += pk_expf(row[r] - mx[r]);
     }
+}
+/* Threads own column strips (one per thread, 16-aligned): each column's sums in the serial order. */
+static void pk_lce_softmax(long C, long n, float *lt, float *mx, float *s, int store) {
+    long nt = C * n >= PK_PAR_MIN ? pk_threads() : 1, w = ((n + nt - 1) / nt + 15) / 16 * 16;
+    PK_PARALLEL_FOR(nt > 1)
+    for (long r0 = 0; r0 < n; r0 += w) pk_lce_softmax_cols(C, n, r0, pk_min(n, r0 + w), lt, mx, s, store);
 }
 
 PK_NOINLINE static void pk_lce_scale(long C, long n, float *restrict lt, const float *restrict f) {
+    PK_PARALLEL_FOR(C * n >= PK_PAR_MIN)
     for (long c = 0; c < C; c++) {
         float *row = lt + c * n;
         for (long r = 0; r < n; r++) row[r] *= f[r];
@@ -105,9 +112,11 @@ static void NAME(const long *g, const float *x, const float *w, const float *bia
             if (dx) pk_gemm(n, K, vn, gb, 1, n, w + c0 * ws0, ws0, ws1, dx + r0 * K, K, 1, c0 > 0, gw); \
             if (dw) pk_gemm_ab(vn, K, n, gb, n, 1, xc, rsx, csx, dw + c0 * K, K, 1, ab ? ab[0] : 1.0f, \
                                r0 > 0 ? 1.0f : (ab ? ab[1] : 0.0f), gw);                    \
-            if (db)                                                                         \
+            if (db) {                                                                       \
+                PK_PARALLEL_FOR(vn * n >= PK_PAR_MIN)                                       \
                 for (long c = 0; c < vn; c++)                                               \
                     for (long r = 0; r < n; r++) db[c0 + c] += gb[c * n + r];               \
+            }                                                                               \
             if (n1 > 0)  /* the next chunk's logits take the rows just used up */           \
                 pk_lce_logits(c0, vn, n1, K, w, ws0, ws1, bias, x + r1 * rsx, rsx, csx, lt, gw); \
         }                                                                                   \

@@ -31,7 +31,10 @@
    default, OMP_NUM_THREADS else all cores) is set by the Device (pockengine.compile(threads=N))
    or main.c (POCK_THREADS, `make THREADS=N`); weak, so every object defining it shares one. */
 #ifndef PK_PAR_MIN
-#define PK_PAR_MIN 32768
+#define PK_PAR_MIN 32768        /* elements of a row kernel or map */
+#endif
+#ifndef PK_PAR_GEMM_MIN
+#define PK_PAR_GEMM_MIN 65536   /* multiply-adds of a GEMM block */
 #endif
 #ifdef _OPENMP
 #include <omp.h>
@@ -46,6 +49,7 @@ static int pock_threads = PK_THREADS;
 PK_INLINE int pk_threads(void) { return pock_threads > 0 ? pock_threads : omp_get_max_threads(); }
 #define PK_PARALLEL_FOR(cond) PK_PRAGMA(omp parallel for schedule(static) if(cond) num_threads(pk_threads()))
 #else
+PK_INLINE int pk_threads(void) { return 1; }
 #define PK_PARALLEL_FOR(cond)
 #endif
 /* A sum the compiler may vectorize (reassociate) although -ffast-math is off: needs

@@ -10,6 +10,7 @@ PK_NOINLINE static void pk_rms_norm_row(long n, const float *x, float rstd, cons
     for (long i = 0; i < n; i++) y[i] = x[i] * (rstd * g[i]);
 }
 static void pk_rms_norm(long rows, long n, const float *x, const float *g, float eps, float *y) {
+    PK_PARALLEL_FOR(rows * n >= PK_PAR_MIN)
     for (long r = 0; r < rows; r++)
         pk_rms_norm_row(n, x + r * n, pk_rms_rstd(n, x + r * n, eps), g, y + r * n);
 }

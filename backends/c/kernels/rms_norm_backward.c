@@ -13,6 +13,7 @@ PK_NOINLINE static void pk_rms_grad_row(long n, const float *x, const float *dy,
 }
 static void pk_rms_norm_backward(long rows, long n, const float *x, const float *gamma, const float *dy,
                                  float eps, float *dx) {
+    PK_PARALLEL_FOR(rows * n >= PK_PAR_MIN)
     for (long r = 0; r < rows; r++) {
         const float *xr = x + r * n, *gr = dy + r * n;
         float rs = pk_rms_rstd(n, xr, eps);

@@ -30,6 +30,7 @@ PK_NOINLINE static float pk_row_exp(long n, const float *x, float m, float *y) {
 
 static void pk_softmax_impl(long outer, long n, long inner, const float *x, float *y, int log_form) {
     if (inner == 1) {
+        PK_PARALLEL_FOR(outer * n >= PK_PAR_MIN)
         for (long o = 0; o < outer; o++) {
             const float *xr = x + o * n;
             float *yr = y + o * n;
@@ -44,6 +45,7 @@ static void pk_softmax_impl(long outer, long n, long inner, const float *x, floa
         }
         return;
     }
+    PK_PARALLEL_FOR(outer * n * inner >= PK_PAR_MIN)
     for (long o = 0; o < outer; o++)
         for (long i = 0; i < inner; i++) {
             const float *xr = x + o * n * inner + i;

@@ -1,0 +1,185 @@
+/* The Metal host's job done on the CPU, for checking the generated MSL where no Apple GPU
+   exists: the same schedule.h tables as metal_host.mm (kernel, buffer bindings at byte
+   offsets into the parameter buffer P and the arena A, the scalar block, threadgroup
+   lengths, threadgroups x threads per threadgroup), each launch run over its whole grid.
+   A threadgroup's work-items that reach barriers run as fibers (ucontext): each runs to its
+   next barrier, and the group moves on when all are there; a work-item that finishes while
+   others wait at a barrier is a divergent barrier (undefined in Metal) and fails the run.
+   Threadgroup memory is filled with 0xff (NaN) before each group: Metal leaves it
+   uninitialized. Included by emu_model.cpp after schedule.h, model.metal and the stubs. */
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ucontext.h>
+
+static struct {
+    unsigned char *P, *A;
+    int open, failed;
+    char error[512];
+} pk;
+
+static int pk_fail(const char *what) {
+    if (!pk.failed) snprintf(pk.error, sizeof pk.error, "metal emulator: %s", what);
+    pk.failed = 1;
+    return -1;
+}
+
+enum { PK_RUNNING = 0, PK_AT_BARRIER = 1, PK_DONE = 2 };
+struct pk_fiber {
+    ucontext_t ctx;
+    int state;
+    pk_ids id;
+};
+static ucontext_t pk_main_ctx;
+static pk_fiber *pk_fibers;
+static char *pk_stacks;
+static size_t pk_nfibers;
+static const size_t PK_STACK = 256 * 1024;
+static int pk_cur = -1;  /* the running fiber, -1: none (a barrier-free kernel runs inline) */
+static struct { pk_kernel_fn fn; unsigned char *const *b; const unsigned char *s; unsigned char *const *tg; } pk_job;
+
+void pk_emu_barrier(int flags) {
+    (void)flags;
+    if (pk_cur < 0) {
+        pk_fail("a barrier in a kernel the schedule marks barrier-free");
+        return;
+    }
+    pk_fiber *f = &pk_fibers[pk_cur];
+    f->state = PK_AT_BARRIER;
+    swapcontext(&f->ctx, &pk_main_ctx);
+}
+
+static void pk_fiber_main() {
+    pk_fiber *f = &pk_fibers[pk_cur];
+    pk_job.fn(pk_job.b, pk_job.s, pk_job.tg, &f->id);
+    f->state = PK_DONE;
+}
+
+static int pk_fibers_for(size_t n) {
+    if (n <= pk_nfibers) return 0;
+    free(pk_fibers);
+    free(pk_stacks);
+    pk_fibers = (pk_fiber *)calloc(n, sizeof(pk_fiber));
+    pk_stacks = (char *)malloc(n * PK_STACK);
+    pk_nfibers = pk_fibers && pk_stacks ? n : 0;
+    return pk_nfibers ? 0 : pk_fail("out of memory for the work-item fibers");
+}
+
+static int pk_launch_one(const pk_launch *l) {
+    const pk_kernel_info *ki = &pk_kernel_infos[l->fn];
+    unsigned char *b[32];
+    for (int j = 0; j < l->nbind; j++) {
+        const pk_binding *g = &pk_bindings[l->first_binding + j];
+        long long size = g->buf == 0 ? PK_PARAMS_BYTES : PK_DEVICE_BYTES;
+        if (g->offset < 0 || g->offset > size) return pk_fail("a binding offset lies outside its buffer");
+        b[j] = (g->buf == 0 ? pk.P : pk.A) + g->offset;
+    }
+    static unsigned char tgmem[4][1 << 16] __attribute__((aligned(16)));
+    unsigned char *tg[4];
+    for (int t = 0; t < ki->ntg; t++) {
+        if (ki->tg[t] > sizeof tgmem[t]) return pk_fail("threadgroup memory over 64 KiB");
+        tg[t] = tgmem[t];
+    }
+    pk_job.fn = pk_kernel_fns[l->fn];
+    pk_job.b = b;
+    pk_job.s = pk_scalars + l->scalar_offset;
+    pk_job.tg = tg;
+    const unsigned *G = l->groups, *L = l->local;
+    size_t per = (size_t)L[0] * L[1] * L[2];
+    if (per == 0 || per > 1024) return pk_fail("threads per threadgroup outside 1..1024");
+    if (ki->barrier && pk_fibers_for(per)) return -1;
+    uint3 ng = {G[0], G[1], G[2]}, ls = {L[0], L[1], L[2]};
+    for (unsigned gz = 0; gz < G[2]; gz++)
+        for (unsigned gy = 0; gy < G[1]; gy++)
+            for (unsigned gx = 0; gx < G[0]; gx++) {
+                for (int t = 0; t < ki->ntg; t++) memset(tgmem[t], 0xff, ki->tg[t]);
+                uint3 grp = {gx, gy, gz};
+                size_t n = 0;
+                for (unsigned lz = 0; lz < L[2]; lz++)
+                    for (unsigned ly = 0; ly < L[1]; ly++)
+                        for (unsigned lx = 0; lx < L[0]; lx++, n++) {
+                            pk_ids id = {{gx * L[0] + lx, gy * L[1] + ly, gz * L[2] + lz}, {lx, ly, lz}, grp, ls, ng};
+                            if (!ki->barrier) {
+                                pk_job.fn(b, pk_job.s, tg, &id);
+                                continue;
+                            }
+                            pk_fiber *f = &pk_fibers[n];
+                            f->id = id;
+                            f->state = PK_RUNNING;
+                            getcontext(&f->ctx);
+                            f->ctx.uc_stack.ss_sp = pk_stacks + n * PK_STACK;
+                            f->ctx.uc_stack.ss_size = PK_STACK;
+                            f->ctx.uc_link = &pk_main_ctx;
+                            makecontext(&f->ctx, pk_fiber_main, 0);
+                        }
+                if (!ki->barrier) continue;
+                for (;;) {
+                    size_t done = 0, waiting = 0;
+                    for (size_t t = 0; t < per; t++) {
+                        if (pk_fibers[t].state == PK_DONE) continue;
+                        pk_fibers[t].state = PK_RUNNING;
+                        pk_cur = (int)t;
+                        swapcontext(&pk_main_ctx, &pk_fibers[t].ctx);
+                        pk_cur = -1;
+                    }
+                    for (size_t t = 0; t < per; t++) {
+                        done += pk_fibers[t].state == PK_DONE;
+                        waiting += pk_fibers[t].state == PK_AT_BARRIER;
+                    }
+                    if (done == per) break;
+                    if (done) return pk_fail("divergent barrier: some work-items of a threadgroup ended while others wait");
+                    (void)waiting;
+                }
+                if (pk.failed) return -1;
+            }
+    return pk.failed ? -1 : 0;
+}
+
+extern "C" int pock_device_open(void) {
+    if (pk.open) return 0;
+    if (pk.failed) return -1;
+    pk.P = (unsigned char *)calloc(1, (size_t)PK_PARAMS_BYTES);
+    pk.A = (unsigned char *)calloc(1, (size_t)PK_DEVICE_BYTES);
+    if (!pk.P || !pk.A) return pk_fail("out of memory for the buffers");
+    memcpy(pk.A + PK_IMAGE_OFFSET, pk_image, (size_t)PK_IMAGE_BYTES);
+    pk.open = 1;
+    return 0;
+}
+
+extern "C" int pock_device_write_params(const unsigned char *P) {
+    if (pock_device_open()) return -1;
+    memcpy(pk.P, P, (size_t)PK_PARAMS_BYTES);
+    return 0;
+}
+
+extern "C" int pock_device_read_params(unsigned char *P) {
+    if (pock_device_open()) return -1;
+    memcpy(P, pk.P, (size_t)PK_PARAMS_BYTES);
+    return 0;
+}
+
+extern "C" const char *pock_device_error(void) { return pk.failed ? pk.error : NULL; }
+
+extern "C" void pock_device_close(void) {
+    if (!pk.open) return;
+    free(pk.P);
+    free(pk.A);
+    pk.P = pk.A = NULL;
+    pk.open = 0;
+}
+
+static void pk_run(int f, const unsigned char *P, void *const *in, void *const *out) {
+    if (!pk.open && (pock_device_open() || pock_device_write_params(P))) return;
+    if (pk.failed) return;
+    const pk_function *fn = &pk_functions[f];
+    for (int i = 0; i < fn->nin; i++) {
+        const pk_copy *c = &pk_copies[fn->first_in + i];
+        memcpy(pk.A + c->offset, in[i], (size_t)c->bytes);
+    }
+    for (int i = fn->first_launch; i < fn->first_launch + fn->nlaunch; i++)
+        if (pk_launch_one(&pk_launches[i])) return;
+    for (int i = 0; i < fn->nout; i++) {
+        const pk_copy *c = &pk_copies[fn->first_out + i];
+        memcpy(out[i], pk.A + c->offset, (size_t)c->bytes);
+    }
+}

@@ -1,0 +1,118 @@
+"""Threads across the compiled step (issue 19): pock.h's PK_PARALLEL_FOR splits the outer
+loops of GEMM/conv column panels, epilogue row strips, row kernels (softmax, norms,
+cross-entropy backward, the chunked lm_head's softmax and bias gradient) and maps, each
+thread owning whole output elements. Built with the thresholds at zero (every such loop
+threaded, even on these small programs), 20 steps at 1, 2 and 4 threads give bitwise the
+same losses, within 1e-5 of the build without OpenMP, and those are the interpreter's. The written project threads
+with `make THREADS=N` / POCK_THREADS (x86, arm64 under qemu-aarch64, an ASan build)."""
+
+from __future__ import annotations
+
+import platform
+import re
+import shutil
+import subprocess
+
+import pytest
+import programs as P
+from test_project import losses_of, make_project, reference_losses
+
+from pockengine.backends.runtime import Trainer
+from pockengine.pipeline import Recipe, check_threads, compile, run
+
+FORCE = ("-DPK_PAR_MIN=1", "-DPK_PAR_GEMM_MIN=0")  # thread every threadable loop
+STEPS = 20
+MODELS = {"mlp": P.mlp, "cnn": P.cnn, "attention": P.attention}
+
+
+def _trainer(prog, threads: int | None, spec) -> Trainer:
+    r = run(prog, Recipe("cross_entropy", *spec, True, "c"), "emit")
+    art = r.target.toolchain.build(r.sources, r.target, openmp=threads is not None, extra_cflags=FORCE)
+    dev = r.target.open(r.kernels, art)
+    if threads is not None:
+        dev.set_threads(threads)
+    return Trainer(r.program, r.kernels, dev)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_losses_do_not_depend_on_threads(name):
+    prog = MODELS[name]()
+    spec = ("adamw", None, dict(lr=0.01, weight_decay=0.1)) if name == "attention" else ("sgd", None, dict(lr=0.05))
+    batches = P.batches(prog, STEPS)
+    runs = {}
+    for threads in (None, 1, 2, 4):  # None: built without OpenMP
+        tr = _trainer(prog, threads, spec)
+        runs[threads] = [tr.step(x, y) for x, y in batches]
+    assert runs[2] == runs[1] and runs[4] == runs[1]  # bitwise: each output element computed as on 1 thread
+    # the build without OpenMP may vectorize a sum in another order (an outlined loop body
+    # knows less about alignment): float reassociation only
+    assert runs[1] == pytest.approx(runs[None], rel=1e-5)
+    ref = P.trained(prog, P.ADAMW if name == "attention" else "autodiff{optimizer=sgd lr=0.05}")
+    want = [float(ref.run("train_step", x, y)) for x, y in batches[:5]]
+    assert runs[2][:5] == pytest.approx(want, rel=1e-4)
+
+
+def test_threaded_source_marks_the_loops():
+    r = run(P.attention(), Recipe("cross_entropy", "adamw", None, dict(lr=0.01), True, "c"), "emit")
+    maps = re.findall(r"PK_NOINLINE static void pk_map\d+\(.*?\n}\n", r.sources["model.c"], re.S)
+    assert maps and any("PK_PARALLEL_FOR" in m for m in maps)
+    for stem in ("softmax", "layer_norm", "cross_entropy_backward", "gemm"):
+        assert "PK_PARALLEL_FOR" in r.sources[f"kernels/{stem}.c"], stem
+
+
+def test_compile_threads_argument():
+    assert check_threads(None) >= 1 and check_threads(3) == 3
+    for bad in (0, -1, 2.5, True, "2"):
+        with pytest.raises(ValueError, match="threads="):
+            check_threads(bad)
+    prog = P.mlp()
+    x, y = P.batches(prog, 1)[0]
+    a = compile(prog, loss="cross_entropy", optimizer="sgd", lr=0.05, threads=1).step(x, y)
+    b = compile(prog, loss="cross_entropy", optimizer="sgd", lr=0.05, threads=2).step(x, y)
+    assert a == b
+
+
+def _forced_make(out, threads: int, extra: str = "") -> None:
+    cflags = re.search(r"^CFLAGS = (.*)$", (out / "Makefile").read_text(), re.M).group(1)
+    flags = f"{cflags} -fopenmp -DPK_THREADS={threads} {' '.join(FORCE)} {extra}"
+    res = subprocess.run(["make", "-s", "-C", str(out), "model", f"CFLAGS={flags}", f"LDFLAGS={extra}"],
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
+def _model(out, *runner, env=None):
+    res = subprocess.run([*runner, "./model", "6", "data.bin"], cwd=out, capture_output=True, text=True, check=False,
+                         env={"PATH": "/usr/bin:/bin", **(env or {})})
+    assert res.returncode == 0 and "Sanitizer" not in res.stderr and "runtime error" not in res.stderr, res.stderr
+    return losses_of(res.stdout)
+
+
+def test_project_threads_and_env(tmp_path):
+    out, _, batches = make_project(tmp_path, P.cnn())
+    _forced_make(out, 2)
+    want, _ = reference_losses(P.cnn(), batches, 6)
+    two = _model(out)
+    assert two == pytest.approx(want, rel=1e-4)
+    assert _model(out, env={"POCK_THREADS": "3"}) == two
+    res = subprocess.run(["./model", "1", "data.bin"], cwd=out, capture_output=True, text=True, check=False,
+                         env={"POCK_THREADS": "zero"})
+    assert res.returncode == 2 and "POCK_THREADS" in res.stderr
+    assert "THREADS ?=" in (out / "Makefile").read_text()
+
+
+@pytest.mark.skipif(shutil.which("aarch64-linux-gnu-gcc") is None or shutil.which("qemu-aarch64") is None,
+                    reason="aarch64-linux-gnu-gcc and qemu-aarch64 not installed")
+def test_arm64_threaded_under_qemu(tmp_path):
+    out, _, batches = make_project(tmp_path, P.cnn(), "arm64")
+    _forced_make(out, 4)
+    want, _ = reference_losses(P.cnn(), batches, 6)
+    got = _model(out, "qemu-aarch64", "-L", "/usr/aarch64-linux-gnu")
+    assert got == pytest.approx(want, rel=1e-4)
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="ASan build checked on x86-64")
+def test_threaded_asan_build(tmp_path):
+    """Out-of-bounds or use-after-free in a threaded loop: one ASan+UBSan step at 4 threads."""
+    out, _, batches = make_project(tmp_path, P.attention())
+    _forced_make(out, 4, "-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all")
+    assert len(_model(out, env={"ASAN_OPTIONS": "detect_leaks=0"})) == 6
