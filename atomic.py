@@ -302,5 +302,50 @@ def empty_or_marked(*markers: str, what: str = "pockengine output") -> Callable[
     return check
 
 
-__all__ = ["OutputExistsError", "clean_stale", "empty_or_marked", "publish_directory", "replaced_directory",
-           "replaced_file", "umask", "write_bytes", "write_text"]
+# --- build-cache entries ------------------------------------------------------------------
+
+MANIFEST = "MANIFEST.sha256"  # in every cache entry: sha256, size and path of each of its files
+
+
+def manifest(d: Path) -> str:
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.stat().st_size} {p.relative_to(d).as_posix()}"
+             for p in sorted(d.rglob("*")) if p.is_file() and p.name != MANIFEST]
+    return "\n".join(lines) + "\n"
+
+
+def verified_entry(final: str | os.PathLike, name: str) -> bool:
+    """Whether the cache entry `final` holds `name` and every file of it matches the manifest
+    written when it was built. An entry that does not (truncated by a full disk or a kill
+    outside pockengine, damaged, or from before manifests) is moved aside and removed, so it
+    is rebuilt; a concurrent reader sees the entry or nothing."""
+    final = Path(final)
+    if not final.is_dir():
+        return False
+    try:
+        ok = (final / name).is_file() and (final / MANIFEST).read_text() == manifest(final)
+    except OSError:
+        ok = False
+    if not ok:
+        aside = _temp_name(final, OLD_TAG)
+        try:
+            os.rename(final, aside)
+        except OSError:
+            return False
+        _remove(aside)
+    return ok
+
+
+@contextmanager
+def cache_entry(final: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside `final` that becomes the cache entry `final`, with its
+    manifest, when the block succeeds (dropped when another process made `final` meanwhile;
+    removed on failure). Every build cache (C, Hexagon, GPU) writes its entries through this
+    and reads them through `verified_entry`."""
+    with replaced_directory(final, keep_existing=True, durable=False) as tmp:
+        yield tmp
+        (tmp / MANIFEST).write_text(manifest(tmp))
+
+
+__all__ = ["MANIFEST", "OutputExistsError", "cache_entry", "clean_stale", "empty_or_marked", "manifest",
+           "publish_directory", "replaced_directory", "replaced_file", "umask", "verified_entry", "write_bytes",
+           "write_text"]

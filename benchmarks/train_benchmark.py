@@ -3,6 +3,7 @@
     python benchmarks/train_benchmark.py                      # all of W1..W4, prints the table
     python benchmarks/train_benchmark.py --workloads W1 --rounds 5 --no-torch-compile
     python benchmarks/train_benchmark.py --workloads W2 --profile   # where the C step's time goes
+    python benchmarks/train_benchmark.py --workloads W2,W6 --threads 1,2   # threads (issue 19); W6: GPT-2-style
 
 Per workload, in one process and interleaved round by round (the machine's clock drifts by
 tens of percent within minutes, so only ratios within a round are trusted): compiled sparse
@@ -45,7 +46,7 @@ def torch_loss(out, y, kind):
 class TorchRun:
     """A PyTorch training step with SGD-momentum on the parameters a scheme trains."""
 
-    def __init__(self, build, decisions=None, compiled=False):
+    def __init__(self, build, decisions=None, compiled=False, optimizer=("sgd", SGD)):
         self.model, self.inputs, self.labels, self.kind = build()
         masks = {}
         params = []
@@ -60,7 +61,7 @@ class TorchRun:
                 m.narrow(d.axis, 0, d.channels).fill_(1)
                 masks[name] = m
                 p.register_hook(lambda g, m=m: g * m)
-        self.opt = torch.optim.SGD(params, **SGD)
+        self.opt = (torch.optim.AdamW if optimizer[0] == "adamw" else torch.optim.SGD)(params, **optimizer[1])
         self.fn = torch.compile(self.model) if compiled else self.model
 
     def step(self) -> float:
@@ -72,15 +73,16 @@ class TorchRun:
 
 
 class OursRun:
-    def __init__(self, program, kind, scheme_text, labels, inputs, profile=False):
+    def __init__(self, program, kind, scheme_text, labels, inputs, profile=False, optimizer=("sgd", SGD), threads=1):
         from pockengine.passes import cost
         from pockengine.pipeline import compile as pk_compile
         from pockengine.pipeline import training_program
 
         t0 = time.perf_counter()
-        self.trainer = pk_compile(program, loss=kind, optimizer="sgd", scheme=scheme_text, profile=profile, **SGD)
+        self.trainer = pk_compile(program, loss=kind, optimizer=optimizer[0], scheme=scheme_text, profile=profile,
+                                  threads=threads, **optimizer[1])
         self.compile_s = time.perf_counter() - t0
-        plain = training_program(program, kind, "sgd", scheme_text, **SGD)
+        plain = training_program(program, kind, optimizer[0], scheme_text, **optimizer[1])
         self.flops = cost(plain).functions["train_step"].total_flops
         self.args = [*(a.numpy() for a in inputs), labels.numpy()]
 
@@ -136,40 +138,48 @@ def torch_rss(workload: str) -> int | None:
         return None
 
 
-def bench(workload: str, rounds: int, use_compile: bool, profile: bool) -> dict:
+def bench(workload: str, rounds: int, use_compile: bool, profile: bool, threads=(1,)) -> dict:
     from pockengine.frontends import from_torch
     from pockengine.passes.scheme import Scheme
 
     build = W.WORKLOADS[workload]
     model, inputs, labels, kind = build()
     program = from_torch(model, inputs)
+    opt = W.OPTIMIZERS.get(workload, ("sgd", SGD))
+    built = max(threads)  # one build per scheme; with several counts, each step sets its own (device.set_threads)
     runs: dict[str, object] = {}
     info: dict[str, object] = {}
     for label, text in (("ours sparse", W.scheme(workload)), ("ours sparse r1/4", W.scheme(workload, True)),
                         ("ours full", None)):
-        r = OursRun(program, kind, text, labels, inputs, profile=profile and label == "ours sparse")
+        r = OursRun(program, kind, text, labels, inputs, profile=profile and label == "ours sparse", optimizer=opt,
+                    threads=built)
         runs[label] = r
         info[label] = {"compile_s": r.compile_s, "flops": r.flops, "memory": r.trainer.memory}
     decisions = Scheme.parse(W.scheme(workload)).resolve(program)
-    runs["eager full"] = TorchRun(build)
-    runs["eager scheme"] = TorchRun(build, decisions)
+    runs["eager full"] = TorchRun(build, optimizer=opt)
+    runs["eager scheme"] = TorchRun(build, decisions, optimizer=opt)
     if use_compile:
         try:
-            runs["compile scheme"] = TorchRun(build, decisions, compiled=True)
+            runs["compile scheme"] = TorchRun(build, decisions, compiled=True, optimizer=opt)
             runs["compile scheme"].step()
         except Exception as e:  # noqa: BLE001  (inductor needs a working C++ toolchain; report, go on)
             print(f"  torch.compile unavailable: {str(e).splitlines()[0][:100]}", file=sys.stderr)
             runs.pop("compile scheme")
     for r in runs.values():  # warm up
         r.step()
-    times: dict[str, list[float]] = {k: [] for k in runs}
+    times: dict[str, list[float]] = {k if len(threads) == 1 else f"{k} {t}t": [] for k in runs for t in threads}
     sgemm: list[float] = []
     for _ in range(rounds):
-        for k, r in runs.items():
-            times[k].append(_timed(r.step))
+        for t in threads:  # interleaved: every run at every thread count in each round
+            torch.set_num_threads(t)
+            for k, r in runs.items():
+                if isinstance(r, OursRun) and len(threads) > 1:
+                    r.trainer.device.set_threads(t)
+                times[k if len(threads) == 1 else f"{k} {t}t"].append(_timed(r.step))
+        torch.set_num_threads(threads[0])
         sgemm.append(sgemm_rate(reps=2))  # in every round: the clock drifts with the load
     out = {"times_ms": {k: 1e3 * statistics.median(v) for k, v in times.items()}, "info": info,
-           "sgemm": statistics.median(sgemm)}
+           "sgemm": statistics.median(sgemm), "threads": list(threads)}
     if profile:
         prof = runs["ours sparse"].trainer.profile()
         agg: dict[str, float] = {}
@@ -205,6 +215,28 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def threads_table(results: dict) -> str:
+    """`--threads 1,2`: ms/step of every run at each thread count (interleaved in each round),
+    the compiled step's speed-up over its first thread count, and the ratios to PyTorch there."""
+    runs = ("ours sparse", "ours sparse r1/4", "ours full", "eager full", "eager scheme", "compile scheme")
+    head = ["workload", "threads", *runs, "sparse speed-up", "full speed-up", "eager-scheme/sparse",
+            "compile-scheme/sparse", "eager-full/full"]
+    lines = [" | ".join(head)]
+    for w, r in results.items():
+        t, ts = r["times_ms"], r["threads"]
+        get = lambda k, n: t.get(f"{k} {n}t")
+        ratio = lambda a, b: f"{a / b:.2f}x" if a and b else "n/a"
+        for n in ts:
+            cells = [f"{w} {W.NAMES[w]}", str(n), *(f"{get(k, n):.1f}" if get(k, n) else "n/a" for k in runs),
+                     ratio(get("ours sparse", ts[0]), get("ours sparse", n)), ratio(get("ours full", ts[0]), get("ours full", n)),
+                     ratio(get("eager scheme", n), get("ours sparse", n)), ratio(get("compile scheme", n), get("ours sparse", n)),
+                     ratio(get("eager full", n), get("ours full", n))]
+            lines.append(" | ".join(cells))
+    lines.append("\ntimes: ms per training step, medians of rounds; in each round every run at every thread "
+                 "count (torch.set_num_threads, the compiled Trainer's device.set_threads on one OpenMP build)")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workloads", default="W1,W2,W3,W4")
@@ -212,21 +244,27 @@ def main() -> int:
     ap.add_argument("--no-torch-compile", action="store_true")
     ap.add_argument("--profile", action="store_true", help="time each step of the compiled sparse run")
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--threads", default="1", help="thread counts, e.g. 1,2 (issue 19): every run at each, interleaved")
     ap.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_child:
         rss_child(args.rss_child)
         return 0
-    torch.set_num_threads(1)
+    try:
+        threads = tuple(int(n) for n in args.threads.split(","))
+        assert threads and min(threads) >= 1
+    except (ValueError, AssertionError):
+        ap.error(f"--threads {args.threads!r}: expected thread counts such as 1,2")
+    torch.set_num_threads(threads[0])
     np.random.seed(0)
     results = {}
     for w in args.workloads.split(","):
         print(f"{w}: compiling and timing ...", file=sys.stderr)
-        results[w] = bench(w, args.rounds, not args.no_torch_compile, args.profile)
+        results[w] = bench(w, args.rounds, not args.no_torch_compile, args.profile, threads)
         results[w]["rss"] = torch_rss(w)
         if args.profile:
             print(f"  profile of ours sparse (ms/step): {results[w]['profile']}", file=sys.stderr)
-    print(table(results))
+    print(table(results) if len(threads) == 1 else threads_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     return 0

@@ -63,6 +63,19 @@ def w4():
     return m, (ids,), ids.clone(), "next_token"
 
 
+def w6():
+    """GPT-2-style (issue 19): 4 layers, hidden 256, 4 heads, vocab 8000, seq 128, batch 4 (AdamW: OPTIMIZERS)."""
+    from models import returning
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=8000, n_positions=128, n_embd=256, n_layer=4, n_head=4, resid_pdrop=0.0,
+                     embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0, use_cache=False)
+    m = returning(GPT2LMHeadModel(cfg).eval(), "logits")
+    ids = torch.randint(0, cfg.vocab_size, (4, 128))
+    return m, (ids,), ids.clone(), "next_token"
+
+
 # W1: BN biases of convs 26–51 of 52, full expansion 1×1 convs (+BN affine) of the last three
 # inverted-residual blocks, classifier. W2: BN biases of convs 10–19 (layer3 on), full
 # layer4.1.conv1/conv2 (+BN affine), fc. W3: all biases of encoder layers 2–3, full FFN of
@@ -78,10 +91,16 @@ SCHEMES = {
           "bert.pooler.*: full; classifier.*: full",
     "W4": "default frozen; model.layers.2.*norm*, model.layers.3.*norm*, model.norm.*: full; "
           "model.layers.3.mlp.*: {full}; lm_head.*: full",
+    # W6 in the style of W4: LayerNorms of blocks 2–3 and the final one, full MLP of block 3, lm_head
+    # (tied to the token embedding in GPT-2: training it trains wte)
+    "W6": "default frozen; transformer.h.2.ln_*, transformer.h.3.ln_*, transformer.ln_f.*: full; "
+          "transformer.h.3.mlp.*: {full}; lm_head.*: full",
 }
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4}
+# the optimizer of each workload's steps (pockengine name, hyper-parameters; torch.optim the same)
+OPTIMIZERS = {"W6": ("adamw", {"lr": 1e-3, "weight_decay": 0.01})}
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W6": w6}
 NAMES = {"W1": "MobileNetV2-w0.35 128² b8", "W2": "ResNet-18 64² b8", "W3": "BERT-mini s128 b8",
-         "W4": "Llama-tiny s128 b4"}
+         "W4": "Llama-tiny s128 b4", "W6": "GPT-2-style s128 b4 AdamW"}
 
 
 def scheme(workload: str, ratio: bool = False) -> str:

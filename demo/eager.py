@@ -51,7 +51,7 @@ class allocation_peak:
         finally:
             os.dup2(self._stderr, 2)
             os.close(self._stderr)
-        fd, path = tempfile.mkstemp(suffix=".json")
+        fd, path = tempfile.mkstemp(suffix=".json")  # atomic: scratch, not an output
         os.close(fd)
         try:
             self._prof.export_chrome_trace(path)

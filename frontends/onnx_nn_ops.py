@@ -2,7 +2,7 @@
 Dropout and SoftmaxCrossEntropyLoss (elementwise and shape ops: onnx_ops.py).
 
 The dialect's windows are 2-D (NCHW): 1-D convolutions and pools are lifted to 2-D with a
-unit height, exactly; 3-D ones are refused. ONNX pads are [x1_begin, x2_begin, ..,
+unit height, exactly; 3-D ones become 2-D ones over depth windows (decompositions.py). ONNX pads are [x1_begin, x2_begin, ..,
 x1_end, x2_end], the dialect's [top, left, bottom, right] is the same order for 2-D.
 """
 
@@ -54,7 +54,7 @@ def _lift(g, n, x, what):
         return x
     if rank == 3:
         return reshape(g, x, [*shape(x)[:2], 1, shape(x)[2]])
-    raise n.error(f"{rank - 2}-D {what} is not supported (1-D and 2-D are)")
+    raise n.error(f"{rank - 2}-D {what} is not supported (1-D, 2-D and 3-D are)")
 
 
 def _spatial(vals, one, rank):

@@ -27,15 +27,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
 import subprocess
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
-from ...atomic import replaced_directory
+from ...atomic import cache_entry as _building
+from ...atomic import verified_entry as _verified
 from ..kernel_ir import KernelProgram
 from ..target import BuildError, Target, cache_dir
 
@@ -232,40 +230,3 @@ def _cc(cc: str, flags: list[str], *args: str, cwd: Path) -> None:
         raise BuildError(f"{' '.join(cmd)} failed in {cwd}:\n{res.stderr[-4000:]}")
 
 
-MANIFEST = "MANIFEST.sha256"  # in every cache entry: sha256, size and path of each of its files
-
-
-def _manifest(d: Path) -> str:
-    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.stat().st_size} {p.relative_to(d).as_posix()}"
-             for p in sorted(d.rglob("*")) if p.is_file() and p.name != MANIFEST]
-    return "\n".join(lines) + "\n"
-
-
-def _verified(final: Path, name: str) -> bool:
-    """Whether the cache entry `final` holds `name` and every file of it matches the manifest
-    written when it was built. An entry that does not (truncated by a full disk or a kill
-    outside pockengine, damaged, or from before manifests) is removed, so it is rebuilt."""
-    if not final.is_dir():
-        return False
-    try:
-        ok = (final / name).is_file() and (final / MANIFEST).read_text() == _manifest(final)
-    except OSError:
-        ok = False
-    if not ok:
-        aside = final.with_name(f".{final.name}.pock-old.{os.getpid()}.{os.urandom(4).hex()}")
-        try:
-            os.rename(final, aside)  # one step: a concurrent reader sees the entry or nothing
-        except OSError:
-            return False
-        shutil.rmtree(aside, ignore_errors=True)
-    return ok
-
-
-@contextmanager
-def _building(final: Path):
-    """A temporary folder beside `final` that becomes `final`, with its manifest, when the
-    block succeeds (dropped when another process made `final` meanwhile; removed on failure):
-    pockengine.atomic's replaced_directory."""
-    with replaced_directory(final, keep_existing=True, durable=False) as tmp:
-        yield tmp
-        (tmp / MANIFEST).write_text(_manifest(tmp))

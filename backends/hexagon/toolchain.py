@@ -18,10 +18,10 @@ import hashlib
 import json
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...atomic import cache_entry, verified_entry
 from ..target import BuildError, Target, Toolchain, cache_dir
 
 HERE = Path(__file__).parent
@@ -104,22 +104,14 @@ class HexagonToolchain(Toolchain):
                                         sort_keys=True).encode()).hexdigest()[:20]
         final = cache_dir() / f"hexagon-{key}"
         exe = final / "serve"
-        if exe.is_file():
+        if verified_entry(final, "serve"):
             return exe
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-        try:
+        with cache_entry(final) as tmp:  # the shared build-cache entry: manifest, atomic, race-safe
             for name, text in files.items():
                 (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / name).write_text(text)
             build([tmp / "serve.c", tmp / "model.c"], tmp / "serve", cwd=tmp, extra=tuple(extra_cflags),
                   flags=self.cflags)
-            try:
-                tmp.replace(final)
-            except OSError:  # built meanwhile by another process
-                pass
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return exe
 
     def makefile(self, target: Target) -> str:

@@ -4,6 +4,7 @@ The C++ compile of model.metal against emulator/metal_stdlib accepts everything 
 Metal accepts less. `violations(source)` lists the generated constructs Metal rejects or that
 mean something else on an Apple GPU: `double` (none on Apple GPUs) and unsuffixed floating
 literals (double in C++, so the emulator would compute in double where the GPU does not),
+MSL's reserved type names used as names (`half`, `vertex`, `texture2d`, ...),
 recursion (the call graph of the source's functions has a cycle), pointers to pointers in
 kernel arguments, pointers without an address space in a signature, exceptions, dynamic
 memory, RTTI, `goto`, other headers than <metal_stdlib>, and buffer or threadgroup slots
@@ -16,6 +17,9 @@ import re
 
 MAX_BUFFER_SLOTS = 31
 _WORDS = re.compile(r"\b(double|try|catch|throw|new|delete|virtual|goto|typeid|dynamic_cast|malloc|free|printf)\b")
+# MSL's own type and stage names: C++ lets them name variables, Metal does not
+_RESERVED = re.compile(r"\b(half[234]?|bfloat[234]?|vertex|fragment|sampler|texture\w*|patch|visible|ray_data|"
+                       r"object_data|imageblock)\b")
 _FLOAT_LIT = re.compile(r"(?<![\w.])(\d+\.\d*|\.\d+|\d+[eE][-+]?\d+|\d+\.\d*[eE][-+]?\d+)(?![\w.])")
 _FUNC = re.compile(r"^(?:PK_FN|static inline|inline|kernel)\s+[\w\s]*?\b(\w+)\s*\(", re.M)
 
@@ -77,6 +81,8 @@ def violations(source: str) -> list[str]:
     out = []
     for m in _WORDS.finditer(code):
         out.append(f"line {line(m.start())}: `{m.group()}` is not allowed in Metal kernels")
+    for m in _RESERVED.finditer(code):
+        out.append(f"line {line(m.start())}: `{m.group()}` is reserved in MSL")
     for m in _FLOAT_LIT.finditer(code):
         if not code[m.end():m.end() + 1] in ("f", "F"):
             out.append(f"line {line(m.start())}: floating literal {m.group()} has no f suffix (a double)")

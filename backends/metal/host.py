@@ -22,6 +22,8 @@ from ..gpu.language import KernelDef
 from ..gpu.schedule import Schedule
 from .language import binding
 
+MAX_THREADGROUP_BYTES = 32768  # maxThreadgroupMemoryLength of Apple GPUs (M1 and later)
+
 TYPES = """typedef struct { int buf; long long offset; } pk_binding;  /* buf 0: parameters, 1: arena; byte offset */
 typedef struct { int ntg; unsigned tg[4]; int barrier; } pk_kernel_info;  /* threadgroup lengths (bytes); uses barriers */
 typedef struct { int fn, first_binding, nbind, scalar_offset, scalar_bytes; unsigned groups[3], local[3]; } pk_launch;
@@ -52,8 +54,9 @@ def tables(sched: Schedule) -> str:
     infos = []
     for k in sched.kernels:
         tg = binding(k).threadgroup
-        if len(tg) > 4:
-            raise ValueError(f"kernel {k.name}: more than 4 threadgroup arrays")
+        if len(tg) > 4 or sum(tg) > MAX_THREADGROUP_BYTES:
+            raise ValueError(f"kernel {k.name}: threadgroup arrays {tg} pass 4 arrays or Metal's "
+                             f"{MAX_THREADGROUP_BYTES} bytes")
         cells = ", ".join(str(x) for x in (list(tg) + [0] * 4)[:4])
         infos.append(f"{{{len(tg)}, {{{cells}}}, {int(uses_barrier(k))}}}  /* {k.name} */")
     binds, launches, copies, functions = [], [], [], []

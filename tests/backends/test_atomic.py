@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -221,3 +222,24 @@ def test_multi_line_scheme_text_leaves_no_temporary_file(tmp_path, monkeypatch):
     run_pipeline(prog, spec)
     assert "train_step" in prog.functions()
     assert not list(tmp_path.iterdir())
+
+
+# Hand-written rename dances are how half-written outputs crept in (five of them before
+# pockengine.atomic): the package writes files and cache entries only through that module
+# (a scratch file that is read back and deleted says so: `# atomic: scratch, not an output`).
+_RAW_WRITES = re.compile(r"\bos\.(replace|rename)\(|\.replace\(\s*(final|dest|path|target)\b|"
+                         r"\btempfile\.mk(d|s)temp\(|\bmk(d|s)temp\(")
+
+
+def test_no_module_of_the_package_writes_outputs_around_the_atomic_helper():
+    root = Path(atomic.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in ("tests", "benchmarks", ".venv") or rel == Path("atomic.py"):
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if _RAW_WRITES.search(line.split("#")[0]) and "# atomic: scratch" not in line:
+                offenders.append(f"{rel}:{n}: {line.strip()}")
+    assert offenders == [], "use pockengine.atomic (write_bytes/replaced_directory/cache_entry):\n" + \
+        "\n".join(offenders)

@@ -83,6 +83,8 @@ def test_generated_msl_obeys_metal_rules_and_compiles_as_cpp(case, tmp_path):
     assert violations(src) == []
     assert "double" not in src and "kernel void" in src
     assert "threadgroup_barrier(mem_flags::mem_threadgroup" in src
+    if "adamw" in case:  # the bias corrections in float, as on every data-parallel target
+        assert re.search(r"kernel void[^}]*-pk_expm1f\(", src, re.S)
     # every kernel's arguments are bound: buffers, the scalar block, the grid positions
     for sig in re.findall(r"kernel void \w+\((.*?)\) \{", src, re.S):
         for p in sig.split(",\n"):
@@ -112,6 +114,7 @@ def test_the_rule_check_rejects_what_metal_forbids():
         "used twice": "kernel void k(device float *p [[buffer(0)]], device float *q [[buffer(0)]]) { }",
         "`throw`": "PK_FN void f(void) { throw 1; }",
         "only <metal_stdlib>": "#include <stdio.h>\n",
+        "reserved in MSL": "PK_FN float f(float half) { return half; }",
     }
     for what, src in bad.items():
         found = violations(src)
@@ -254,3 +257,14 @@ def test_make_check_compares_with_a_host_c_build(tmp_path):
     assert res.returncode == 0 and "5 losses agree within 1e-4" in res.stdout, res.stdout + res.stderr[-2000:]
     res = check(tmp_path / "c-other")
     assert res.returncode != 0 and "host C" in res.stdout, res.stdout
+
+
+def test_nan_in_means_nan_out():
+    prog, trained = _program("mlp-sgd")
+    metal = _trainer(trained, "metal")
+    x, y = P.batches(prog, 1)[0]
+    x = np.array(x, copy=True)
+    x.reshape(-1)[3] = np.nan
+    with pytest.warns(Warning, match="nan"):
+        assert np.isnan(metal.step(x, y))
+    metal.close()

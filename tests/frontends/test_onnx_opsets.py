@@ -282,8 +282,10 @@ def test_unsupported_op_writes_nothing(tmp_path):
     (lambda: model([node("Relu", ["a"])], {"a": x(2, 3)}, 5), "opset 5 is not supported"),
     (lambda: model([helper.make_node("Relu", ["a"], ["y"], domain="com.microsoft", name="r")],
                    {"a": x(2, 3)}, 13), "domain 'com.microsoft'"),
-    (lambda: model([node("Conv", ["a", "w"])], {"a": x(1, 2, 3, 4, 4)}, 13, {"w": x(2, 2, 1, 1, 1)}),
-     "3-D convolution is not supported"),
+    (lambda: model([node("Conv", ["a", "w"])], {"a": x(1, 2, 3, 3, 3, 3)}, 13, {"w": x(2, 2, 1, 1, 1, 1)}),
+     "4-D convolution is not supported"),
+    (lambda: model([node("MaxPool", ["a"], kernel_shape=[2, 2, 2], ceil_mode=1)], {"a": x(1, 2, 5, 5, 5)}, 13),
+     "3-D pooling with ceil_mode=1 is not supported"),
     (lambda: model([node("Reshape", ["a", "s"])], {"a": x(2, 3), "s": i64(3, 2)}, 13),
      r"'reshape_\d+' \(Reshape, opset 13\): input 1 \('s'\) must be known at import"),
 ])

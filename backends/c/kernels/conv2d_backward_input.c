@@ -105,12 +105,14 @@ static void pk_conv2d_backward_input(const long *g, const float *dy, const float
                     long kc = pk_min(PK_KC, og - pc), whole = direct ? mc / PK_MR * PK_MR : 0;
                     float be = pc > 0 ? 1.0f : 0.0f;
                     /* whole tiles: the buffer has room for MC rows and nb (a multiple of NR) columns */
+                    PK_PARALLEL_FOR(whole * nq * kc > PK_PAR_GEMM_MIN)  /* threads own row strips */
                     for (long ir = 0; ir < whole; ir += PK_MR)
                         for (long jr = 0; jr < nq; jr += PK_NR)
                             pk_conv_kernel_wt(kc, wg + pc * K + ic + ir, K, pb + jr * og + pc * PK_NR, buf + ir * nb + jr,
                                               nb, be);
                     if (whole == mc) continue;
                     pk_conv_pack_wt(mc - whole, kc, wg, K, ic + whole, pc, pa);
+                    PK_PARALLEL_FOR((mc - whole) * nq * kc > PK_PAR_GEMM_MIN)  /* threads own column panels */
                     for (long jr = 0; jr < nq; jr += PK_NR)
                         for (long ir = whole; ir < mc; ir += PK_MR)
                             pk_micro_kernel(kc, pa + (ir - whole) * kc, pb + jr * og + pc * PK_NR, buf + ir * nb + jr, nb,

@@ -50,6 +50,7 @@ static void pk_conv2d_backward_weight(const long *g, const float *x, const float
             for (long k0 = 0; k0 < K; k0 += nb) {
                 long nk = pk_min(nb, K - k0);
                 pk_conv_pack_cols_t(g, xg, T, qb, k0, nk, nq, pb);
+                PK_PARALLEL_FOR(og * nk * nq > PK_PAR_GEMM_MIN)  /* threads own row strips of dw (and its update) */
                 for (long ir = 0; ir < og; ir += PK_MR)
                     for (long jr = 0; jr < nk; jr += PK_NR)
                         pk_conv_tile(nq, pa + ir * nq, 0, pk_min(PK_MR, og - ir), pb + jr * nq, dwg + ir * K + k0 + jr,

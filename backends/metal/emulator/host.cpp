@@ -76,10 +76,12 @@ static int pk_launch_one(const pk_launch *l) {
     }
     static unsigned char tgmem[4][1 << 16] __attribute__((aligned(16)));
     unsigned char *tg[4];
+    unsigned tg_total = 0;
     for (int t = 0; t < ki->ntg; t++) {
-        if (ki->tg[t] > sizeof tgmem[t]) return pk_fail("threadgroup memory over 64 KiB");
+        tg_total += ki->tg[t];
         tg[t] = tgmem[t];
     }
+    if (tg_total > 32768) return pk_fail("threadgroup memory over Metal's 32 KiB");
     pk_job.fn = pk_kernel_fns[l->fn];
     pk_job.b = b;
     pk_job.s = pk_scalars + l->scalar_offset;
