@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--drop-last", action="store_true", help="drop the samples after the last whole batch "
                             "(the batch size is fixed at compile time) instead of refusing them")
         parser.add_argument("--openmp", action="store_true", help="build with OpenMP threads")
+        parser.add_argument("--threads", type=int, metavar="N", help="run the step on N threads (builds with OpenMP; "
+                            "the model's POCK_THREADS)")
         return
     parser.add_argument("model", help="program directory, .onnx file or module.py:factory")
     parser.add_argument("-o", "--output", help="directory for the project (required unless --emit/--print-pipeline)")
@@ -190,12 +193,16 @@ def train(args: argparse.Namespace) -> int:
         ckpt = Program.load(args.resume)
         write_weights_layout(project / "resume.bin", layout, ckpt.weights, source=str(args.resume))
         weights = "resume.bin"
-    make = ["make", "-s", "-C", str(project), "model"] + (["OPENMP=1"] if args.openmp else [])
+    if args.threads is not None and not 1 <= args.threads <= 4096:
+        raise UserError(f"--threads {args.threads}: expected a thread count from 1 to 4096")
+    make = ["make", "-s", "-C", str(project), "model"] + (["OPENMP=1"] if args.openmp or args.threads else [])
+    make += ["-B"] if args.threads else []  # a ./model built without OpenMP would ignore POCK_THREADS
     res = subprocess.run(make, capture_output=True, text=True, check=False)
     if res.returncode:
         raise UserError(f"building {project} failed:\n{res.stderr[-2000:]}")
     cmd = [*layout.get("runner", []), "./model", str(args.steps), "data.bin", "-w", weights, "-o", "trained.bin"]
-    res = subprocess.run(cmd, cwd=project, check=False)
+    env = dict(os.environ, POCK_THREADS=str(args.threads)) if args.threads else None
+    res = subprocess.run(cmd, cwd=project, check=False, env=env)
     if res.returncode:
         return res.returncode
     if args.output:

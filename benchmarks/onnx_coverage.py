@@ -220,7 +220,9 @@ def table(results, top: int = 40) -> str:
         c = collections.Counter(o for _, o, _ in rows)
         pct = 100.0 * c["passed"] / len(rows) if rows else 0.0
         lines.append(f"{key:<20}{len(rows):>7}{c['passed']:>8}{pct:>6.1f}%{c['refused']:>9}{c['wrong']:>7}{c['crash']:>7}")
-    for title, sets in (("node-float", ["node-float"]), ("all sets", list(results))):
+    groups = [("all sets", list(results))] if len(results) == 1 else [("node-float", ["node-float"]),
+                                                                      ("all sets", list(results))]
+    for title, sets in groups:
         hist = collections.Counter(d for k in sets for _, o, d in results[k] if o == "refused")
         lines.append("")
         lines.append(f"refusals ({title}), most frequent first:")

@@ -17,14 +17,12 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
-import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ...atomic import cache_entry, verified_entry
 from ..kernel_ir import NUMPY, KernelProgram
 from ..project import blob_bytes
 from ..target import BuildError, Device, cache_dir
@@ -108,21 +106,13 @@ def build_cached(files: dict[str, str], cmd: list[str], product: str) -> Path:
     content and command: the product is cached under cache_dir()."""
     key = hashlib.sha256(json.dumps([files, cmd], sort_keys=True).encode()).hexdigest()[:20]
     final = cache_dir() / f"dp-{key}"
-    if (final / product).is_file():
+    if verified_entry(final, product):
         return final / product
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+    with cache_entry(final) as tmp:  # the shared build-cache entry: manifest, atomic, race-safe
         for name, text in files.items():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_text(text)
         res = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, check=False)
         if res.returncode != 0:
             raise BuildError(f"{' '.join(cmd)} failed in {tmp}:\n{res.stderr[-4000:]}")
-        try:
-            os.replace(tmp, final)
-        except OSError:  # built meanwhile by another process
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final / product

@@ -21,12 +21,12 @@ _WORDS = re.compile(r"\b(double|try|catch|throw|new|delete|virtual|goto|typeid|d
 _RESERVED = re.compile(r"\b(half[234]?|bfloat[234]?|vertex|fragment|sampler|texture\w*|patch|visible|ray_data|"
                        r"object_data|imageblock)\b")
 _FLOAT_LIT = re.compile(r"(?<![\w.])(\d+\.\d*|\.\d+|\d+[eE][-+]?\d+|\d+\.\d*[eE][-+]?\d+)(?![\w.])")
-_FUNC = re.compile(r"^(?:PK_FN|static inline|inline|kernel)\s+[\w\s]*?\b(\w+)\s*\(", re.M)
+_FUNC = re.compile(r"^(?:PK_FN|static inline|inline|kernel)\s+[\w\s]*?\b(\w+)\s*\(", re.MULTILINE)
 
 
 def strip(source: str) -> str:
     """Comments and string literals removed (kept as spaces, so positions stay)."""
-    out = re.sub(r"/\*.*?\*/", lambda m: re.sub(r"[^\n]", " ", m.group()), source, flags=re.S)
+    out = re.sub(r"/\*.*?\*/", lambda m: re.sub(r"[^\n]", " ", m.group()), source, flags=re.DOTALL)
     out = re.sub(r"//[^\n]*", "", out)
     return re.sub(r'"(?:\\.|[^"\\])*"', '""', out)
 
@@ -75,7 +75,7 @@ def _split_params(sig: str) -> list[str]:
 def violations(source: str) -> list[str]:
     code = strip(source)
     # object-like macros that name an address space (PK_LOCAL → threadgroup) read as it
-    for name, value in re.findall(r"^#define\s+(\w+)\s+(device|constant|threadgroup|thread)\s*$", code, re.M):
+    for name, value in re.findall(r"^#define\s+(\w+)\s+(device|constant|threadgroup|thread)\s*$", code, re.MULTILINE):
         code = re.sub(rf"(?<!define )\b{name}\b", value, code)
     line = lambda pos: code.count("\n", 0, pos) + 1
     out = []

@@ -112,8 +112,8 @@ def emulator_stubs(kernels: list[KernelDef]) -> str:
     from ..gpu.language import BUFFER_TYPES
 
     out = ["struct pk_ids { uint3 gid, lid, grp, lsz, ngrp; };",
-           "typedef void (*pk_kernel_fn)(unsigned char *const *, const unsigned char *, unsigned char *const *,"
-           " const pk_ids *);"]
+           ("typedef void (*pk_kernel_fn)(unsigned char *const *, const unsigned char *, unsigned char *const *,"
+            " const pk_ids *);")]
     for i, k in enumerate(kernels):
         b = binding(k)
         args = [f"(device {BUFFER_TYPES[p.kind]} *)b[{j}]" for j, p in enumerate(q for q in k.params if q.is_buffer)]

@@ -109,10 +109,3 @@ class MSLLanguage(DataParallelLanguage):
         return (f"{doc}{struct}{self.kernel_prefix} {k.name}(" + ",\n    ".join(sig) + ") {\n" + "\n".join(body)
                 + "\n}\n")
 
-
-def body_lines(rendered: str) -> str:
-    """A rendered MSL kernel's body without its scalar unpacking: what the OpenCL and CUDA
-    spellings of the same KernelDef have as their body."""
-    text = rendered.split(") {", 1)[1].rsplit("}", 1)[0]
-    return "\n".join(x for x in text.splitlines() if x.strip() and not x.strip().startswith("const ")
-                     or x.strip().startswith("const ") and "= pk_a." not in x)

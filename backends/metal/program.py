@@ -47,7 +47,7 @@ class MetalProgram:
         if bad:  # a generator bug, reported before anything is written
             raise ValueError("generated MSL uses what Metal forbids:\n  " + "\n  ".join(bad[:20]))
         entries = entry_points(kp)
-        model_mm = "\n".join([note, '#include "model.h"', '#include "schedule.h"', '#include "metal_host.mm"', entries])
+        model_mm = f'{note}\n#include "model.h"\n#include "schedule.h"\n#include "metal_host.mm"\n{entries}'
         emu = "\n".join([note, "/* The Metal kernels and schedule on the CPU (backends/metal/emulator/). */",
                          '#include "model.h"', '#include "schedule.h"', '#include "model.metal"',
                          emulator_stubs(sched.kernels), '#include "emulator/host.cpp"', entries])

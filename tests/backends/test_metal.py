@@ -78,15 +78,15 @@ def test_emulated_msl_trains_like_the_host_c_build(case):
 
 @pytest.mark.parametrize("case", ["mlp-sparse-adamw", "cnn-sgd", "attention-sgd"])
 def test_generated_msl_obeys_metal_rules_and_compiles_as_cpp(case, tmp_path):
-    tgt, kp, files = _sources(case)
+    _, _, files = _sources(case)
     src = files["model.metal"]
     assert violations(src) == []
     assert "double" not in src and "kernel void" in src
     assert "threadgroup_barrier(mem_flags::mem_threadgroup" in src
     if "adamw" in case:  # the bias corrections in float, as on every data-parallel target
-        assert re.search(r"kernel void[^}]*-pk_expm1f\(", src, re.S)
+        assert re.search(r"kernel void[^}]*-pk_expm1f\(", src, re.DOTALL)
     # every kernel's arguments are bound: buffers, the scalar block, the grid positions
-    for sig in re.findall(r"kernel void \w+\((.*?)\) \{", src, re.S):
+    for sig in re.findall(r"kernel void \w+\((.*?)\) \{", src, re.DOTALL):
         for p in sig.split(",\n"):
             assert re.search(r"\[\[\w+(\(\w+\))?\]\]", p), p
     for name, text in files.items():

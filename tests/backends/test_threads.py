@@ -116,3 +116,21 @@ def test_threaded_asan_build(tmp_path):
     out, _, batches = make_project(tmp_path, P.attention())
     _forced_make(out, 4, "-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all")
     assert len(_model(out, env={"ASAN_OPTIONS": "detect_leaks=0"})) == 6
+
+
+def test_cli_train_threads(tmp_path, capsys):
+    import numpy as np
+
+    from pockengine.tools.driver import main as driver
+
+    prog = P.mlp()
+    prog.save(tmp_path / "mlp")
+    out = tmp_path / "mlp-c"
+    assert driver(["compile", str(tmp_path / "mlp"), "-o", str(out), "--lr", "0.05"]) == 0
+    batches = P.batches(prog, 2)
+    np.savez(tmp_path / "d.npz", x=np.concatenate([b[0] for b in batches]), y=np.concatenate([b[1] for b in batches]))
+    assert driver(["train", str(out), "--data", str(tmp_path / "d.npz"), "--steps", "2", "--threads", "0"]) == 2
+    assert "--threads 0" in capsys.readouterr().err
+    assert driver(["train", str(out), "--data", str(tmp_path / "d.npz"), "--steps", "2", "--threads", "2"]) == 0
+    assert "-fopenmp" in subprocess.run(["make", "-n", "-B", "-C", str(out), "model", "OPENMP=1"], capture_output=True,
+                                        text=True, check=False).stdout
