@@ -149,7 +149,7 @@ def _source(n, mode, x, length, out, scale):
         center = length / 2
         return center * (1 - adjustment) + (x + 0.5) / scale - 0.5
     if mode == "pytorch_half_pixel":
-        return (x + 0.5) / scale - 0.5 if out > 1 else np.zeros_like(x)
+        return (x + 0.5) / scale - 0.5 if out > 1 else np.full_like(x, -0.5)
     if mode == "align_corners":
         return np.zeros_like(x) if out == 1 else x * (length - 1) / (out - 1)
     if mode == "asymmetric":
@@ -170,8 +170,8 @@ def resize(g, n):
         nearest = n.attr("nearest_mode", "round_prefer_floor")
         axes = [axis_of(n, x, a) for a in n.attr("axes", list(range(r)))]
     mode = n.attr("mode", "nearest")
-    if mode not in ("nearest", "linear"):
-        raise n.error(f"Resize mode {mode!r} is not supported (nearest and linear are)")
+    if mode not in ("nearest", "linear", "cubic"):
+        raise n.error(f"Resize mode {mode!r} is not supported (nearest, linear and cubic are)")
     if n.attr("antialias", 0):
         raise n.error("Resize with antialias=1 is not supported")
     if scales is not None and scales.size:
@@ -202,6 +202,9 @@ def resize(g, n):
             idx = np.clip(ROUND[nearest](src), 0, length - 1).astype(np.int64)
             y = g.emit(S.GatherOp, y, Known(idx), axis=a)
             continue
+        if mode == "cubic":
+            y = _cubic(g, n, y, a, src, length, r, el)
+            continue
         src = np.clip(src, 0, length - 1)
         i0 = np.floor(src).astype(np.int64)
         i1 = np.minimum(i0 + 1, length - 1)
@@ -210,6 +213,30 @@ def resize(g, n):
         hi = g.emit(E.MulOp, g.emit(S.GatherOp, y, Known(i1), axis=a), Known(lam.astype(T.numpy_dtype(el))))
         y = g.emit(E.AddOp, lo, hi)
     return y
+
+
+def _cubic(g, n, y, axis, src, length, rank, el):
+    """Four taps per output position with Keys' cubic weights (coefficient A = cubic_coeff_a), the
+    input edge-padded (indices clamped); exclude_outside drops outside taps and renormalizes."""
+    a = n.attr("cubic_coeff_a", -0.75)
+    base = np.floor(src)
+    ratio = np.where(src == base, 1.0, src - base)
+    first = np.where(src == base, src - 2, base - 1).astype(np.int64)
+    taps = first[:, None] + np.arange(4)
+    d = np.stack([ratio + 1, ratio, 1 - ratio, 2 - ratio], axis=1)  # distance of each tap
+    near = ((a + 2) * d - (a + 3)) * d * d + 1
+    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    w = np.where(d <= 1, near, far)
+    if n.attr("exclude_outside", 0):
+        w = np.where((taps < 0) | (taps >= length), 0.0, w)
+        w = w / w.sum(axis=1, keepdims=True)
+    taps = np.clip(taps, 0, length - 1)
+    out = None
+    for t in range(4):
+        wt = Known(w[:, t].reshape([len(src)] + [1] * (rank - axis - 1)).astype(T.numpy_dtype(el)))
+        term = g.emit(E.MulOp, g.emit(S.GatherOp, y, Known(taps[:, t]), axis=axis), wt)
+        out = term if out is None else g.emit(E.AddOp, out, term)
+    return out
 
 
 # --- Attention -----------------------------------------------------------------------------------------
