@@ -119,8 +119,11 @@ class Result:
 
 
 def run(program, recipe: Recipe | None = None, stop: str = "build", title: str = "model",
-        openmp: bool = False, profile: bool = False) -> Result:
-    """Run the recipe on a copy of `program` (a Program) up to and including `stop`."""
+        openmp: bool | None = None, profile: bool = False) -> Result:
+    """Run the recipe on a copy of `program` (a Program) up to and including `stop`. The build
+    has OpenMP when `openmp`, or by default where compile()'s default (every core) is more
+    than one thread, so both build the same code (an OpenMP build may round last bits
+    differently from a build without it)."""
     from .backends import get_target
 
     recipe = recipe or Recipe()
@@ -169,6 +172,7 @@ def run(program, recipe: Recipe | None = None, stop: str = "build", title: str =
         raise StageError(f"target {recipe.target!r} does not run in this process; write a project with "
                          f"`pockengine compile --target {recipe.target}` instead")
     flags = ("-DPK_PROFILE",) if profile else ()
+    openmp = check_threads(None) > 1 if openmp is None else openmp
     artifact = target.toolchain.build(sources, target, openmp=openmp, extra_cflags=flags)
     return Result(stop, prog, target, kp, sources, artifact)
 

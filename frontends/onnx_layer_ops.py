@@ -1,10 +1,11 @@
 """ONNX translations of layers beyond onnx_nn_ops.py: RMSNormalization, InstanceNormalization,
-GroupNormalization, MeanVarianceNormalization, LpNormalization, ConvTranspose and Resize.
+GroupNormalization, MeanVarianceNormalization, LpNormalization, ConvTranspose, Resize, Attention,
+RotaryEmbedding, Hardmax, LpPool, CenterCropPad, OneHot and GridSample (2-D).
 
 All are decompositions into existing `train` ops (statistics norms as in decompositions.py, the
 shared helpers of the torch frontend), except ConvTranspose, which is `train.conv_transpose2d`
-(1-D lifted to 2-D). Resize (nearest, linear) gathers with indices and weights computed at
-import, one axis at a time, following the ONNX coordinate transformations.
+(1-D lifted to 2-D). Resize (nearest, linear, cubic) gathers with indices and weights computed
+at import, one axis at a time, following the ONNX coordinate transformations.
 """
 
 from __future__ import annotations
@@ -461,3 +462,73 @@ def one_hot(g, n):
     off = g.emit(S.SliceOp, values, axes=[0], starts=[0], ends=[1])
     on = g.emit(S.SliceOp, values, axes=[0], starts=[1], ends=[2])
     return g.emit(E.WhereOp, hot, reshape(g, on, []), reshape(g, off, []))
+
+
+@translates("GridSample", 16)
+def grid_sample(g, n):
+    """2-D bilinear / nearest sampling at run-time grid positions: corner indices into the flattened
+    image [N, C, H·W] through gather_elements; zeros padding masks outside corners, border clamps
+    them. (Bicubic, reflection and 3-D grids are refused.)"""
+    from .onnx_math_ops import floor
+
+    x, grid = n.input(0), n.input(1)
+    mode = {"bilinear": "linear", "linear": "linear", "nearest": "nearest"}.get(n.attr("mode", "bilinear"))
+    pad = n.attr("padding_mode", "zeros")
+    if len(shape(x)) != 4 or mode is None or pad not in ("zeros", "border"):
+        raise n.error("GridSample is supported for 2-D images, bilinear/nearest, zeros/border padding")
+    b_, c, h, w = shape(x)
+    _, ho, wo, _ = shape(grid)
+    align = n.attr("align_corners", 0)
+    el = element(x)
+
+    def coord(i, length):  # the grid's normalized [-1, 1] → pixel coordinates
+        v = reshape(g, g.emit(S.SliceOp, grid, axes=[3], starts=[i], ends=[i + 1]), [b_, ho * wo])
+        v = g.emit(E.AddOp, v, scalar(g, 1, v))
+        if align:
+            return g.emit(E.MulOp, v, scalar(g, (length - 1) / 2, v))
+        return g.emit(E.DivOp, g.emit(E.SubOp, g.emit(E.MulOp, v, scalar(g, length, v)), scalar(g, 1, v)),
+                      scalar(g, 2, v))
+
+    gx, gy = coord(0, w), coord(1, h)
+    nan = g.emit(E.OrOp, g.emit(E.NeOp, gx, gx), g.emit(E.NeOp, gy, gy))  # NaN positions read pixel 0, give NaN
+    flat = reshape(g, x, [b_, c, h * w])
+
+    def pixel(yi, xi):  # yi, xi: float tensors holding integers, [N, Ho·Wo]
+        inside = None
+        if pad == "zeros":
+            inside = g.emit(E.AndOp, g.emit(E.AndOp, g.emit(E.GeOp, xi, scalar(g, 0, xi)),
+                                            g.emit(E.LeOp, xi, scalar(g, w - 1, xi))),
+                            g.emit(E.AndOp, g.emit(E.GeOp, yi, scalar(g, 0, yi)),
+                                   g.emit(E.LeOp, yi, scalar(g, h - 1, yi))))
+        xc = g.emit(E.WhereOp, nan, scalar(g, 0, xi), g.emit(E.ClampOp, xi, min=0.0, max=float(w - 1)))
+        yc = g.emit(E.WhereOp, nan, scalar(g, 0, yi), g.emit(E.ClampOp, yi, min=0.0, max=float(h - 1)))
+        idx = g.emit(E.CastOp, g.emit(E.AddOp, g.emit(E.MulOp, yc, scalar(g, w, yc)), xc), to="i64")
+        idx = g.emit(S.BroadcastOp, reshape(g, idx, [b_, 1, ho * wo]), shape=[b_, c, ho * wo])
+        v = g.emit(S.GatherElementsOp, flat, idx, axis=2)
+        if inside is not None:
+            v = g.emit(E.WhereOp, reshape(g, inside, [b_, 1, ho * wo]), v, scalar(g, 0, v))
+        return v
+
+    if mode == "nearest":  # round half to even, as the reference's np.rint
+        def rint(v):
+            half = g.emit(E.AddOp, v, scalar(g, 0.5, v))
+            f = floor(g, half)
+            odd = g.emit(E.NeOp, g.emit(E.SubOp, f, g.emit(E.MulOp, floor(g, g.emit(E.MulOp, f, scalar(g, 0.5, f))),
+                                                           scalar(g, 2, f))), scalar(g, 0, f))
+            tie = g.emit(E.AndOp, g.emit(E.EqOp, f, half), odd)
+            return g.emit(E.SubOp, f, g.emit(E.CastOp, tie, to=str(el)))
+
+        y = pixel(rint(gy), rint(gx))
+    else:
+        x0, y0 = floor(g, gx), floor(g, gy)
+        x1, y1 = g.emit(E.AddOp, x0, scalar(g, 1, x0)), g.emit(E.AddOp, y0, scalar(g, 1, y0))
+        wx1, wy1 = g.emit(E.SubOp, gx, x0), g.emit(E.SubOp, gy, y0)
+        wx0, wy0 = g.emit(E.SubOp, scalar(g, 1, wx1), wx1), g.emit(E.SubOp, scalar(g, 1, wy1), wy1)
+        y = None
+        for yi, wy in ((y0, wy0), (y1, wy1)):
+            for xi, wx in ((x0, wx0), (x1, wx1)):
+                wgt = reshape(g, g.emit(E.MulOp, wy, wx), [b_, 1, ho * wo])
+                term = g.emit(E.MulOp, pixel(yi, xi), wgt)
+                y = term if y is None else g.emit(E.AddOp, y, term)
+    y = g.emit(E.WhereOp, reshape(g, nan, [b_, 1, ho * wo]), scalar(g, math.nan, y), y)
+    return reshape(g, y, [b_, c, ho, wo])

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..ir import types as T
 from ..ir.ops import elementwise as E
+from ..ir.ops import linalg as L
 from ..ir.ops import reduce as R
 from ..ir.ops import shape as S
 from . import decompositions as D
@@ -110,9 +111,11 @@ def _arg(g, n, largest: bool):
     keep = bool(n.attr("keepdims", 1))
     if element(x) == T.i1:
         x = cast(g, x, T.i64)
-    v = x if largest else g.emit(E.NegOp, x)
+    v = x if largest else _neg(g, x)
     m = g.emit(R.MaxOp, v, axes=[axis], keepdims=True)
     hit = g.emit(E.EqOp, v, m)
+    if T.is_float(x):  # a NaN is the extreme (numpy's argmax/argmin): the first NaN is picked
+        hit = g.emit(E.OrOp, hit, g.emit(E.NeOp, v, v))
     d = shape(x)[axis]
     idx = Known(np.arange(d, dtype=np.int64).reshape([d] + [1] * (len(shape(x)) - axis - 1)))
     if n.attr("select_last_index", 0):
@@ -139,8 +142,6 @@ def cumsum(g, n):
     if n.attr("exclusive", 0):  # shift by one: a zero first, the last sum dropped
         pads = [0] * (2 * len(shape(x)))
         pads[axis] = 1
-        from ..ir.ops import linalg as L
-
         y = g.emit(S.SliceOp, g.emit(L.PadOp, y, pads=pads, value=0.0), axes=[axis], starts=[0], ends=[d]) \
             if T.is_float(x) else g.emit(E.SubOp, y, x)
     if n.attr("reverse", 0):
@@ -173,7 +174,9 @@ def _red(name, since, until, op, pre=lambda g, x: x, post=lambda g, y: y):
 
 
 def _neg(g, v):
-    return g.emit(E.NegOp, v)
+    """An order-reversing, self-inverse map: -v for floats, -1 - v for integers (no overflow at
+    the minimum, where -v wraps), so min = flip(max(flip(x)))."""
+    return g.emit(E.NegOp, v) if T.is_float(v) else g.emit(E.SubOp, scalar(g, -1, v), v)
 
 
 def _sq(g, v):
@@ -359,3 +362,112 @@ def reduce_prod(g, n):
     if T.is_float(x):
         return y
     return cast(g, floor(g, g.emit(E.AddOp, y, scalar(g, 0.5, y))) if el != T.i1 else y, el)
+
+
+# --- Einsum --------------------------------------------------------------------------------------
+
+
+def _einsum_terms(n, eq: str, ranks: list[int]):
+    """Input terms and the output term, '...' spelled with fresh letters (right-aligned)."""
+    eq = eq.replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ranks):
+        raise n.error(f"equation {eq!r} has {len(terms)} operands, the node {len(ranks)}")
+    spare = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in eq]
+    width = max((r - len(t.replace("...", "")) for t, r in zip(terms, ranks) if "..." in t), default=0)
+    dots = "".join(spare[:width])
+    terms = [t.replace("...", dots[width - (r - len(t.replace("...", ""))):]) for t, r in zip(terms, ranks)]
+    if not arrow:
+        counts = {c: "".join(terms).count(c) for c in "".join(terms)}
+        out = dots + "".join(sorted(c for c, k in counts.items() if k == 1 and c not in dots))
+    out = out.replace("...", dots)
+    for t, r in zip(terms, ranks):
+        if len(t) != r or len(set(t)) != len(t):
+            raise n.error(f"Einsum term {t!r} for a rank-{r} operand (repeated letters: diagonals are not supported)")
+    return terms, out
+
+
+def _sum_out(g, v, letters, drop):
+    axes = [i for i, c in enumerate(letters) if c in drop]
+    if not axes:
+        return v, letters
+    return g.emit(R.SumOp, v, axes=axes, keepdims=False), "".join(c for c in letters if c not in drop)
+
+
+def _permute(g, v, letters, order):
+    perm = [letters.index(c) for c in order]
+    return (v if perm == list(range(len(perm))) else g.emit(S.TransposeOp, v, perm=perm)), order
+
+
+def _einsum_pair(g, a, la, b, lb, keep):
+    """Contract two operands with one batched matmul: [batch, free_a, k] · [batch, k, free_b]."""
+    a, la = _sum_out(g, a, la, set(la) - set(lb) - keep)
+    b, lb = _sum_out(g, b, lb, set(lb) - set(la) - keep)
+    batch = [c for c in la if c in lb and c in keep]
+    con = [c for c in la if c in lb and c not in keep]
+    fa, fb = [c for c in la if c not in lb], [c for c in lb if c not in la]
+    size = {}
+    for v, ls in ((a, la), (b, lb)):
+        for c, d in zip(ls, shape(v)):
+            size[c] = max(size.get(c, 1), d)
+    a, la = _permute(g, a, la, "".join(batch + fa + con))
+    b, lb = _permute(g, b, lb, "".join(batch + con + fb))
+    for name in ("a", "b"):
+        v, ls = (a, la) if name == "a" else (b, lb)
+        full = [size[c] for c in ls]
+        if list(shape(v)) != full:
+            v = g.emit(S.BroadcastOp, v, shape=full)
+        a, b = (v, b) if name == "a" else (a, v)
+    nb, na_, nk, nf = (math.prod(size[c] for c in part) for part in (batch, fa, con, fb))
+    y = g.emit(L.MatmulOp, reshape(g, a, [nb, na_, nk]), reshape(g, b, [nb, nk, nf]))
+    return reshape(g, y, [size[c] for c in batch + fa + fb]), "".join(batch + fa + fb)
+
+
+@translates("Einsum", 12)
+def einsum(g, n):
+    vals = n.inputs()
+    terms, out = _einsum_terms(n, n.attr("equation"), [len(shape(v)) for v in vals])
+    v, letters = vals[0], terms[0]
+    for i in range(1, len(vals)):
+        later = set(out).union(*terms[i + 1:])
+        v, letters = _einsum_pair(g, v, letters, vals[i], terms[i], later)
+    v, letters = _sum_out(g, v, letters, set(letters) - set(out))
+    return _permute(g, v, letters, out)[0]
+
+
+@translates("TopK", 10)
+def topk(g, n):
+    """k arg-max steps (unrolled, k ≤ 256): each takes the first extreme among the not yet taken
+    (ties: the lower index first, as ONNX says), gathers its value and marks it taken."""
+    x = n.input(0)
+    k = n.ints(1)[0] if n.opset >= 10 else n.attr("k")
+    axis = axis_of(n, x, n.attr("axis", -1))
+    if k > 256:
+        raise n.error(f"TopK with k = {k} is not supported (it unrolls k steps; k <= 256 is)")
+    xs = shape(x)
+    if k == 0:
+        empty = [*xs[:axis], 0, *xs[axis + 1:]]
+        return [Known(np.zeros(empty, T.numpy_dtype(element(x)))), Known(np.zeros(empty, np.int64))]
+    d = xs[axis]
+    v = x if n.attr("largest", 1) else _neg(g, x)
+    dt = T.numpy_dtype(element(x))
+    lowest = Known(np.array(-np.inf if T.is_float(x) else np.iinfo(dt).min, dt))
+    idx = Known(np.arange(d, dtype=np.int64).reshape([d] + [1] * (len(xs) - axis - 1)))
+    taken = Known(np.zeros(xs, bool))
+    values, indices = [], []
+    for _ in range(k):
+        cur = g.emit(E.WhereOp, taken, lowest, v)
+        m = g.emit(R.MaxOp, cur, axes=[axis], keepdims=True)
+        hit = g.emit(E.EqOp, cur, m)
+        if T.is_float(x):
+            hit = g.emit(E.OrOp, hit, g.emit(E.NeOp, cur, cur))
+        hit = g.emit(E.AndOp, hit, g.emit(E.LogicalNotOp, taken))
+        first = g.emit(E.NegOp, g.emit(R.MaxOp, g.emit(E.WhereOp, hit, g.emit(E.NegOp, idx), Known(np.array(-d, np.int64))),
+                                       axes=[axis], keepdims=True))
+        indices.append(first)
+        values.append(g.emit(S.GatherElementsOp, x, first, axis=axis))
+        taken = g.emit(E.OrOp, taken, g.emit(E.EqOp, idx, first))
+    if k == 1:
+        return [values[0], indices[0]]
+    return [g.emit(S.ConcatOp, *values, axis=axis), g.emit(S.ConcatOp, *indices, axis=axis)]

@@ -193,6 +193,9 @@ def constant_of_shape(g, n):
 @translates("Range", 11)
 def range_op(g, n):
     start, limit, delta = (n.const(i).reshape(()) for i in range(3))
+    if start.dtype == np.float16 and n.opset >= 27 and n.attr("stash_type", 1) == 1:  # f32 arithmetic
+        wide = [v.astype(np.float32) for v in (start, limit, delta)]
+        return Known(np.arange(*wide, dtype=np.float32).astype(np.float16))
     return Known(np.arange(start, limit, delta, dtype=start.dtype))  # the ONNX definition itself
 
 
