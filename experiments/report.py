@@ -54,12 +54,12 @@ def table(name: str, out: Path) -> str:
     searched = next((r for k, r in rows.items() if k.startswith("searched")), None)
     if full and searched:
         if metric == "accuracy":
-            gap = 100 * (full["mean"] - searched["mean"])
-            lines.append(f"\nsearched vs full fine-tuning (compiled): {gap:+.2f} points below, at "
+            gap = 100 * (searched["mean"] - full["mean"])
+            lines.append(f"\nsearched minus full fine-tuning (compiled): {gap:+.2f} points, at "
                          f"{searched['memory'] / full_mem:.3f} of its planned memory.")
         else:
             gap = 100 * (searched["mean"] / full["mean"] - 1)
-            lines.append(f"\nsearched vs full backprop (compiled): perplexity {gap:+.2f}% , at "
+            lines.append(f"\nsearched vs full backprop (compiled): perplexity {gap:+.2f}%, at "
                          f"{searched['memory'] / full_mem:.3f} of its planned memory.")
     return "\n".join(lines) + "\n"
 
@@ -79,6 +79,7 @@ def figure(name: str, out: Path) -> Path:
     if full:
         ax.axhline(scale * full["mean"], color="tab:red", ls="--", lw=1, label=f"full BP (compiled) {_q(metric, full['mean'])}")
     markers = iter("osD^v<>ph")
+    colors = iter(["tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "black"])
     for row, r in rows.items():
         std = 0 if math.isnan(r["std"]) else scale * r["std"]
         if r["engine"] == "eager":
@@ -90,7 +91,7 @@ def figure(name: str, out: Path) -> Path:
         searched = row.startswith("searched")
         ax.errorbar(r["memory"] / 2**20, scale * r["mean"], yerr=std, capsize=3,
                     fmt="*" if searched else next(markers), ms=16 if searched else 7,
-                    color="tab:orange" if searched else None, label=row, zorder=3 if searched else 2)
+                    color="tab:orange" if searched else next(colors), label=row, zorder=3 if searched else 2)
     ax.set_xscale("log")
     ax.set_xlabel("planned training memory (MiB, log scale; beyond weights and inputs)")
     ax.set_ylabel("test accuracy (%)" if metric == "accuracy" else "test perplexity (lower is better)")

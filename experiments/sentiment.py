@@ -57,6 +57,9 @@ TINY_LAYERS = 2  # Config.tiny() keeps the first two pretrained layers
 
 
 def tokenize(texts: list[str], model_dir: Path, max_len: int) -> np.ndarray:
+    import os
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the search forks workers afterwards
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
