@@ -172,7 +172,10 @@ def run(program, recipe: Recipe | None = None, stop: str = "build", title: str =
         raise StageError(f"target {recipe.target!r} does not run in this process; write a project with "
                          f"`pockengine compile --target {recipe.target}` instead")
     flags = ("-DPK_PROFILE",) if profile else ()
-    openmp = check_threads(None) > 1 if openmp is None else openmp
+    if openmp is None:  # the C kernels' threads (pock.h); other toolchains have their own or none
+        from .backends.c.toolchain import GccToolchain
+
+        openmp = check_threads(None) > 1 and isinstance(target.toolchain, GccToolchain)
     artifact = target.toolchain.build(sources, target, openmp=openmp, extra_cflags=flags)
     return Result(stop, prog, target, kp, sources, artifact)
 
@@ -211,9 +214,10 @@ def compile(program, loss: str | None = None, optimizer: str | None = None, sche
     same at every count: pock.h's PK_PARALLEL_FOR)."""
     from .backends.runtime import Trainer
 
+    explicit = threads is not None
     threads = check_threads(threads)
     r = run(program, Recipe(loss, optimizer, scheme, hyper, optimize, target), "build",
-            openmp=openmp or threads > 1, profile=profile)
+            openmp=True if openmp else (threads > 1 if explicit else None), profile=profile)
     device = r.target.open(r.kernels, r.artifact)
     if hasattr(device, "set_threads"):
         device.set_threads(threads)
@@ -224,10 +228,21 @@ def check_threads(threads) -> int:
     """The thread count `compile(threads=)` means: every core this process may use for None."""
     import os
 
+    from .backends.c.device import forked_after_threads
+
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or not 1 <= threads <= 4096):
+        raise ValueError(f"threads={threads!r}: expected a thread count from 1 to 4096, or None for every core")
+    if forked_after_threads():  # OpenMP cannot start threads here (backends/c/device.py)
+        if threads not in (None, 1):
+            import warnings
+
+            warnings.warn(f"threads={threads}: this process was forked after a threaded step, where OpenMP "
+                          f"cannot start threads; the step runs on 1 thread (start workers with the 'spawn' "
+                          f"or 'forkserver' method to use more)", RuntimeWarning, stacklevel=3)
+        return 1
     if threads is None:
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 4096:
-        raise ValueError(f"threads={threads!r}: expected a thread count from 1 to 4096, or None for every core")
     return threads
 
 

@@ -147,7 +147,9 @@ def finetune(program, scheme, train, evals, recipe: Recipe, seed: int = 0) -> Ru
     from ..pipeline import compile as compile_program
 
     step = training_step(program, scheme, recipe)
-    trainer = compile_program(step)
+    # one thread: each candidate is one task of the pool / cluster (one CPU each), and the
+    # measurement is the same on every machine whatever its core count
+    trainer = compile_program(step, threads=1)
     batch = input_batch(program)
     x, y = train
     losses = [trainer.step(x[idx], y[idx]) for idx in batches(len(x), batch, recipe.steps, seed)]

@@ -4,6 +4,8 @@ numpy buffers of this process (host C, arm64 on an arm64 host)."""
 from __future__ import annotations
 
 import ctypes
+import os
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,29 @@ import numpy as np
 from ..kernel_ir import NUMPY, KernelProgram
 from ..project import blob_bytes
 from ..target import Device
+
+# libgomp cannot run a parallel region in a process forked after it started its threads (the
+# child waits forever for threads that were not copied): a process pool that forks after a
+# threaded step hangs. As PyTorch does, a child forked after that runs its steps on one thread
+# (pipeline.check_threads asks `forked_after_threads`); spawn/forkserver children are not affected.
+_threaded = False  # this process has run a step with more than one thread
+_forked_after_threads = False
+_devices: weakref.WeakSet = weakref.WeakSet()
+
+
+def forked_after_threads() -> bool:
+    return _forked_after_threads
+
+
+def _after_fork_in_child() -> None:
+    global _forked_after_threads
+    if _threaded or _forked_after_threads:
+        _forked_after_threads = True
+        for device in list(_devices):
+            device.set_threads(1)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class HostDevice(Device):
@@ -37,10 +62,13 @@ class HostDevice(Device):
     def set_threads(self, n: int) -> None:
         """The kernels' thread count (pock.h's pock_threads); a library built without OpenMP
         has none and runs on one thread."""
+        global _threaded
         try:
             ctypes.c_int.in_dll(self._lib, "pock_threads").value = n
         except ValueError:
-            pass
+            return
+        _devices.add(self)
+        _threaded = _threaded or n != 1
 
     def write_params(self, blob: np.ndarray) -> None:
         self._blob[:] = blob

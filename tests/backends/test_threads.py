@@ -134,3 +134,48 @@ def test_cli_train_threads(tmp_path, capsys):
     assert driver(["train", str(out), "--data", str(tmp_path / "d.npz"), "--steps", "2", "--threads", "2"]) == 0
     assert "-fopenmp" in subprocess.run(["make", "-n", "-B", "-C", str(out), "model", "OPENMP=1"], capture_output=True,
                                         text=True, check=False).stdout
+
+
+_FORK = r"""
+import multiprocessing as mp, sys, warnings
+sys.path[:0] = [{tests!r}, {passes!r}]
+import programs as P
+from test_threads import _trainer
+from pockengine.pipeline import check_threads
+
+prog = P.attention()
+spec = ("sgd", None, dict(lr=0.05))
+batches = P.batches(prog, 3)
+parent = [_trainer(prog, 2, spec).step(x, y) for x, y in batches]  # libgomp's threads now run
+
+
+def child(q):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        q.put((check_threads(None), check_threads(2), len(w),
+               [_trainer(prog, check_threads(None), spec).step(x, y) for x, y in batches]))
+
+
+q = mp.get_context("fork").Queue()
+p = mp.get_context("fork").Process(target=child, args=(q,))
+p.start()
+p.join(120)
+assert p.exitcode == 0, f"forked child hung or died (exit {{p.exitcode}})"
+default, explicit, warned, losses = q.get(timeout=5)
+assert (default, explicit, warned) == (1, 1, 1), (default, explicit, warned)
+assert losses == parent, (losses, parent)
+print("ok")
+"""
+
+
+def test_a_process_forked_after_a_threaded_step_trains_on_one_thread(tmp_path):
+    """libgomp hangs in a child forked after its threads started (a search's process pool, a
+    DataLoader-style worker): such a child runs on one thread, with the same losses."""
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "fork.py"
+    here = Path(__file__).parent
+    script.write_text(_FORK.format(tests=str(here), passes=str(here.parent / "passes")))
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-3000:]
