@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import replaced_file
 from . import data
 from .protocol import COMPILED_FULL, Setup
 
@@ -148,10 +149,8 @@ def pretrain(cfg: Config, x: np.ndarray, y: np.ndarray, cache: Path, log=print):
     with torch.no_grad():
         acc = float(np.mean([(net(xs[i:i + 500]).argmax(1) == ys[i:i + 500]).float().mean()
                              for i in range(0, len(xs), 500)]))
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": net.state_dict(), "accuracy": acc}, tmp)
-    tmp.replace(path)
+    with replaced_file(path) as tmp:  # pockengine.atomic: a killed run leaves no half-written cache
+        torch.save({"model": net.state_dict(), "accuracy": acc}, tmp)
     return net, acc
 
 

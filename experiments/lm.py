@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import replaced_file
 from . import data
 from .protocol import COMPILED_FULL, Setup
 
@@ -116,10 +117,8 @@ def pretrain(cfg: Config, tokens: np.ndarray, cache: Path, log=print):
         losses.append(loss.item())
         if (s + 1) % 100 == 0:
             log(f"pretrain step {s + 1}/{cfg.pretrain_steps}: loss {np.mean(losses[-100:]):.3f}")
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "losses": losses}, tmp)
-    tmp.replace(path)
+    with replaced_file(path) as tmp:  # pockengine.atomic: a killed run leaves no half-written cache
+        torch.save({"model": model.state_dict(), "losses": losses}, tmp)
     return model.eval(), losses
 
 

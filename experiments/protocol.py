@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -32,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import write_text
 
 EAGER_FULL = "full fine-tuning, PyTorch eager"
 COMPILED_FULL = "full fine-tuning, compiled"
@@ -129,10 +130,7 @@ def eager(module, setup: Setup, scheme: str | None, program):
 
 
 def _write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    tmp.replace(path)  # atomic: a killed run leaves no half-written result
+    write_text(path, json.dumps(obj, indent=1))  # pockengine.atomic: a killed run leaves no half-written result
 
 
 def slug(name: str) -> str:

@@ -239,8 +239,11 @@ def test_a_killed_local_worker_is_retried(setup, tmp_path):
     def killer():
         while not stop.is_set() and not killed:
             for pid in _forked_children():
-                time.sleep(0.3)  # mid-candidate: the worker has its first job
-                os.kill(pid, signal.SIGKILL)
+                time.sleep(0.1)  # mid-candidate (or still loading: retried the same way)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:  # it finished first: kill the next worker
+                    continue
                 killed.append(pid)
                 break
             time.sleep(0.01)
