@@ -20,6 +20,7 @@ Device and a Toolchain, and register a factory.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .kernel_ir import Call, KernelProgram
+from .kernel_ir import NUMPY, Call, KernelProgram
 
 
 class BuildError(RuntimeError):
@@ -141,6 +142,18 @@ class KernelLibrary:
 
     def conv_plan(self, kind: str, xs, ws, p, ys) -> tuple[list[int], int]:
         raise NotImplementedError
+
+
+def bind_functions(lib, names: dict[str, str], kp: KernelProgram):
+    """The step functions `void sym(P, A, in, out)` of a loaded library (ctypes), and the
+    (shape, numpy dtype) of each function's outputs: what an in-process Device calls."""
+    fns = {}
+    for name, cname in names.items():
+        fn = getattr(lib, cname)
+        fn.argtypes = [ctypes.c_void_p] * 4
+        fn.restype = None
+        fns[name] = fn
+    return fns, {name: [(v.shape, NUMPY[v.dtype]) for v in f.outputs] for name, f in kp.functions.items()}
 
 
 class Device:

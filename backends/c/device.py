@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..kernel_ir import NUMPY, KernelProgram
+from ..kernel_ir import KernelProgram
 from ..project import blob_bytes
-from ..target import Device
+from ..target import Device, bind_functions
 
 # libgomp cannot run a parallel region in a process forked after it started its threads (the
 # child waits forever for threads that were not copied): a process pool that forks after a
@@ -48,13 +48,7 @@ class HostDevice(Device):
     def open(self, kp: KernelProgram, artifact: Path) -> None:
         self.library = Path(artifact)
         self._lib = ctypes.CDLL(str(artifact))
-        self._fns = {}
-        for name, cname in self._names(kp).items():
-            fn = getattr(self._lib, cname)
-            fn.argtypes = [ctypes.c_void_p] * 4
-            fn.restype = None
-            self._fns[name] = fn
-        self._outs = {name: [(v.shape, NUMPY[v.dtype]) for v in f.outputs] for name, f in kp.functions.items()}
+        self._fns, self._outs = bind_functions(self._lib, self._names(kp), kp)
         self._blob = np.zeros(blob_bytes(kp), np.uint8)
         self._arena = np.zeros(max(kp.arena_bytes, 64), np.uint8)
         self._slots = sum(len(f.steps) for f in kp.functions.values())

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from ...atomic import cache_entry, verified_entry
-from ..kernel_ir import NUMPY, KernelProgram
+from ..kernel_ir import KernelProgram
 from ..project import blob_bytes
-from ..target import BuildError, Device, cache_dir
+from ..target import BuildError, Device, bind_functions, cache_dir
 from .library import supported
 
 
@@ -64,13 +64,7 @@ class GpuDevice(Device):
                                ("pock_device_error", ctypes.c_char_p, []), ("pock_device_close", None, [])):
             f = getattr(self._lib, sym)
             f.restype, f.argtypes = res, args
-        self._fns = {}
-        for name, cname in self._names(kp).items():
-            fn = getattr(self._lib, cname)
-            fn.argtypes = [ctypes.c_void_p] * 4
-            fn.restype = None
-            self._fns[name] = fn
-        self._outs = {name: [(v.shape, NUMPY[v.dtype]) for v in f.outputs] for name, f in kp.functions.items()}
+        self._fns, self._outs = bind_functions(self._lib, self._names(kp), kp)
         self._blob = np.zeros(blob_bytes(kp), np.uint8)
         self._dummy = np.zeros(64, np.uint8)
         self._check(self._lib.pock_device_open())

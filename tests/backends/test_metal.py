@@ -23,16 +23,9 @@ from pockengine.backends.metal.check import violations
 from pockengine.backends.project import write_data
 from pockengine.backends.runtime import Trainer
 from pockengine.passes import run_pipeline
+from targets import needs
 
-
-def _missing():
-    try:
-        return get_target("metal").available()
-    except (ImportError, ValueError) as e:
-        return str(e)
-
-
-pytestmark = pytest.mark.skipif(_missing() is not None, reason=f"metal target: {_missing()}")
+pytestmark = needs("metal")
 
 CASES = {
     "mlp-sgd": (P.mlp, P.SGD),

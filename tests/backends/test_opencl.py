@@ -17,19 +17,13 @@ from pockengine.backends.lower_to_kernels import lower_program
 from pockengine.backends.project import read_weights, write_data, write_project
 from pockengine.backends.runtime import Trainer
 from pockengine.passes import run_pipeline
+from targets import needs
 
 # PoCL compiles each program with LLVM (~1.5 s) and caches it here, not in $HOME
 os.environ.setdefault("POCL_CACHE_DIR", tempfile.mkdtemp(prefix="pocl-cache-"))
 
 
-def _missing():
-    try:
-        return get_target("opencl").available()
-    except (ImportError, ValueError) as e:
-        return str(e)
-
-
-pytestmark = pytest.mark.skipif(_missing() is not None, reason=f"opencl target: {_missing()}")
+pytestmark = needs("opencl")
 
 SPARSE = {"mlp": f'{P.ADAMW},sparse-backprop{{scheme="{P.MLP_SCHEME}"}},dead-gradient-elimination',
           "cnn": f'{P.SGD},sparse-backprop{{scheme="{P.CNN_SCHEME}"}},dead-gradient-elimination',

@@ -21,6 +21,7 @@ from pockengine.ir.ops import elementwise as E
 from pockengine.ir.ops import linalg as L
 from pockengine.ir.ops import norm as N
 from pockengine.ir.ops import reduce as R
+from targets import needs
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType, f32
 from xdsl.ir import Block, Region
@@ -29,14 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "ir"))
 os.environ.setdefault("POCL_CACHE_DIR", tempfile.mkdtemp(prefix="pocl-cache-"))
 
 
-def _missing():
-    try:
-        return get_target("opencl").available()
-    except (ImportError, ValueError) as e:
-        return str(e)
-
-
-needs_opencl = pytest.mark.skipif(_missing() is not None, reason=f"opencl target: {_missing()}")
+needs_opencl = needs("opencl")
 
 
 @needs_opencl
