@@ -99,30 +99,6 @@ def _arrays(values):
             for v in values]
 
 
-def import_static(model, feeds):
-    """from_onnx, turning graph inputs that the frontend needs at import (shapes, axes: only
-    dynamic-shape models feed them at run time) into initializers with the test's values."""
-    from pockengine.frontends.onnx_importer import OnnxImportError, from_onnx
-
-    while True:
-        try:
-            return from_onnx(model), model, feeds
-        except OnnxImportError as e:
-            found = re.search(r"input \d+ \('(.*?)'\) must be known at import", str(e))
-            if not found or found.group(1) not in feeds:
-                raise
-            name = found.group(1)
-            feeds = dict(feeds)
-            value = feeds.pop(name)
-            m = onnx.ModelProto()
-            m.CopyFrom(model)
-            kept = [v for v in m.graph.input if v.name != name]
-            del m.graph.input[:]
-            m.graph.input.extend(kept)
-            m.graph.initializer.append(numpy_helper.from_array(value, name))
-            model = m
-
-
 def reason(message: str) -> str:
     """A refusal message grouped: the op or element type it names, else the message sans node."""
     m = re.search(r"unsupported ONNX op '([^']+)'", message)
@@ -157,7 +133,7 @@ def located(message: str) -> bool:
 
 def run_case(name: str, blob: bytes, inputs, expected) -> tuple[str, str]:
     """(outcome, detail): outcome is passed, refused, wrong or crash."""
-    from onnx_reference import assert_close, ort_run, outputs_of
+    from onnx_reference import assert_close, import_static, ort_run, outputs_of
     from pockengine.frontends.onnx_importer import OnnxImportError
 
     model = onnx.ModelProto()

@@ -7,6 +7,7 @@ wrong) runs each model with graph optimizations off, so it computes the graph as
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,27 @@ def randomized_light(name: str, out_dir: Path, seed: int = 0) -> tuple[Path, onn
     path = out_dir / f"{name}.onnx"
     onnx.save(model, path)
     return path, model
+
+
+def import_static(model, feeds):
+    """from_onnx, turning graph inputs that the frontend needs at import (shapes, axes: only
+    dynamic-shape models feed them at run time) into initializers with the test's values."""
+    from pockengine.frontends.onnx_importer import OnnxImportError, from_onnx
+
+    while True:
+        try:
+            return from_onnx(model), model, feeds
+        except OnnxImportError as e:
+            found = re.search(r"input \d+ \('(.*?)'\) must be known at import", str(e))
+            if not found or found.group(1) not in feeds:
+                raise
+            name = found.group(1)
+            feeds = dict(feeds)
+            value = feeds.pop(name)
+            m = onnx.ModelProto()
+            m.CopyFrom(model)
+            kept = [v for v in m.graph.input if v.name != name]
+            del m.graph.input[:]
+            m.graph.input.extend(kept)
+            m.graph.initializer.append(numpy_helper.from_array(value, name))
+            model = m

@@ -13,15 +13,14 @@ REFUSED table says which and why. Cases using ops outside the frontend are count
 from __future__ import annotations
 
 import importlib
-import re
 from functools import cache
 
 import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
-from onnx_reference import DATA, assert_close, ort_run, outputs_of
-from pockengine.frontends.onnx_importer import OnnxImportError, from_onnx, supported_ops
+from onnx_reference import DATA, assert_close, import_static, ort_run, outputs_of
+from pockengine.frontends.onnx_importer import OnnxImportError, supported_ops
 
 LISTED = [
     "Add", "And", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape",
@@ -80,28 +79,6 @@ def refusal(name: str, model):
 
 def _arrays(values):
     return [numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else np.asarray(v) for v in values]
-
-
-def import_static(model, feeds):
-    """from_onnx, turning graph inputs that the frontend needs at import (shapes, axes:
-    only dynamic-shape models feed them at run time) into initializers with the test's values."""
-    while True:
-        try:
-            return from_onnx(model), model, feeds
-        except OnnxImportError as e:
-            found = re.search(r"input \d+ \('(.*)'\) must be known at import", str(e))
-            if not found or found.group(1) not in feeds:
-                raise
-            name = found.group(1)
-            feeds = dict(feeds)
-            value = feeds.pop(name)
-            m = onnx.ModelProto()
-            m.CopyFrom(model)
-            kept = [v for v in m.graph.input if v.name != name]
-            del m.graph.input[:]
-            m.graph.input.extend(kept)
-            m.graph.initializer.append(numpy_helper.from_array(value, name))
-            model = m
 
 
 def check_case(name, model, inputs, expected) -> str:
