@@ -20,7 +20,8 @@ def brute_force(groups, capacity):
             if j >= 0:
                 value += g[j][0]
                 cost = [c + d for c, d in zip(cost, g[j][1])]
-        if all(c <= cap for c, cap in zip(cost, capacity)):
+        # the same float tolerance as the selector's feasibility check (a cost of 2e-16 is noise)
+        if all(c <= cap + 1e-9 for c, cap in zip(cost, capacity)):
             best = max(best, value)
     return best
 
