@@ -57,6 +57,22 @@ def header(kp: KernelProgram, sched: Schedule) -> str:
     return "\n".join(lines + ["#ifdef __cplusplus", "}", "#endif", "", "#endif", ""])
 
 
+def function_row(fname: str, fs, first: int, copies: list[str]) -> str:
+    """A schedule function's `pk_function` row (its launches start at `first`); appends its
+    input and output copies (arena offset, bytes) to `copies`. Shared by every host's tables."""
+    fin = len(copies)
+    copies += [f"{{{o}LL, {b}LL}}" for o, b in fs.inputs]
+    fout = len(copies)
+    copies += [f"{{{o}LL, {b}LL}}" for o, b in fs.outputs]
+    return (f"{{{first}, {len(fs.launches)}, {fin}, {len(fs.inputs)}, {fout}, {len(fs.outputs)}}}"
+            f"  /* {c_comment(fname)} */")
+
+
+def byte_rows(data: bytes) -> str:
+    """A C byte-array initializer, 32 bytes a line."""
+    return ",\n  ".join(", ".join(str(x) for x in data[i:i + 32]) for i in range(0, len(data), 32))
+
+
 def tables(kp: KernelProgram, sched: Schedule, blas: list | None = None) -> str:
     """The schedule's C tables (`blas`: per launch, (first, count) of the cuBLAS calls that
     may replace it, or None)."""
@@ -81,14 +97,8 @@ def tables(kp: KernelProgram, sched: Schedule, blas: list | None = None) -> str:
             launches.append(f"{{{index[ln.kernel]}, {start}, {len(args) - start}, {b}, {nb}, "
                             f"{{{g[0]}, {g[1]}, {g[2]}}}, {{{lo[0]}, {lo[1]}, {lo[2]}}}}}  /* {c_comment(ln.origin)} */")
             n += 1
-        fin = len(copies)
-        copies += [f"{{{o}LL, {b}LL}}" for o, b in fs.inputs]
-        fout = len(copies)
-        copies += [f"{{{o}LL, {b}LL}}" for o, b in fs.outputs]
-        functions.append(f"{{{first}, {len(fs.launches)}, {fin}, {len(fs.inputs)}, {fout}, {len(fs.outputs)}}}"
-                         f"  /* {c_comment(fname)} */")
+        functions.append(function_row(fname, fs, first, copies))
     image = sched.image or b"\0"
-    rows = [", ".join(str(x) for x in image[i:i + 32]) for i in range(0, len(image), 32)]
     out = [TYPES,
            f"#define PK_N_KERNELS {len(sched.kernels)}", f"#define PK_N_LAUNCHES {len(launches)}",
            f"#define PK_N_FUNCTIONS {len(functions)}", f"#define PK_N_ARGS {len(args)}",
@@ -101,7 +111,7 @@ def tables(kp: KernelProgram, sched: Schedule, blas: list | None = None) -> str:
            + "};",
            "static const pk_copy pk_copies[] = {\n  " + (",\n  ".join(copies) or "{0LL, 0LL}") + "};",
            "static const pk_function pk_functions[] = {\n  " + ",\n  ".join(functions) + "};",
-           "static const unsigned char pk_image[] = {\n  " + ",\n  ".join(rows) + "};", ""]
+           "static const unsigned char pk_image[] = {\n  " + byte_rows(image) + "};", ""]
     return "\n".join(out)
 
 
