@@ -173,9 +173,7 @@ def run(program, recipe: Recipe | None = None, stop: str = "build", title: str =
                          f"`pockengine compile --target {recipe.target}` instead")
     flags = ("-DPK_PROFILE",) if profile else ()
     if openmp is None:  # the C kernels' threads (pock.h); other toolchains have their own or none
-        from .backends.c.toolchain import GccToolchain
-
-        openmp = check_threads(None) > 1 and isinstance(target.toolchain, GccToolchain)
+        openmp = check_threads(None) > 1 and target.toolchain.openmp_threads
     artifact = target.toolchain.build(sources, target, openmp=openmp, extra_cflags=flags)
     return Result(stop, prog, target, kp, sources, artifact)
 

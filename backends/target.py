@@ -27,6 +27,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -198,8 +199,10 @@ class Toolchain:
 
     `cc`/`cflags`/`ldflags` build the program; `runner` prefixes a built executable's
     command line (an emulator); `can_load`: a shared library it builds loads into this
-    process (the in-process Device works)."""
+    process (the in-process Device works); `openmp_threads`: its builds thread the C kernels with
+    OpenMP (pock.h), so `compile()`'s default of every core builds with it."""
 
+    openmp_threads: ClassVar[bool] = False
     cc: str
     cflags: list[str]
     ldflags: list[str] = field(default_factory=list)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ..target import Target, Toolchain
 
@@ -18,6 +19,8 @@ COMMON_FLAGS = ["-O3", "-fno-inline-functions", "-fno-ipa-cp-clone", "-fno-math-
 class GccToolchain(Toolchain):
     """`cc` with `cflags`: a shared library for the in-process Device (build.py: cached by
     content, precompiled headers, the convolutions compiled once), and a Makefile."""
+
+    openmp_threads: ClassVar[bool] = True
 
     def build(self, files: dict[str, str], target: Target, openmp: bool = False,
               extra_cflags: tuple[str, ...] = ()) -> Path:
