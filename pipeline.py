@@ -174,6 +174,9 @@ def run(program, recipe: Recipe | None = None, stop: str = "build", title: str =
     flags = ("-DPK_PROFILE",) if profile else ()
     if openmp is None:  # the C kernels' threads (pock.h); other toolchains have their own or none
         openmp = check_threads(None) > 1 and target.toolchain.openmp_threads
+    elif openmp and not target.toolchain.openmp_threads:
+        raise StageError(f"threads/openmp: target {recipe.target!r} does not run the step on CPU threads "
+                         f"(only the C targets c and arm64 do); leave threads= and openmp= out for it")
     artifact = target.toolchain.build(sources, target, openmp=openmp, extra_cflags=flags)
     return Result(stop, prog, target, kp, sources, artifact)
 
@@ -230,7 +233,7 @@ def check_threads(threads) -> int:
 
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                 or not 1 <= threads <= 4096):
-        raise ValueError(f"threads={threads!r}: expected a thread count from 1 to 4096, or None for every core")
+        raise StageError(f"threads={threads!r}: expected a thread count from 1 to 4096, or None for every core")
     if forked_after_threads():  # OpenMP cannot start threads here (backends/c/device.py)
         if threads not in (None, 1):
             import warnings

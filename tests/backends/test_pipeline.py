@@ -116,3 +116,15 @@ def test_pockengine_compile_emits_every_stage(stops, tmp_path, capsys):
 def test_unknown_stop_is_an_error():
     with pytest.raises(PL.StageError, match="unknown stage 'fuse'"):
         PL.run(mlp(), RECIPE, stop="fuse")
+
+
+@pytest.mark.parametrize("target", ["hexagon", "opencl"])
+def test_threads_on_a_target_without_cpu_threads_is_a_user_error(target):
+    """threads=/openmp= on a target whose toolchain does not thread the C kernels is refused as a
+    user error naming the option and the target, before anything is built (it was a plain
+    ValueError from inside the Hexagon toolchain's build)."""
+    from pockengine import compile
+    from pockengine.errors import UserError
+
+    with pytest.raises(UserError, match=f"threads/openmp: target '{target}'"):
+        compile(mlp(), loss="cross_entropy", optimizer="sgd", lr=0.05, target=target, threads=2)
