@@ -217,7 +217,8 @@ class CStyleLanguage(Language):
         for st in kp.consts:
             arr = np.asarray(st.data).reshape(-1)
             dt = {np.dtype(np.float32): "f32", np.dtype(np.int64): "i64", np.dtype(np.int32): "i32",
-                  np.dtype(np.bool_): "i1", np.dtype(np.float64): "f32"}[arr.dtype]
+                  np.dtype(np.bool_): "i1", np.dtype(np.float64): "f32", np.dtype(np.int8): "i8",
+                  np.dtype(np.uint8): "u8"}[arr.dtype]
             if arr.dtype == np.float64:
                 arr = arr.astype(np.float32)
             vals = [c_float(x) for x in arr] if dt == "f32" else [str(int(x)) for x in arr]

@@ -25,9 +25,11 @@ import numpy as np
 REGIONS = ("arena", "params", "input", "output", "const")
 # categories of planned bytes, as the memory report splits them
 CATEGORIES = ("weights", "optimizer_state", "saved_activations", "activations", "gradients", "workspace")
-ITEMSIZE = {"f32": 4, "f64": 8, "i64": 8, "i32": 4, "i1": 1}
-C_TYPES = {"f32": "float", "f64": "double", "i64": "int64_t", "i32": "int32_t", "i1": "uint8_t"}
-NUMPY = {"f32": np.float32, "f64": np.float64, "i64": np.int64, "i32": np.int32, "i1": np.bool_}
+ITEMSIZE = {"f32": 4, "f64": 8, "i64": 8, "i32": 4, "i1": 1, "i8": 1, "u8": 1}
+C_TYPES = {"f32": "float", "f64": "double", "i64": "int64_t", "i32": "int32_t", "i1": "uint8_t", "i8": "int8_t",
+           "u8": "uint8_t"}
+NUMPY = {"f32": np.float32, "f64": np.float64, "i64": np.int64, "i32": np.int32, "i1": np.bool_, "i8": np.int8,
+         "u8": np.uint8}
 ALIGN = 64
 
 

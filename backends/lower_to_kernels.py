@@ -155,6 +155,8 @@ def dtype_of(t) -> str:
         w = el.width.data
         if w in (1, 32, 64):
             return {1: "i1", 32: "i32", 64: "i64"}[w]
+        if w == 8:  # quantized tensors (ir/ops/quant.py)
+            return "u8" if el.signedness.data.name == "UNSIGNED" else "i8"
     raise LoweringError(f"no kernel element type for {el}")
 
 

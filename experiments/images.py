@@ -41,24 +41,32 @@ class Config:
     width: float = 0.35
     stages: int = len(TABLE)
     batch: int = 32
-    n_train: int = 2000
+    n_train: int = 3000
     n_val: int = 1000
     n_test: int | None = None  # None: all 5,000 test images of classes 5-9
-    steps: int = 100  # 1.6 epochs of the training split (sized to the shared machine)
-    lr: float = 1e-3  # Adam, every row
+    steps: int = 200  # 2.1 epochs of the training split
+    # Adam; each row's lr is chosen from this grid on validation (seed 0, the first lr_steps steps)
+    lr_grid: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
+    lr_steps: int = 100
+    lr: float = 1e-3  # the search's short runs (the middle of the grid)
     pretrain_epochs: int = 1
     pretrain_lr: float = 0.05
     pretrain_n: int | None = 12_000  # the first 12,000 of the 30,000 source images (None: all)
     budget_fraction: float = 1 / 4
     search_steps: int = 60
-    search_bias_ks: tuple[int, ...] = (16, 52)
-    search_last_layers: int = 2  # weights of the last N backbone convs are candidates
+    search_bias_ks: tuple[int, ...] = (4, 8, 16, 26, 52)
+    # weights of the last N backbone convs (of 52: the last five blocks and the final conv) are
+    # candidates, each at 1/4 or all of its channels ("last 26 layers fully" won in session 1,
+    # when only the last 2 were candidates)
+    search_last_layers: int = 16
     search_ratios: tuple[str, ...] = ("1/4", "1")
+    search_workers: int = 2
 
     @classmethod
     def tiny(cls) -> Config:
         return cls(width=0.35, stages=2, batch=4, n_train=16, n_val=8, n_test=8, steps=3, pretrain_epochs=1,
-                   pretrain_n=64, search_steps=2, search_bias_ks=(2,), search_last_layers=1, search_ratios=("1",))
+                   pretrain_n=64, search_steps=2, search_bias_ks=(2,), search_last_layers=1, search_ratios=("1",),
+                   lr_grid=(1e-3, 3e-3), lr_steps=2, search_workers=1)
 
 
 def _divisible(v: float, d: int = 8) -> int:
@@ -188,7 +196,7 @@ def schemes(cfg: Config):
         _, report = pockengine.search(
             program, setup.train, setup.val, budget=budget, recipe=recipe,
             ratios=[Fraction(r) for r in cfg.search_ratios], bias_ks=cfg.search_bias_ks, layers=weights,
-            workers=1, cache_dir=out / "cache" / "search", progress=False, verify=False)
+            workers=cfg.search_workers, cache_dir=out / "cache" / "search", progress=False, verify=False)
         report.save(out / "search")
         plan_of = lambda text: plan_scheme(program, text, recipe)
         lastk, k = last_k_full(space, budget, plan_of)
@@ -225,4 +233,5 @@ def setup(cfg: Config = Config(), cache: Path | None = None, log=print) -> Setup
     info = {"pretrain_accuracy": acc, "config": asdict(cfg), "n_test": len(te)}
     return Setup("images", lambda seed: with_head(net, seed), (prepare(x[tr]), y[tr] - shift),
                  (prepare(x[va]), y[va] - shift), (prepare(xt[te]), yt[te] - shift), cfg.batch, cfg.steps,
-                 "cross_entropy", "adam", {"lr": cfg.lr}, "accuracy", schemes(cfg), info=info)
+                 "cross_entropy", "adam", {"lr": cfg.lr}, "accuracy", schemes(cfg), info=info,
+                 lr_grid=cfg.lr_grid, lr_steps=cfg.lr_steps)

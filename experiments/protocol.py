@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -56,6 +57,11 @@ class Setup:
     schemes: Callable  # (setup, program, full_memory, out_dir, log) → {row name: scheme text | None}
     eager_rows: tuple[str, ...] = (EAGER_FULL,)  # rows trained in PyTorch eager (full backprop)
     info: dict = field(default_factory=dict)
+    # each compiled row's learning rate is chosen from this grid on the *validation* split
+    # (seed 0's head and batches, the first `lr_steps` steps); empty: hyper["lr"] for every row.
+    # The eager rows use the lr chosen for compiled full fine-tuning (the same training).
+    lr_grid: tuple[float, ...] = ()
+    lr_steps: int | None = None
 
     def batches(self, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """The seed's minibatches: seeded permutations, epoch after epoch, ragged tail dropped."""
@@ -115,22 +121,122 @@ def export(module, setup: Setup):
     return pockengine.from_torch(module, (torch.as_tensor(setup.val[0][: setup.batch]),))
 
 
-def compiled(program, setup: Setup, scheme: str | None):
+def _hyper(setup: Setup, lr: float | None) -> dict:
+    return setup.hyper if lr is None else {**setup.hyper, "lr": lr}
+
+
+def compiled(program, setup: Setup, scheme: str | None, lr: float | None = None):
     import pockengine
 
-    return pockengine.compile(program, loss=setup.loss, optimizer=setup.optimizer, scheme=scheme, **setup.hyper)
+    # one thread, as PyTorch eager runs here (torch.set_num_threads(1)): the same work for both,
+    # and no OpenMP team spinning on a machine whose cores are taken
+    return pockengine.compile(program, loss=setup.loss, optimizer=setup.optimizer, scheme=scheme, threads=1,
+                              **_hyper(setup, lr))
 
 
-def eager(module, setup: Setup, scheme: str | None, program):
+def eager(module, setup: Setup, scheme: str | None, program, lr: float | None = None):
     from pockengine.demo.eager import EagerTrainer
     from pockengine.passes.scheme import Scheme
 
     updates = None if scheme is None else Scheme.parse(scheme, "<row scheme>").resolve(program)
-    return EagerTrainer(copy.deepcopy(module), setup.loss, setup.optimizer, setup.hyper, updates)
+    return EagerTrainer(copy.deepcopy(module), setup.loss, setup.optimizer, _hyper(setup, lr), updates)
 
 
 def _write_json(path: Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=1))  # pockengine.atomic: a killed run leaves no half-written result
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _claim(path: Path) -> bool:
+    """Claim the job whose result is `path` (PATH.claim holds the pid): several processes can
+    run one experiment directory together, each job done once; a dead process's claim is taken over."""
+    claim = path.with_name(path.name + ".claim")
+    claim.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            pid = int(claim.read_text() or -1)
+        except (OSError, ValueError):
+            pid = -1
+        if pid == -1 or _alive(pid):  # -1: being written this instant
+            return False
+        claim.unlink(missing_ok=True)
+        return _claim(path)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
+
+
+def _do_all(jobs, poll: float = 5.0) -> None:
+    """Run each (result path, fn) whose result is missing and unclaimed (fn() → JSON object),
+    then wait for the ones other processes hold."""
+    pending = list(jobs)
+    while pending:
+        waiting = []
+        for path, fn in pending:
+            if path.is_file():
+                continue
+            if not _claim(path):
+                waiting.append((path, fn))
+                continue
+            try:
+                if not path.is_file():
+                    _write_json(path, fn())
+            finally:
+                path.with_name(path.name + ".claim").unlink(missing_ok=True)
+        if waiting and len(waiting) == len(pending):
+            time.sleep(poll)
+        pending = waiting
+
+
+def train(trainer, data) -> tuple[list[float], list[float]]:
+    losses, secs = [], []
+    for x, y in data:
+        t = time.perf_counter()
+        losses.append(float(trainer.step(x, y)))
+        secs.append(time.perf_counter() - t)
+    return losses, secs
+
+
+def choose_lrs(setup: Setup, program0, rows: dict, out: Path, log, t0: float) -> dict:
+    """{row: lr}: each compiled row's lr from `setup.lr_grid`, by validation quality after
+    `setup.lr_steps` steps of seed 0 (the test split is not read); OUT/lr/ keeps every run."""
+    if not setup.lr_grid:
+        return {name: setup.hyper.get("lr") for name in [*rows, *setup.eager_rows]}
+    data = setup.batches(0)[: setup.lr_steps or setup.steps]
+
+    def job(name, text, lr):
+        def fn():
+            trainer = compiled(program0, setup, text, lr)
+            losses, _ = train(trainer, data)
+            q = quality(setup, trainer.forward, setup.val)
+            log(f"[{time.time() - t0:5.0f} s] lr {lr:g} {name}: validation {setup.metric} {q:.4f} "
+                f"after {len(data)} steps, loss {losses[0]:.3f} → {np.mean(losses[-10:]):.3f}")
+            return {"row": name, "lr": lr, "val": q, "steps": len(data), "loss_first": losses[0],
+                    "loss_last10": float(np.mean(losses[-10:]))}
+        return out / "lr" / f"{slug(name)}-lr{lr:g}.json", fn
+
+    jobs = {(name, lr): job(name, text, lr) for name, text in rows.items() for lr in setup.lr_grid}
+    _do_all(jobs.values())
+    better = max if setup.metric == "accuracy" else min
+    chosen = {}
+    for name in rows:
+        vals = {lr: json.loads(jobs[name, lr][0].read_text())["val"] for lr in setup.lr_grid}
+        chosen[name] = better(vals, key=lambda lr: (vals[lr], -lr))  # ties: the smaller lr
+        log(f"lr for {name}: {chosen[name]:g} (validation {', '.join(f'{lr:g}: {v:.4f}' for lr, v in vals.items())})")
+    for name in setup.eager_rows:
+        chosen[name] = chosen.get(COMPILED_FULL, setup.hyper.get("lr"))
+    return chosen
 
 
 def slug(name: str) -> str:
@@ -160,49 +266,46 @@ def run(setup: Setup, out: Path, seeds=(0, 1, 2), timing_rounds: int = 5, log=pr
             (out / "schemes" / f"{slug(name)}.pock").write_text(text)
     meta.update(rows=rows, info=setup.info, eager_rows=list(setup.eager_rows))
     _write_json(meta_path, meta)
+    lrs = choose_lrs(setup, program0, rows, out, log, t0)
+    meta.update(lr=lrs, lr_grid=list(setup.lr_grid), lr_steps=setup.lr_steps)
+    _write_json(meta_path, meta)
     # the first seed's rows (compiled, then PyTorch eager), the timing, then the other seeds: a
     # run cut short still has one complete seed and its timing
     first = [(seeds[0], name) for name in [*rows, *setup.eager_rows]]
     rest = [(seed, name) for seed in seeds[1:] for name in rows] + \
         [(seed, name) for seed in seeds[1:] for name in setup.eager_rows]
     per_seed: dict = {}
-    for seed, name in first + [("timing", None)] + rest:
-        if seed == "timing":
-            timing_path = out / "timing.json"
-            if not timing_path.is_file() and timing_rounds:
-                _write_json(timing_path, time_rows(setup, module0, program0, rows, timing_rounds, log))
-            continue
-        path = out / "results" / f"{slug(name)}-s{seed}.json"
-        if path.is_file():
-            continue
-        if seed not in per_seed:
-            module = setup.model(seed)
-            per_seed[seed] = (module, export(module, setup), setup.batches(seed))
-        module, program, data = per_seed[seed]
-        scheme = None if name in setup.eager_rows else rows[name]
-        start = time.time()
-        if name in setup.eager_rows:
-            trainer = eager(module, setup, None, program)
-            engine = "eager"
-        else:
-            trainer = compiled(program, setup, scheme)
-            engine = "compiled"
-        losses, secs = [], []
-        for x, y in data:
-            t = time.perf_counter()
-            losses.append(float(trainer.step(x, y)))
-            secs.append(time.perf_counter() - t)
-        q = quality(setup, trainer.forward, setup.test)
-        memory = dict(trainer.memory or {})
-        res = {"row": name, "seed": seed, "engine": engine, "quality": q, "metric": setup.metric,
-               "memory": memory.get("training_extra", 0), "memory_breakdown": memory,
-               "ms_per_step_training": 1000 * statistics.median(secs), "steps": len(data),
-               "loss_first": losses[0], "loss_last10": float(np.mean(losses[-10:])),
-               "losses": losses[:: max(1, len(losses) // 100)], "wall_s": time.time() - start}
-        _write_json(path, res)
-        log(f"[{time.time() - t0:5.0f} s] seed {seed} {name}: {setup.metric} {q:.4f}, "
-            f"{res['memory'] / 2**20:.2f} MiB, {res['ms_per_step_training']:.0f} ms/step, "
-            f"loss {losses[0]:.3f} → {res['loss_last10']:.3f} ({res['wall_s']:.0f} s)")
+
+    def row_job(seed, name):
+        def fn():
+            if seed not in per_seed:
+                per_seed.clear()  # one seed's models at a time
+                module = setup.model(seed)
+                per_seed[seed] = (module, export(module, setup), setup.batches(seed))
+            module, program, data = per_seed[seed]
+            start = time.time()
+            if name in setup.eager_rows:
+                trainer, engine = eager(module, setup, None, program, lrs[name]), "eager"
+            else:
+                trainer, engine = compiled(program, setup, rows[name], lrs[name]), "compiled"
+            losses, secs = train(trainer, data)
+            q = quality(setup, trainer.forward, setup.test)
+            memory = dict(trainer.memory or {})
+            res = {"row": name, "seed": seed, "engine": engine, "quality": q, "metric": setup.metric,
+                   "lr": lrs[name], "memory": memory.get("training_extra", 0), "memory_breakdown": memory,
+                   "ms_per_step_training": 1000 * statistics.median(secs), "steps": len(data),
+                   "loss_first": losses[0], "loss_last10": float(np.mean(losses[-10:])),
+                   "losses": losses[:: max(1, len(losses) // 100)], "wall_s": time.time() - start}
+            log(f"[{time.time() - t0:5.0f} s] seed {seed} {name} (lr {lrs[name]:g}): {setup.metric} {q:.4f}, "
+                f"{res['memory'] / 2**20:.2f} MiB, {res['ms_per_step_training']:.0f} ms/step, "
+                f"loss {losses[0]:.3f} → {res['loss_last10']:.3f} ({res['wall_s']:.0f} s)")
+            return res
+        return out / "results" / f"{slug(name)}-s{seed}.json", fn
+
+    jobs = [row_job(seed, name) for seed, name in first]
+    if timing_rounds:
+        jobs.append((out / "timing.json", lambda: time_rows(setup, module0, program0, rows, timing_rounds, log)))
+    _do_all(jobs + [row_job(seed, name) for seed, name in rest])
     log(f"[{time.time() - t0:5.0f} s] done")
     return collect(out)
 
@@ -243,7 +346,7 @@ def collect(out: Path) -> dict:
             grouped[name] = {"seeds": [r["seed"] for r in got], "qualities": qs, "mean": float(np.mean(qs)),
                              "std": float(np.std(qs, ddof=1)) if len(qs) > 1 else float("nan"),
                              "memory": int(np.mean([r["memory"] for r in got])),
-                             "engine": got[0]["engine"], "metric": got[0]["metric"],
+                             "engine": got[0]["engine"], "metric": got[0]["metric"], "lr": got[0].get("lr"),
                              "ms_training": float(np.median([r["ms_per_step_training"] for r in got])),
                              "scheme": meta["rows"].get(name)}
     return {"meta": meta, "rows": grouped, "timing": timing}

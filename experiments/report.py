@@ -34,9 +34,9 @@ def table(name: str, out: Path) -> str:
     metric = next(iter(rows.values()))["metric"] if rows else "accuracy"
     unit = "test accuracy (%)" if metric == "accuracy" else "test perplexity"
     head = (f"| scheme | {unit}: mean ± std | per seed | planned training memory | of full BP | "
-            f"ms/step compiled | ms/step eager, same scheme | eager memory (measured) |")
+            f"ms/step compiled | ms/step eager, same scheme | eager memory (measured) | lr |")
     lines = [head,
-             "|---|---:|---|---:|---:|---:|---:|---:|"]
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for row, r in rows.items():
         per = " / ".join(_q(metric, q) for q in r["qualities"])
         std = "–" if math.isnan(r["std"]) else _q(metric, r["std"])
@@ -50,7 +50,8 @@ def table(name: str, out: Path) -> str:
             emem = _mib(t["eager_memory"]) if t else "–"
         bold = "**" if row.startswith("searched") else ""
         lines.append(f"| {bold}{row}{bold} | {bold}{_q(metric, r['mean'])} ± {std}{bold} | {per} (seeds "
-                     f"{','.join(map(str, r['seeds']))}) | {mem} | {share} | {cms} | {ems} | {emem} |")
+                     f"{','.join(map(str, r['seeds']))}) | {mem} | {share} | {cms} | {ems} | {emem} | "
+                     f"{'–' if r.get('lr') is None else format(r['lr'], 'g')} |")
     searched = next((r for k, r in rows.items() if k.startswith("searched")), None)
     if full and searched:
         if metric == "accuracy":
@@ -61,6 +62,9 @@ def table(name: str, out: Path) -> str:
             gap = 100 * (searched["mean"] / full["mean"] - 1)
             lines.append(f"\nsearched vs full backprop (compiled): perplexity {gap:+.2f}%, at "
                          f"{searched['memory'] / full_mem:.3f} of its planned memory.")
+    if meta.get("lr_grid"):
+        lines.append(f"\nlr: each row's, chosen from {{{', '.join(format(v, 'g') for v in meta['lr_grid'])}}} by validation "
+                     f"{metric} after {meta.get('lr_steps')} steps of seed 0 (OUT/lr/); eager uses compiled full's.")
     return "\n".join(lines) + "\n"
 
 

@@ -15,11 +15,13 @@ are recognised (Linear, RMSNorm, cross-entropy) and dead ops removed; docs/front
 
 from __future__ import annotations
 
+import gc
 import math
 import operator
 import re
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -199,18 +201,32 @@ def from_torch(module: torch.nn.Module, example_args, *, dynamic: bool = False) 
         raise FrontendError("from_torch(dynamic=True): the train dialect has static shapes only; "
                             "import once per deployment shape (example_args fix every dimension)")
     args = tuple(example_args) if isinstance(example_args, (tuple, list)) else (example_args,)
+    warned: set[str] = set()
+    with _gc_paused():
+        try:  # without the source line of each node: torch spends ~30% of its trace recording them
+            return _import(module, args, warned, stack_traces=False)
+        except FrontendError:
+            pass  # export again with them, so the error says where (an error costs two traces)
+        return _import(module, args, warned, stack_traces=True)
+
+
+def _import(module, args: tuple, warned: set[str], stack_traces: bool) -> Program:
+    """One export (with or without the nodes' stack traces) and its import."""
     times = Phases()
     try:
         with warnings.catch_warnings():  # torch-internal deprecation notices, not the user's
             warnings.simplefilter("ignore", FutureWarning)
             wrapper = _DropCaches(module)
-            ep = torch.export.export(wrapper, args)
+            with _stack_traces(stack_traces):
+                ep = torch.export.export(wrapper, args)
     except Exception as e:  # export errors are long; keep the first lines
         raise _export_error(module, e) from e
     times.lap("torch.export")
     for path, kind in wrapper.dropped.items():
-        warnings.warn(f"from_torch: dropped output {path} ({kind}): training does not use it "
-                      "(Hugging Face models: use_cache=False returns none)", stacklevel=3)
+        if path not in warned:
+            warned.add(path)
+            warnings.warn(f"from_torch: dropped output {path} ({kind}): training does not use it "
+                          "(Hugging Face models: use_cache=False returns none)", stacklevel=4)
     from .torch_training_ir import lowers_directly
 
     if DIRECT and lowers_directly(ep):  # skip the second trace (frontends/torch_training_ir.py)
@@ -224,11 +240,37 @@ def from_torch(module: torch.nn.Module, example_args, *, dynamic: bool = False) 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            ep = ep.run_decompositions(decompositions())
+            with _stack_traces(stack_traces):
+                ep = ep.run_decompositions(decompositions())
     except Exception as e:
         raise _export_error(module, e) from e
     times.lap("decompositions")
     return times.attach(_Importer(ep, module, times).run())
+
+
+@contextmanager
+def _stack_traces(record: bool):
+    """torch.fx records each node's Python stack (`node.meta["stack_trace"]`) unless told not to."""
+    before = torch.fx.config.do_not_emit_stack_traces
+    torch.fx.config.do_not_emit_stack_traces = not record
+    try:
+        yield
+    finally:
+        torch.fx.config.do_not_emit_stack_traces = before
+
+
+@contextmanager
+def _gc_paused():
+    """No cyclic garbage collection while importing: torch.export makes many objects, and each
+    full collection then walks torch's whole heap (0.1-0.5 s of an import, for a few MB kept a
+    little longer). The garbage is collected as usual afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Phases:

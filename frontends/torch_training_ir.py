@@ -137,24 +137,10 @@ def matmul(b, x, y):
     return b.op(L.MatmulOp, x, y)
 
 
-@lower(aten.__and__.Tensor)
-def and_(b, x, y):
-    return O.arith(E.AndOp)(b, x, y)
-
-
-@lower(aten.__or__.Tensor)
-def or_(b, x, y):
-    return O.arith(E.OrOp)(b, x, y)
-
-
-@lower(aten.min.other)
-def min_other(b, x, y):
-    return O.arith(E.MinimumOp)(b, x, y)
-
-
-@lower(aten.max.other)
-def max_other(b, x, y):
-    return O.arith(E.MaximumOp)(b, x, y)
+# the training IR's spellings of core ATen's bitwise_and / bitwise_or / minimum / maximum
+for _cls, _op in ((E.AndOp, aten.__and__.Tensor), (E.OrOp, aten.__or__.Tensor),
+                  (E.MinimumOp, aten.min.other), (E.MaximumOp, aten.max.other)):
+    lower(_op)(O.arith(_cls))
 
 
 @lower(aten.where.ScalarOther, aten.where.ScalarSelf, aten.where.Scalar)

@@ -1,7 +1,8 @@
 """Tensor types of the train dialect and the shape arithmetic ops share.
 
 Ops use builtin `tensor<...xT>`; the element type is kept generic (f32 by default,
-f16/bf16/f64 for floats, i64/i32 for indices and labels, i1 for masks).
+f16/bf16/f64 for floats, i64/i32 for indices and labels, i1 for masks; i8/ui8 for quantized
+tensors and i32 for their integer accumulators, ir/ops/quant.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from xdsl.dialects.builtin import (
     f16,
     f32,
     f64,
+    IntegerType,
+    Signedness,
     i1,
+    i8,
     i32,
     i64,
 )
@@ -28,7 +32,11 @@ from xdsl.utils.exceptions import VerifyException
 
 FLOAT_TYPES = (Float16Type, BFloat16Type, Float32Type, Float64Type)
 
-_NUMPY_OF = {f16: np.float16, f32: np.float32, f64: np.float64, i64: np.int64, i32: np.int32, i1: np.bool_}
+ui8 = IntegerType(8, Signedness.UNSIGNED)  # MLIR's `ui8`: ONNX UINT8 (quantized activations)
+QUANT_TYPES = (i8, ui8, i32)  # what QuantizeLinear/DequantizeLinear read and write
+
+_NUMPY_OF = {f16: np.float16, f32: np.float32, f64: np.float64, i64: np.int64, i32: np.int32, i1: np.bool_,
+             i8: np.int8, ui8: np.uint8}
 _ELEMENT_OF = {np.dtype(v): k for k, v in _NUMPY_OF.items()}
 
 
@@ -52,6 +60,12 @@ def element(value: SSAValue | TensorType) -> Attribute:
 def is_float(t: SSAValue | TensorType | Attribute) -> bool:
     el = t if not isinstance(t, (SSAValue, TensorType)) else element(t)
     return isinstance(el, FLOAT_TYPES)
+
+
+def int_range(el: Attribute) -> tuple[int, int]:
+    """(lowest, highest) value of an integer element type (the saturation bounds)."""
+    info = np.iinfo(numpy_dtype(el))
+    return int(info.min), int(info.max)
 
 
 def numpy_dtype(el: Attribute) -> np.dtype:

@@ -154,6 +154,13 @@ FLOPS: dict[str, Callable[[Operation], int]] = {
     "train.gather_backward": _in(0),
     "train.sgd": _sgd,
     "train.adam": _out(12),
+    # quantization (ir/ops/quant.py): divide, round, add z, clamp (+ subtract z, scale back)
+    "train.quantize": _out(4),
+    "train.dequantize": _out(2),
+    "train.fake_quantize": _out(6),
+    "train.fake_quantize_backward": _out(5),
+    "train.matmul_integer": _matmul,  # integer multiply-adds, counted like float ones
+    "train.conv_integer": _conv,
 }
 
 

@@ -39,6 +39,7 @@ COMMANDS: dict[str, Command] = {
     "demo": Command("pockengine.demo.cli", "the end-to-end demo: import, search, compile, fine-tune vs PyTorch"),
     "compile": Command("pockengine.backends.cli", "compile a model's training step into a C project (c, arm64)"),
     "train": Command("pockengine.backends.cli", "build a compiled C project and train it on arrays from .npz"),
+    "experiment": Command("pockengine.experiments.cli", "run a learning-quality experiment (sentiment, images, lm)"),
 }
 
 def version() -> str:

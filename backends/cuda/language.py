@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..gpu.language import BUFFER_TYPES, SCALAR_TYPES, DataParallelLanguage, Param
+from ..gpu.language import BUFFER_TYPES, DataParallelLanguage, Param
 
 HEAD = r"""
 /* CUDA C spelling of the pockengine data-parallel base */
@@ -36,11 +36,8 @@ class CUDALanguage(DataParallelLanguage):
     head: str = HEAD
     max_group: int = 1024
 
-    def buffer_param(self, p: Param, index: int) -> list[str]:
+    def buffer_param(self, p: Param, slot: int) -> list[str]:
         return [f"{BUFFER_TYPES[p.kind]} *{p.name}"]
-
-    def scalar_param(self, p: Param, index: int) -> str:
-        return f"{SCALAR_TYPES[p.kind]} {p.name}"
 
 
 class CUDAProgram:

@@ -85,15 +85,17 @@ class GemmForm:
     store: str  # writes r to (i, j)
     doc: str
 
-    def kernel(self) -> KernelDef:
+    def kernel(self, template: str = TEMPLATE, suffix: str = "", local=None, extra: dict | None = None) -> KernelDef:
+        """This form in `template` (the tiled one here; a language may bring its own, as Metal's
+        simdgroup-matrix GEMM does, with the same hooks, parameters and grid)."""
         subs = {"@GX@": GROUP[0], "@GY@": GROUP[1], "@BM@": BM, "@BN@": BN, "@BK@": BK, "@TM@": TM, "@TN@": TN,
-                "@NT@": GROUP[0] * GROUP[1], "@SETUP@": self.setup, "@BATCH@": self.batch,
+                "@NT@": GROUP[0] * GROUP[1], **(extra or {}), "@SETUP@": self.setup, "@BATCH@": self.batch,
                 "@LOAD_A@": self.load_a, "@LOAD_B@": self.load_b, "@STORE@": self.store}
-        body = TEMPLATE
+        body = template
         for k, v in subs.items():
             body = body.replace(k, str(v))
-        return KernelDef(self.name, params(self.params), body, local=(("float", "As", BM * BK), ("float", "Bs", BK * BN)),
-                         group=GROUP, doc=self.doc)
+        local = local or (("float", "As", BM * BK), ("float", "Bs", BK * BN))
+        return KernelDef(self.name + suffix, params(self.params), body, local=local, group=GROUP, doc=self.doc)
 
 
 GEMM = GemmForm(

@@ -153,7 +153,21 @@ PK_FN float pk_group_max(PK_LOCAL float *red, float v, long lid, long lsz) {
 
 @dataclass
 class DataParallelLanguage:
-    """The hooks a data-parallel spelling fills in (see the module docstring)."""
+    """The hooks a data-parallel spelling fills in (see the module docstring). `render`
+    prints a kernel as
+
+        <doc> <preamble(k)>
+        <kernel_prefix> <name>(<signature(k), joined by param_separator>) {
+            <prologue(k)>
+            <the body, unchanged>
+        }
+
+    and the signature and prologue are built from per-parameter hooks: `buffer_param`
+    (slot = the buffer's index among the kernel's buffers), `scalar_param` (None: the
+    scalars travel another way, `block_params` says how), `local_array` (a group-local
+    array as a declaration in the body or as a parameter), `builtin_params` (the index
+    parameters), `buffer_prologue` / `scalar_prologue` (statements that make the body's
+    names). OpenCL, CUDA and Metal are each a handful of these."""
 
     name: str = "abstract"
     kernel_prefix: str = ""  # what declares a kernel: `__kernel void`, `extern "C" __global__ void`
@@ -161,39 +175,65 @@ class DataParallelLanguage:
     head: str = ""  # the language's own first lines: typedefs, the index macros, PK_FN, barrier
     max_group: int = 1024  # work-items per group the spelling may ask for
     max_grid: tuple[int, int, int] = (2**31 - 1, 65535, 65535)  # groups per axis
+    param_separator: str = ", "
 
-    def buffer_param(self, p: Param, index: int) -> list[str]:
+    def buffer_param(self, p: Param, slot: int) -> list[str]:
         raise NotImplementedError
 
-    def scalar_param(self, p: Param, index: int) -> str:
-        raise NotImplementedError
+    def scalar_param(self, p: Param, index: int) -> str | None:
+        return f"{SCALAR_TYPES[p.kind]} {p.name}"
+
+    def block_params(self, k: KernelDef, buffers: int) -> list[str]:
+        """Parameters after the buffers that carry the scalars `scalar_param` declined."""
+        return []
+
+    def local_array(self, ty: str, name: str, count: int, slot: int) -> tuple[str | None, str | None]:
+        """(parameter, body declaration) of group-local array `slot`: one of them is None."""
+        return None, f"{self.local_qualifier} {ty} {name}[{count}];"
+
+    def builtin_params(self, k: KernelDef) -> list[str]:
+        """Index parameters a language passes to every kernel (Metal's attributes)."""
+        return []
+
+    def preamble(self, k: KernelDef) -> str:
+        """Text before the kernel (Metal: the struct of its scalars)."""
+        return ""
 
     def buffer_prologue(self, p: Param) -> str:
         """A statement at the top of the body that makes `p.name` the buffer's pointer."""
         return ""
 
-    def builtin_params(self) -> list[str]:
-        """Index parameters a language passes to every kernel (Metal's attributes)."""
+    def scalar_prologue(self, k: KernelDef) -> list[str]:
+        """Statements at the top of the body that make the scalars' names."""
         return []
+
+    def signature(self, k: KernelDef) -> list[str]:
+        sig, slot = [], 0
+        for i, p in enumerate(k.params):
+            if p.is_buffer:
+                sig += self.buffer_param(p, slot)
+                slot += 1
+            else:
+                s = self.scalar_param(p, i)
+                if s is not None:
+                    sig.append(s)
+        sig += self.block_params(k, slot)
+        sig += [x for x, _ in (self.local_array(ty, n, c, j) for j, (ty, n, c) in enumerate(k.local)) if x]
+        return sig + self.builtin_params(k)
+
+    def prologue(self, k: KernelDef) -> list[str]:
+        pro = [x for x in (self.buffer_prologue(p) for p in k.params if p.is_buffer) if x]
+        pro += self.scalar_prologue(k)
+        return pro + [d for _, d in (self.local_array(ty, n, c, j) for j, (ty, n, c) in enumerate(k.local)) if d]
 
     def prelude(self) -> str:
         return self.head.strip() + "\n" + COMMON_PRELUDE
 
     def render(self, k: KernelDef) -> str:
-        sig, pro = [], []
-        for i, p in enumerate(k.params):
-            if p.is_buffer:
-                sig += self.buffer_param(p, i)
-                line = self.buffer_prologue(p)
-                if line:
-                    pro.append(line)
-            else:
-                sig.append(self.scalar_param(p, i))
-        sig += self.builtin_params()
-        local = [f"{self.local_qualifier} {ty} {name}[{n}];" for ty, name, n in k.local]
-        body = [f"    {x}" for x in pro + local] + [_indent(k.body)]
+        body = [f"    {x}" for x in self.prologue(k)] + [_indent(k.body)]
         doc = f"/* {k.doc} */\n" if k.doc else ""
-        return f"{doc}{self.kernel_prefix} {k.name}({', '.join(sig)}) {{\n" + "\n".join(body) + "\n}\n"
+        return (f"{doc}{self.preamble(k)}{self.kernel_prefix} {k.name}({self.param_separator.join(self.signature(k))})"
+                " {\n" + "\n".join(body) + "\n}\n")
 
     def program(self, kernels: list[KernelDef]) -> str:
         return self.prelude() + "\n" + "\n".join(self.render(k) for k in kernels)
@@ -208,7 +248,7 @@ def _indent(text: str) -> str:
 def body_of(rendered: str) -> str:
     """The body of a rendered kernel with the language's own lines (signature, buffer
     prologue, local declarations) dropped: equal across spellings of one KernelDef."""
-    text = rendered.split("{", 1)[1].rsplit("}", 1)[0]
+    text = rendered.split(") {\n", 1)[1].rsplit("}", 1)[0]
     keep = [x for x in text.splitlines() if x.strip() and not re.match(
-        r"\s*(__global|__local|__shared__|threadgroup|device|const device)\b", x)]
+        r"\s*(__global|__local|__shared__|threadgroup|device|const device)\b|\s*const \w+ \w+ = pk_a\.\w+;$", x)]
     return "\n".join(keep)

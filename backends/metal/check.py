@@ -7,7 +7,8 @@ literals (double in C++, so the emulator would compute in double where the GPU d
 MSL's reserved type names used as names (`half`, `vertex`, `texture2d`, ...),
 recursion (the call graph of the source's functions has a cycle), pointers to pointers in
 kernel arguments, pointers without an address space in a signature, exceptions, dynamic
-memory, RTTI, `goto`, other headers than <metal_stdlib>, and buffer or threadgroup slots
+memory, RTTI, `goto`, other headers than <metal_stdlib> (and <metal_simdgroup_matrix>), a
+SIMD-group matrix's per-lane elements or transposed loads (outside the emulator's model), and buffer or threadgroup slots
 used twice or past the argument table. MetalProgram.render refuses a source with any.
 """
 
@@ -87,8 +88,11 @@ def violations(source: str) -> list[str]:
         if not code[m.end():m.end() + 1] in ("f", "F"):
             out.append(f"line {line(m.start())}: floating literal {m.group()} has no f suffix (a double)")
     for m in re.finditer(r"#\s*include\s*[<\"]([^>\"]+)[>\"]", source):
-        if m.group(1) != "metal_stdlib":
+        if m.group(1) not in ("metal_stdlib", "metal_simdgroup_matrix"):
             out.append(f"line {line(m.start())}: #include <{m.group(1)}>: only <metal_stdlib> is available")
+    for m in re.finditer(r"\bthread_elements\b|\bsimdgroup_(?:load|store)\s*\([^;]*,\s*true\s*\)", code):
+        out.append(f"line {line(m.start())}: `{m.group()[:40]}`: a SIMD-group matrix's lane layout or a transposed "
+                   "load is outside what the emulator models")
     fns = _functions(code)
     graph = {name: {c for c in re.findall(r"\b(\w+)\s*\(", body) if c in fns} for name, (_, body) in fns.items()}
     for name in fns:  # a cycle through `name`: reachable from one of its callees

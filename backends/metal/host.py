@@ -26,7 +26,7 @@ from .language import binding
 MAX_THREADGROUP_BYTES = 32768  # maxThreadgroupMemoryLength of Apple GPUs (M1 and later)
 
 TYPES = """typedef struct { int buf; long long offset; } pk_binding;  /* buf 0: parameters, 1: arena; byte offset */
-typedef struct { int ntg; unsigned tg[4]; int barrier; } pk_kernel_info;  /* threadgroup lengths (bytes); uses barriers */
+typedef struct { int ntg; unsigned tg[4]; int barrier, simdgroup; } pk_kernel_info;  /* threadgroup lengths (bytes); uses barriers; SIMD-group matrices */
 typedef struct { int fn, first_binding, nbind, scalar_offset, scalar_bytes; unsigned groups[3], local[3]; } pk_launch;
 typedef struct { long long offset, bytes; } pk_copy;
 typedef struct { int first_launch, nlaunch, first_in, nin, first_out, nout; } pk_function;
@@ -34,7 +34,7 @@ typedef struct { int first_launch, nlaunch, first_in, nin, first_out, nout; } pk
 
 
 def uses_barrier(k: KernelDef) -> bool:
-    return "BARRIER" in k.body or "pk_group_" in k.body or bool(k.local)
+    return "BARRIER" in k.body or "pk_group_" in k.body or "simdgroup_" in k.body or bool(k.local)
 
 
 def scalar_block(k: KernelDef, args: list) -> bytes:
@@ -51,6 +51,8 @@ def scalar_block(k: KernelDef, args: list) -> bytes:
 
 
 def tables(sched: Schedule) -> str:
+    from .gemm import uses_simdgroup
+
     index = {k.name: i for i, k in enumerate(sched.kernels)}
     infos = []
     for k in sched.kernels:
@@ -59,7 +61,7 @@ def tables(sched: Schedule) -> str:
             raise ValueError(f"kernel {k.name}: threadgroup arrays {tg} pass 4 arrays or Metal's "
                              f"{MAX_THREADGROUP_BYTES} bytes")
         cells = ", ".join(str(x) for x in (list(tg) + [0] * 4)[:4])
-        infos.append(f"{{{len(tg)}, {{{cells}}}, {int(uses_barrier(k))}}}  /* {k.name} */")
+        infos.append(f"{{{len(tg)}, {{{cells}}}, {int(uses_barrier(k))}, {int(uses_simdgroup(k))}}}  /* {k.name} */")
     binds, launches, copies, functions = [], [], [], []
     scalars = bytearray()
     for fname, fs in sched.functions.items():
@@ -90,7 +92,7 @@ def tables(sched: Schedule) -> str:
         f"#define PK_PARAMS_BYTES {sched.params_bytes}LL", f"#define PK_IMAGE_OFFSET {sched.image_offset}LL",
         f"#define PK_IMAGE_BYTES {len(image)}LL",
         "static const char *const pk_kernel_names[] = {" + (", ".join(f'"{k.name}"' for k in sched.kernels) or "0") + "};",
-        "static const pk_kernel_info pk_kernel_infos[] = {\n  " + (",\n  ".join(infos) or "{0, {0, 0, 0, 0}, 0}") + "};",
+        "static const pk_kernel_info pk_kernel_infos[] = {\n  " + (",\n  ".join(infos) or "{0, {0, 0, 0, 0}, 0, 0}") + "};",
         "static const pk_binding pk_bindings[] = {\n  " + (",\n  ".join(binds) or "{0, 0LL}") + "};",
         "static const pk_launch pk_launches[] = {\n  " + (",\n  ".join(launches) or "{0, 0, 0, 0, 0, {1, 1, 1}, {1, 1, 1}}")
         + "};",
@@ -106,7 +108,9 @@ def emulator_stubs(kernels: list[KernelDef]) -> str:
     struct, the threadgroup arrays and the work-item's position, from untyped tables."""
     from ..gpu.language import BUFFER_TYPES
 
-    out = ["struct pk_ids { uint3 gid, lid, grp, lsz, ngrp; };",
+    from .gemm import uses_simdgroup
+
+    out = ["struct pk_ids { uint3 gid, lid, grp, lsz, ngrp; uint sgi; };",
            ("typedef void (*pk_kernel_fn)(unsigned char *const *, const unsigned char *, unsigned char *const *,"
             " const pk_ids *);")]
     for i, k in enumerate(kernels):
@@ -115,7 +119,7 @@ def emulator_stubs(kernels: list[KernelDef]) -> str:
         if b.scalars:
             args.append(f"*(constant {k.name}_args *)s")
         args += [f"(threadgroup {ty} *)tg[{j}]" for j, (ty, _, _) in enumerate(k.local)]
-        args += ["id->gid", "id->lid", "id->grp", "id->lsz", "id->ngrp"]
+        args += ["id->gid", "id->lid", "id->grp", "id->lsz", "id->ngrp"] + (["id->sgi"] if uses_simdgroup(k) else [])
         out.append(f"static void pk_emu_{i}(unsigned char *const *b, const unsigned char *s, unsigned char *const *tg,"
                    f" const pk_ids *id) {{\n    (void)b; (void)s; (void)tg;\n    {k.name}({', '.join(args)});\n}}")
     out.append("static const pk_kernel_fn pk_kernel_fns[] = {" + (", ".join(f"pk_emu_{i}" for i in range(len(kernels)))

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..gpu.language import BUFFER_TYPES, SCALAR_TYPES, DataParallelLanguage, KernelDef, _indent
+from ..gpu.language import BUFFER_TYPES, SCALAR_TYPES, DataParallelLanguage, KernelDef, Param
 
 HEAD = r"""
 /* Metal Shading Language spelling of the pockengine data-parallel base */
 #include <metal_stdlib>
+#include <metal_simdgroup_matrix>
 using namespace metal;
 typedef long pk_i64;
 typedef uchar pk_u8;
@@ -52,6 +53,7 @@ typedef uchar pk_u8;
 BUILTINS = ("uint3 pk_gid [[thread_position_in_grid]]", "uint3 pk_lid [[thread_position_in_threadgroup]]",
             "uint3 pk_grp [[threadgroup_position_in_grid]]", "uint3 pk_lsz [[threads_per_threadgroup]]",
             "uint3 pk_ngrp [[threadgroups_per_grid]]")
+SIMDGROUP_INDEX = "uint pk_sgi [[simdgroup_index_in_threadgroup]]"  # of the SIMD-group GEMM (gemm.py)
 MAX_BUFFERS = 31  # argument-table buffer slots of a Metal kernel
 SIZES = {"long": 8, "float": 4}
 
@@ -90,22 +92,29 @@ class MSLLanguage(DataParallelLanguage):
     local_qualifier: str = "threadgroup"
     head: str = HEAD
     max_group: int = 256  # maxTotalThreadsPerThreadgroup is 1024 on Apple GPUs, less for heavy kernels
+    param_separator: str = ",\n    "
 
-    def render(self, k: KernelDef) -> str:
-        b = binding(k)
-        sig = [f"device {BUFFER_TYPES[p.kind]} *{p.name} [[buffer({i})]]"
-               for i, p in enumerate(q for q in k.params if q.is_buffer)]
-        struct = ""
-        pro = []
-        if b.scalars:
-            struct = (f"struct {k.name}_args {{ " + " ".join(f"{SCALAR_TYPES[kind]} {n};" for n, kind, _ in b.scalars)
-                      + " };\n")
-            sig.append(f"constant {k.name}_args &pk_a [[buffer({len(b.buffers)})]]")
-            pro = [f"const {SCALAR_TYPES[kind]} {n} = pk_a.{n};" for n, kind, _ in b.scalars]
-        sig += [f"threadgroup {ty} *{name} [[PK_THREADGROUP_SLOT({i})]]" for i, (ty, name, _) in enumerate(k.local)]
-        sig += list(BUILTINS)
-        doc = f"/* {k.doc} */\n" if k.doc else ""
-        body = [f"    {x}" for x in pro] + [_indent(k.body)]
-        return (f"{doc}{struct}{self.kernel_prefix} {k.name}(" + ",\n    ".join(sig) + ") {\n" + "\n".join(body)
-                + "\n}\n")
+    def preamble(self, k: KernelDef) -> str:
+        fields = binding(k).scalars
+        return f"struct {k.name}_args {{ " + " ".join(f"{SCALAR_TYPES[t]} {n};" for n, t, _ in fields) + " };\n" \
+            if fields else ""
 
+    def buffer_param(self, p: Param, slot: int) -> list[str]:
+        return [f"device {BUFFER_TYPES[p.kind]} *{p.name} [[buffer({slot})]]"]
+
+    def scalar_param(self, p: Param, index: int) -> None:
+        return None  # all scalars in one `constant` struct (block_params)
+
+    def block_params(self, k: KernelDef, buffers: int) -> list[str]:
+        return [f"constant {k.name}_args &pk_a [[buffer({buffers})]]"] if binding(k).scalars else []
+
+    def scalar_prologue(self, k: KernelDef) -> list[str]:
+        return [f"const {SCALAR_TYPES[t]} {n} = pk_a.{n};" for n, t, _ in binding(k).scalars]
+
+    def local_array(self, ty: str, name: str, count: int, slot: int) -> tuple[str | None, str | None]:
+        return f"threadgroup {ty} *{name} [[PK_THREADGROUP_SLOT({slot})]]", None
+
+    def builtin_params(self, k: KernelDef) -> list[str]:
+        from .gemm import uses_simdgroup
+
+        return list(BUILTINS) + ([SIMDGROUP_INDEX] if uses_simdgroup(k) else [])

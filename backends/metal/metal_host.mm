@@ -51,6 +51,9 @@ extern "C" int pock_device_open(void) {
             if (!fn) return pk_fail("a kernel is missing from model.metallib", nil);
             pk.pso[k] = [pk.dev newComputePipelineStateWithFunction:fn error:&err];
             if (!pk.pso[k]) return pk_fail("newComputePipelineStateWithFunction", err);
+            /* the SIMD-group GEMM's 8 SIMD-groups of 32 cover its 256 threads */
+            if (pk_kernel_infos[k].simdgroup && pk.pso[k].threadExecutionWidth != 32)
+                return pk_fail("a SIMD-group matrix kernel needs a SIMD width of 32", nil);
         }
         for (int i = 0; i < PK_N_LAUNCHES; i++) {
             const pk_launch *l = &pk_launches[i];

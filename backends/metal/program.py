@@ -18,10 +18,11 @@ HERE = Path(__file__).parent
 class MetalProgram:
     name = "metal"
 
-    def __init__(self):
+    def __init__(self, simdgroup_gemm: bool = True):
         from .language import MSLLanguage
 
         self.spelling = MSLLanguage()
+        self.simdgroup_gemm = simdgroup_gemm  # GEMMs on 8x8 SIMD-group matrices (gemm.py)
 
     def function_names(self, kp):
         from ..gpu.host import function_names
@@ -30,8 +31,12 @@ class MetalProgram:
 
     def schedule(self, kp):
         from ..gpu.schedule import build_schedule
+        from .gemm import sg_schedule
 
-        return build_schedule(kp, self.spelling.max_group)
+        sched = build_schedule(kp, self.spelling.max_group)
+        if self.simdgroup_gemm:
+            sg_schedule(sched)
+        return sched
 
     def render(self, kp, library, title: str = "model") -> dict[str, str]:
         from ..cstyle import c_comment
@@ -54,4 +59,5 @@ class MetalProgram:
         return {"model.metal": program, "schedule.h": tables(sched), "model.h": header(kp, sched),
                 "model.mm": model_mm, "emu_model.cpp": emu, "metal_host.mm": (HERE / "metal_host.mm").read_text(),
                 "emulator/metal_stdlib": (HERE / "emulator" / "metal_stdlib").read_text(),
+                "emulator/metal_simdgroup_matrix": (HERE / "emulator" / "metal_simdgroup_matrix").read_text(),
                 "emulator/host.cpp": (HERE / "emulator" / "host.cpp").read_text()}

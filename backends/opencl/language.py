@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..gpu.language import BUFFER_TYPES, SCALAR_TYPES, DataParallelLanguage, Param
+from ..gpu.language import BUFFER_TYPES, DataParallelLanguage, Param
 
 HEAD = r"""
 /* OpenCL C 1.2 spelling of the pockengine data-parallel base */
@@ -38,14 +38,11 @@ class OpenCLLanguage(DataParallelLanguage):
     head: str = HEAD
     max_group: int = 256  # the least CL_DEVICE_MAX_WORK_GROUP_SIZE of the GPUs we aim at
 
-    def buffer_param(self, p: Param, index: int) -> list[str]:
+    def buffer_param(self, p: Param, slot: int) -> list[str]:
         return [f"__global {BUFFER_TYPES[p.kind]} *{p.name}_p", f"long {p.name}_o"]
 
     def buffer_prologue(self, p: Param) -> str:
         return f"__global {BUFFER_TYPES[p.kind]} *{p.name} = {p.name}_p + {p.name}_o;"
-
-    def scalar_param(self, p: Param, index: int) -> str:
-        return f"{SCALAR_TYPES[p.kind]} {p.name}"
 
 
 class OpenCLProgram:

@@ -35,7 +35,7 @@ def impl(*op_types: type[Operation]):
 
 
 def _load_impls() -> None:
-    from . import elementwise, fused, grad, linalg, loss, norm, optim, reduce, shape, state  # noqa: F401
+    from . import elementwise, fused, grad, linalg, loss, norm, optim, quant, reduce, shape, state  # noqa: F401
 
 
 class Interpreter:

@@ -25,6 +25,7 @@ from pockengine.ir import types as T
 from pockengine.ir.dialect import OPS
 from pockengine.ir.ops import elementwise as E
 from pockengine.ir.ops import fused, grad, optim, state
+from pockengine.ir.ops import quant as Q
 from pockengine.ir.ops import reduce as R
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Operation, SSAValue
@@ -40,6 +41,7 @@ RULES: dict[type[Operation], Rule] = {}
 NON_DIFFERENTIABLE: frozenset[type[Operation]] = frozenset([
     E.LogicalNotOp, E.AndOp, E.OrOp, E.EqOp, E.NeOp, E.LtOp, E.LeOp, E.GtOp, E.GeOp, R.AnyOp,
     *state.OPS, *grad.OPS, *optim.OPS, *fused.OPS, ModuleOp,
+    Q.QuantizeOp, Q.FakeQuantizeBackwardOp, Q.MatmulIntegerOp, Q.ConvIntegerOp,  # integer results
 ])
 
 
@@ -60,7 +62,7 @@ def vjp(*op_types: type[Operation]):
 
 
 def rules() -> dict[type[Operation], Rule]:
-    from . import elementwise, linalg, loss, norm, reduce, shape  # noqa: F401
+    from . import elementwise, linalg, loss, norm, quant, reduce, shape  # noqa: F401
 
     return RULES
 

@@ -30,7 +30,7 @@ KERNEL_OPS = [op for op in OPS if op not in SKIP]
 
 def lowerable(t) -> bool:
     el = t.element_type if isinstance(t, TensorType) else t
-    return isinstance(el, Float32Type) or (isinstance(el, IntegerType) and el.width.data in (1, 32, 64))
+    return isinstance(el, Float32Type) or (isinstance(el, IntegerType) and el.width.data in (1, 8, 32, 64))
 
 
 def module_of(cases) -> ModuleOp:
@@ -57,7 +57,7 @@ def one_case_per_op(draw):
 
 
 def kernel_types(case) -> bool:
-    """f32, i64, i32, i1 in and out (the kernel backends compute in f32)."""
+    """f32, i64, i32, i8, ui8, i1 in and out (the kernel backends compute in f32)."""
     if not all(lowerable(t) for t in case.operands):
         return False
     probe = case.build(list(Block(arg_types=case.operands).args))

@@ -198,6 +198,7 @@ def _emulate(body: str, n: int = 192):
     files = {"model.metal": MSLLanguage().program([k]), "schedule.h": tables(sched),
              "emulator/host.cpp": (HERE / "emulator" / "host.cpp").read_text(),
              "emulator/metal_stdlib": (HERE / "emulator" / "metal_stdlib").read_text(),
+             "emulator/metal_simdgroup_matrix": (HERE / "emulator" / "metal_simdgroup_matrix").read_text(),
              "emu.cpp": "\n".join(['#include "schedule.h"', '#include "model.metal"', emulator_stubs([k]),
                                    '#include "emulator/host.cpp"', "static unsigned char P0[PK_PARAMS_BYTES];",
                                    'extern "C" void run(void *y) { void *o[1] = {y}; pk_run(0, P0, 0, o); }'])}
@@ -261,3 +262,96 @@ def test_nan_in_means_nan_out():
     with pytest.warns(Warning, match="nan"):
         assert np.isnan(metal.step(x, y))
     metal.close()
+
+
+def _t(*shape):
+    from xdsl.dialects.builtin import TensorType, f32
+
+    return TensorType(f32, shape)
+
+
+def test_simdgroup_gemm_families_match_the_interpreter_on_shapes_no_tile_divides():
+    """Every GEMM form the library uses (strided batched matmul, x·wᵀ linear, a transposed
+    operand, the weight gradient, conv forward / dx / dw as implicit GEMMs, grouped, strided,
+    dilated, padded) on the SIMD-group kernels, shapes that 8, 16 and 64 do not divide, and
+    one too thin for a tile (the scalar fallback), against the numpy interpreter."""
+    from pockengine import Program
+    from pockengine.ir.ops import grad as Gr
+    from pockengine.ir.ops import linalg as L
+    from pockengine.ir.ops import shape as S
+    from xdsl.dialects import func
+    from xdsl.dialects.builtin import ModuleOp
+    from xdsl.ir import Block, Region
+
+    conv = {"stride": (2, 1), "padding": (1, 2, 1, 2), "dilation": (1, 2), "groups": 2}
+    cases = [
+        ("matmul", [_t(2, 70, 65), _t(2, 65, 33)], lambda a: [L.MatmulOp.build(a[0], a[1])]),
+        ("linear", [_t(37, 130), _t(67, 130)], lambda a: [L.LinearOp.build(a[0], a[1])]),
+        ("transposed", [_t(45, 29), _t(45, 70)], lambda a: [t := S.TransposeOp.build(a[0], perm=[1, 0]),
+                                                             L.MatmulOp.build(t.results[0], a[1])]),
+        ("linear_dw", [_t(3, 11, 41), _t(3, 11, 19)], lambda a: [Gr.LinearBackwardWeightOp.build(a[0], a[1])]),
+        ("conv", [_t(2, 16, 9, 11), _t(18, 8, 3, 3)], lambda a: [L.Conv2dOp.build(a[0], a[1], **conv)]),
+        ("conv_dx", [_t(2, 18, 5, 11), _t(18, 8, 3, 3)],
+         lambda a: [Gr.Conv2dBackwardInputOp.build(a[0], a[1], input_size=(9, 11), **conv)]),
+        ("conv_dw", [_t(2, 16, 9, 11), _t(2, 18, 5, 11)],
+         lambda a: [Gr.Conv2dBackwardWeightOp.build(a[0], a[1], kernel=(3, 3), **conv)]),
+        ("thin", [_t(3, 130), _t(67, 130)], lambda a: [L.LinearOp.build(a[0], a[1])]),
+    ]
+    fns = []
+    for i, (_, types, build) in enumerate(cases):
+        block = Block(arg_types=types)
+        ops = build(list(block.args))
+        block.add_ops([*ops, func.ReturnOp(*ops[-1].results)])
+        fns.append(func.FuncOp(f"f{i}", (types, [r.type for r in ops[-1].results]), Region(block)))
+    prog = Program(ModuleOp(fns))
+    tgt = get_target("metal")
+    kp = lower_program(prog, library=tgt.library)
+    sched = tgt.language.schedule(kp)
+    kernels = {f: [ln.kernel for ln in fs.launches if "gemm" in ln.kernel or "conv" in ln.kernel]
+               for f, fs in sched.functions.items()}
+    for i, (name, _, _) in enumerate(cases):
+        assert kernels[f"f{i}"] and all(k.endswith("_sg") == (name != "thin") for k in kernels[f"f{i}"]), (name, kernels)
+    trainer = Trainer(prog, kp, tgt.load(kp))
+    rng = np.random.default_rng(0)
+    for i, (name, types, _) in enumerate(cases):
+        xs = [rng.standard_normal(ty.get_shape()).astype(np.float32) for ty in types]
+        np.testing.assert_allclose(trainer.call(f"f{i}", *xs)[0], prog.run(f"f{i}", *xs), rtol=2e-4, atol=2e-5,
+                                   err_msg=name)
+    trainer.close()
+
+
+def test_simdgroup_operations_are_collective_in_the_emulator():
+    """A SIMD-group matrix operation is a meeting point of its SIMD-group's 32 lanes: the
+    result of a load / multiply-accumulate / store is the collective one, and divergent or
+    non-uniform use (undefined in Metal) fails the run."""
+    body = """simdgroup_float8x8 a, b, c = make_filled_simdgroup_matrix<float, 8, 8>(1.0f);
+long s = (long)pk_sgi;
+red[LID(0)] = (float)(LID(0) % 32);  /* both SIMD-groups load the same 8x8 from red */
+BARRIER();
+simdgroup_load(a, red, 8, ulong2(0, 0));       /* a[r][c] = (8r + c) % 32 */
+simdgroup_load(b, red, 8, ulong2(0, 0));
+simdgroup_multiply_accumulate(c, a, b, c);    /* c = a·b + 1 */
+BARRIER();
+if (s == 0) simdgroup_store(c, red, 8, ulong2(0, 0));
+BARRIER();
+y[GID(0)] = red[LID(0)];
+@EXTRA@"""
+    import re as _re
+
+    def run(extra):
+        src = body.replace("@EXTRA@", extra)
+        return _emulate(_re.sub(r"/\*.*?\*/", "", src))
+
+    y, err = run("")
+    assert err is None, err
+    a = (np.arange(64) % 32).reshape(8, 8).astype(np.float32)
+    np.testing.assert_array_equal(y[:64], (a @ a + 1).reshape(-1))
+    # a lane-dependent operand: the lanes of a SIMD-group disagree
+    _, err = run("if (LID(0) % 2) { simdgroup_load(a, red, 8, ulong2(0, 8)); } else { simdgroup_load(a, red, 8, ulong2(0, 0)); }")
+    assert err and "non-uniform SIMD-group operation" in err, err
+    # part of a SIMD-group at a SIMD-group operation, the rest at a barrier
+    _, err = run("if (LID(0) % 32 < 16) simdgroup_load(a, red, 8, ulong2(0, 0));\nBARRIER();")
+    assert err and "divergent SIMD-group operation" in err, err
+    # an operand past the threadgroup array
+    _, err = run("simdgroup_load(a, red, 8, ulong2(0, 1));")
+    assert err and "outside the launch's threadgroup memory" in err, err

@@ -202,3 +202,64 @@ def test_nan_data_gives_nan_loss_logits_and_weights_like_torch_and_step_says_so(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         trainer.step(x, y)
+
+
+# (channels in, out, groups, kernel, stride, padding (t, l, b, r), dilation, plane): the implicit-GEMM
+# path (run codes, masked gathers, the 1×1 GEMM), depthwise on its SIMD phase-split path (stride 1
+# and 2, planes over and under 64 outputs: four channels at once) and on padded planes (5×5, stride 3,
+# dilation); each with a NaN on a corner tap that meets only padding at the border
+CONV_GEOMETRIES = [(4, 8, 1, 3, 1, (1, 1, 1, 1), 1, 9), (4, 8, 1, 3, 2, (1, 1, 1, 1), 1, 9),
+                   (3, 5, 1, 3, 1, (2, 0, 1, 2), 2, 7), (8, 8, 8, 3, 1, (1, 1, 1, 1), 1, 12),
+                   (8, 8, 8, 3, 2, (1, 1, 1, 1), 1, 12), (8, 8, 8, 3, 1, (1, 1, 1, 1), 1, 4),
+                   (8, 8, 8, 5, 1, (2, 2, 2, 2), 1, 9), (8, 8, 8, 3, 3, (1, 1, 1, 1), 1, 9),
+                   (8, 8, 8, 3, 1, (2, 2, 2, 2), 2, 9), (6, 6, 3, 3, 1, (1, 1, 1, 1), 1, 8)]
+
+
+def test_convolutions_multiply_padding_by_nan_like_torch():
+    """Padding is zeros that are multiplied (0 · NaN = NaN, IEEE and torch on an explicitly padded
+    input): a NaN or inf weight tap meeting only padding still makes the border outputs NaN, and a
+    NaN in dy meeting only padding of x still makes its weight-gradient entry NaN. Every C
+    convolution kernel (forward, dx, dw; implicit GEMM and depthwise) against autograd through
+    F.pad + F.conv2d and against the interpreter."""
+    import torch
+    import torch.nn.functional as F
+    from pockengine.ir import types as T
+    from pockengine.ir.ops import grad as G
+    from pockengine.ir.ops import linalg as L
+    from op_cases import Case
+
+    cases, refs = [], []
+    rng = np.random.default_rng(0)
+    for k, (ci, co, g, ks, s, pad, d, hw) in enumerate(CONV_GEOMETRIES):
+        x = rng.standard_normal((2, ci, hw, hw)).astype(np.float32)
+        w = rng.standard_normal((co, ci // g, ks, ks)).astype(np.float32)
+        corner = [(0, 0), (0, -1), (-1, 0), (-1, -1)][k % 4]
+        w[0, 0, corner[0], corner[1]] = np.nan
+        w[-1, -1, corner[1], corner[0]] = np.inf
+        xt, wt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+        y = F.conv2d(F.pad(xt, (pad[1], pad[3], pad[0], pad[2])), wt, stride=s, dilation=d, groups=g)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        dy[0, 0, corner[0], corner[1]] = np.nan  # a dy corner that reads only padding through some taps
+        y.backward(torch.from_numpy(np.nan_to_num(dy, nan=1.0)))  # dx against a finite dy: the weight's NaN
+        dx_want = xt.grad.numpy().copy()
+        wt2 = torch.from_numpy(np.nan_to_num(w, nan=0.5, posinf=2.0)).requires_grad_()
+        y2 = F.conv2d(F.pad(torch.from_numpy(x), (pad[1], pad[3], pad[0], pad[2])), wt2, stride=s, dilation=d,
+                      groups=g)
+        y2.backward(torch.from_numpy(dy))  # dw against a NaN dy
+        props = {"stride": (s, s), "padding": pad, "dilation": (d, d), "groups": g}
+        xs, ws, ys = T.tensor(x.shape), T.tensor(w.shape), T.tensor(tuple(y.shape))
+        cases += [Case(L.Conv2dOp, [xs, ws], props),
+                  Case(G.Conv2dBackwardInputOp, [ys, ws], {**props, "input_size": (hw, hw)}),
+                  Case(G.Conv2dBackwardWeightOp, [xs, ys], {**props, "kernel": (ks, ks)})]
+        refs += [((x, w), y.detach().numpy()), ((np.nan_to_num(dy, nan=1.0), w), dx_want),
+                 ((x, dy), wt2.grad.numpy())]
+    prog = Program(module_of(cases))
+    kp = lower_program(prog)
+    trainer = Trainer(prog, kp, build_library(kp, get_target("c")))
+    for i, ((args, want), case) in enumerate(zip(refs, cases)):
+        what = f"{case.op.name} {CONV_GEOMETRIES[i // 3]}"
+        got = trainer.call(f"f{i}", *args)[0]
+        with np.errstate(all="ignore"):
+            assert_ieee_equal(got, prog.run(f"f{i}", *args), f"{what} vs the interpreter")
+        assert_ieee_equal(got, want, f"{what} vs torch")
+        assert np.isnan(want).any() and not np.isnan(want).all(), what  # the case has a border to get wrong

@@ -61,3 +61,12 @@ def test_cli_exits_2_without_data(tmp_path, monkeypatch, capsys):
     assert main(["lm", "--tiny", "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "make data" in err and "Traceback" not in err
+
+
+def test_driver_subcommand_exits_2_without_data(tmp_path, monkeypatch, capsys):
+    from pockengine.tools.driver import main
+
+    monkeypatch.setenv("POCKENGINE_DATA", str(tmp_path))
+    assert main(["experiment", "lm", "--tiny", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pockengine experiment lm: ") and "make data" in err and "Traceback" not in err

@@ -530,6 +530,10 @@ CASES: dict[type[Operation], Callable] = {
     ConstantOp: constant,
 }
 
+from quant_cases import QUANT_CASES  # noqa: E402  (it builds on the generators above)
+
+CASES.update(QUANT_CASES)
+
 
 def all_cases() -> dict[type[Operation], Callable]:
     """Forward ops (here) plus backward and optimizer ops (train_cases.py, built from these)."""

@@ -25,6 +25,7 @@ from pockengine.ir import types as T
 from pockengine.ir.dialect import OPS
 from pockengine.ir.interpreter import Interpreter
 from pockengine.ir.ops import elementwise as E
+from pockengine.ir.ops import quant as Q
 from pockengine.ir.ops import shape as S
 from pockengine.passes.vjp import NON_DIFFERENTIABLE, Builder, MissingRuleError, rule_for, rules
 
@@ -95,6 +96,8 @@ def _modules(case, types):
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_rule_matches_finite_differences(op, data):
+    if op in (Q.FakeQuantizeOp, Q.DequantizeOp):  # the STE is no derivative: tests/passes/test_vjp_quant.py
+        pytest.skip("checked against torch and finite differences in test_vjp_quant.py")
     case = data.draw(CASES[op](op))
     if op is E.CastOp:
         assume(case.props.get("to") == "f64")  # narrower casts round away what differences measure

@@ -49,35 +49,52 @@ static void pk_conv2d(const long *g, const float *x, const float *w, float *y, f
         pk_conv_offsets(g, q0, nq, nb, T, R);
         for (long gr = 0; gr < G; gr++) {
             const float *xg = x + gr * cg * H * W, *wg = w + gr * og * K;
-            for (long pc = 0; pc < K; pc += PK_KC) {
-                long kc = pk_min(PK_KC, K - pc);
-                pk_conv_pack_cols(g, xg, T, R, pc, kc, nq, pb);
-                for (long ic = 0; ic < og; ic += PK_MC) {
-                    long mc = pk_min(PK_MC, og - ic);
-                    if (!direct_a) pk_pack_a(mc, kc, wg + ic * K + pc, K, 1, pa);
-                    PK_PARALLEL_FOR(mc * nq * kc > PK_PAR_GEMM_MIN)  /* threads own column panels (as pk_gemm_ep) */
-                    for (long jr = 0; jr < nq; jr += PK_NR) {
-                        long q = q0 + jr, n = pk_min(PK_NR, nq - jr);
-                        for (long ir = 0; ir < mc; ir += PK_MR) {
-                            long o = ic + ir;
-                            float *c = direct_out ? y + ((q / P * O) + gr * og + o) * P + q % P : buf + o * nb + jr;
-                            pk_conv_tile(kc, direct_a ? wg + o * K + pc : pa + ir * kc, direct_a ? K : 0,
-                                         pk_min(PK_MR, mc - ir), pb + jr * kc, c, direct_out ? P : nb, n, 1.0f,
-                                         pc > 0 ? 1.0f : 0.0f);
+            /* one region per block: each thread packs its share of the column panels and
+               computes them for every row block (a packed weight block is shared: one thread
+               packs it between barriers); then threads own rows of the buffered copy-out */
+            long np = (nq + PK_NR - 1) / PK_NR;
+            PK_REGION(og * nq * K > PK_PAR_GEMM_MIN && np > 1)
+            {
+                long p0, p1;
+                pk_share(np, &p0, &p1);
+                long j0 = p0 * PK_NR, j1 = pk_min(nq, p1 * PK_NR);
+                for (long pc = 0; pc < K; pc += PK_KC) {
+                    long kc = pk_min(PK_KC, K - pc);
+                    if (j1 > j0) pk_conv_pack_cols(g, xg, T, R, pc, kc, j0, j1, pb);
+                    for (long ic = 0; ic < og; ic += PK_MC) {
+                        long mc = pk_min(PK_MC, og - ic);
+                        if (!direct_a) {
+                            PK_BARRIER
+                            PK_SINGLE
+                            pk_pack_a(mc, kc, wg + ic * K + pc, K, 1, pa);
                         }
+                        for (long jr = j0; jr < j1; jr += PK_NR) {
+                            long q = q0 + jr, n = pk_min(PK_NR, nq - jr);
+                            for (long ir = 0; ir < mc; ir += PK_MR) {
+                                long o = ic + ir;
+                                float *c = direct_out ? y + ((q / P * O) + gr * og + o) * P + q % P : buf + o * nb + jr;
+                                pk_conv_tile(kc, direct_a ? wg + o * K + pc : pa + ir * kc, direct_a ? K : 0,
+                                             pk_min(PK_MR, mc - ir), pb + jr * kc, c, direct_out ? P : nb, n, 1.0f,
+                                             pc > 0 ? 1.0f : 0.0f);
+                            }
+                        }
+                        if (ep && direct_out && pc + kc == K && j1 > j0)  /* this thread's columns are final */
+                            pk_conv_epilogue(ep, y, O, P, q0 + j0, j1 - j0, gr * og + ic, mc);
                     }
-                    if (ep && direct_out && pc + kc == K)  /* the block's rows are final */
-                        pk_conv_epilogue(ep, y, O, P, q0, nq, gr * og + ic, mc);
+                }
+                if (!direct_out) {
+                    PK_BARRIER  /* the whole block is in the buffer */
+                    long o0, o1;
+                    pk_share(og, &o0, &o1);
+                    for (long o = o0; o < o1; o++)
+                        for (long u = 0, len; u < nq; u += len) {
+                            long q = q0 + u;
+                            len = pk_min(P - q % P, nq - u);
+                            memcpy(y + (q / P * O + gr * og + o) * P + q % P, buf + o * nb + u, len * sizeof(float));
+                        }
+                    if (ep && o1 > o0) pk_conv_epilogue(ep, y, O, P, q0, nq, gr * og + o0, o1 - o0);
                 }
             }
-            if (direct_out) continue;
-            for (long o = 0; o < og; o++)
-                for (long u = 0, len; u < nq; u += len) {
-                    long q = q0 + u;
-                    len = pk_min(P - q % P, nq - u);
-                    memcpy(y + (q / P * O + gr * og + o) * P + q % P, buf + o * nb + u, len * sizeof(float));
-                }
-            if (ep) pk_conv_epilogue(ep, y, O, P, q0, nq, gr * og, og);
         }
     }
 }

@@ -9,9 +9,9 @@
 
 /* dy columns q0..q0+nq of the group (dyg: dy at its first channel) as B panels over all og
    rows: dst[jp·og·NR + o·NR + u] = dy[n][o][p] for q0 + jp·NR + u = n·P + p, zero beyond nq. */
-static void pk_conv_pack_dy(const long *g, const float *dyg, long q0, long nq, float *dst) {
+static void pk_conv_pack_dy(const long *g, const float *dyg, long q0, long nq, long p0, long p1, float *dst) {
     PK_CONV_GEOMETRY(g);
-    for (long jp = 0; jp * PK_NR < nq; jp++) {
+    for (long jp = p0; jp < p1 && jp * PK_NR < nq; jp++) {  /* panels p0..p1: a thread's share */
         long base[PK_NR], n = pk_min(PK_NR, nq - jp * PK_NR);
         for (long u = 0; u < n; u++) {
             long q = q0 + jp * PK_NR + u;
@@ -98,27 +98,43 @@ static void pk_conv2d_backward_input(const long *g, const float *dy, const float
         pk_conv_offsets(g, q0, nq, nb, T, R);
         for (long gr = 0; gr < G; gr++) {
             const float *wg = w + gr * og * K;
-            pk_conv_pack_dy(g, dy + gr * og * P, q0, nq, pb);
-            for (long ic = 0; ic < K; ic += PK_MC) {
-                long mc = pk_min(PK_MC, K - ic);
-                for (long pc = 0; pc < og; pc += PK_KC) {
-                    long kc = pk_min(PK_KC, og - pc), whole = direct ? mc / PK_MR * PK_MR : 0;
-                    float be = pc > 0 ? 1.0f : 0.0f;
-                    /* whole tiles: the buffer has room for MC rows and nb (a multiple of NR) columns */
-                    PK_PARALLEL_FOR(whole * nq * kc > PK_PAR_GEMM_MIN)  /* threads own row strips */
-                    for (long ir = 0; ir < whole; ir += PK_MR)
-                        for (long jr = 0; jr < nq; jr += PK_NR)
-                            pk_conv_kernel_wt(kc, wg + pc * K + ic + ir, K, pb + jr * og + pc * PK_NR, buf + ir * nb + jr,
-                                              nb, be);
-                    if (whole == mc) continue;
-                    pk_conv_pack_wt(mc - whole, kc, wg, K, ic + whole, pc, pa);
-                    PK_PARALLEL_FOR((mc - whole) * nq * kc > PK_PAR_GEMM_MIN)  /* threads own column panels */
-                    for (long jr = 0; jr < nq; jr += PK_NR)
-                        for (long ir = whole; ir < mc; ir += PK_MR)
-                            pk_micro_kernel(kc, pa + (ir - whole) * kc, pb + jr * og + pc * PK_NR, buf + ir * nb + jr, nb,
-                                            1.0f, be);
+            long np = (nq + PK_NR - 1) / PK_NR;
+            /* one region per block: threads pack shares of dy's panels, then own row strips
+               (whole tiles) or column panels (the packed rest) of each dcol block, then the
+               channels of its col2im (every pixel's taps added in the serial order) */
+            PK_REGION(K * nq * og > PK_PAR_GEMM_MIN)
+            {
+                long p0, p1;
+                pk_share(np, &p0, &p1);
+                pk_conv_pack_dy(g, dy + gr * og * P, q0, nq, p0, p1, pb);
+                PK_BARRIER
+                for (long ic = 0; ic < K; ic += PK_MC) {
+                    long mc = pk_min(PK_MC, K - ic);
+                    for (long pc = 0; pc < og; pc += PK_KC) {
+                        long kc = pk_min(PK_KC, og - pc), whole = direct ? mc / PK_MR * PK_MR : 0, s0, s1;
+                        float be = pc > 0 ? 1.0f : 0.0f;
+                        /* whole tiles: the buffer has room for MC rows and nb (a multiple of NR) columns */
+                        pk_share(whole / PK_MR, &s0, &s1);
+                        for (long ir = s0 * PK_MR; ir < s1 * PK_MR; ir += PK_MR)
+                            for (long jr = 0; jr < nq; jr += PK_NR)
+                                pk_conv_kernel_wt(kc, wg + pc * K + ic + ir, K, pb + jr * og + pc * PK_NR,
+                                                  buf + ir * nb + jr, nb, be);
+                        if (whole == mc) continue;
+                        PK_BARRIER  /* every thread is done with the previous packed block */
+                        PK_SINGLE
+                        pk_conv_pack_wt(mc - whole, kc, wg, K, ic + whole, pc, pa);
+                        for (long jr = p0 * PK_NR; jr < pk_min(nq, p1 * PK_NR); jr += PK_NR)
+                            for (long ir = whole; ir < mc; ir += PK_MR)
+                                pk_micro_kernel(kc, pa + (ir - whole) * kc, pb + jr * og + pc * PK_NR,
+                                                buf + ir * nb + jr, nb, 1.0f, be);
+                    }
+                    PK_BARRIER  /* the dcol block is whole */
+                    long c0, c1, cfirst = ic / taps;
+                    pk_share((ic + mc - 1) / taps + 1 - cfirst, &c0, &c1);
+                    long k0 = pk_max(ic, (cfirst + c0) * taps), k1 = pk_min(ic + mc, (cfirst + c1) * taps);
+                    if (k1 > k0) pk_conv_scatter_cols(g, buf + (k0 - ic) * nb, T, R, k0, k1 - k0, nq, dx + gr * cg * H * W);
+                    PK_BARRIER  /* before the next block overwrites the buffer */
                 }
-                pk_conv_scatter_cols(g, buf, T, R, ic, mc, nq, dx + gr * cg * H * W);
             }
         }
     }

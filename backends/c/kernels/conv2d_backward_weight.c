@@ -10,9 +10,9 @@
 
 /* dy columns q0..q0+nq, all og rows of the group, as A panels: dst[ip·nq·MR + u·MR + i] =
    dy[n][ip·MR + i][p] for q0 + u = n·P + p, zero rows beyond og. */
-static void pk_conv_pack_dy_rows(const long *g, const float *dyg, long q0, long nq, float *dst) {
+static void pk_conv_pack_dy_rows(const long *g, const float *dyg, long q0, long nq, long i0, long i1, float *dst) {
     PK_CONV_GEOMETRY(g);
-    for (long ip = 0; ip * PK_MR < og; ip++) {
+    for (long ip = i0; ip < i1 && ip * PK_MR < og; ip++) {  /* panels i0..i1: a thread's share */
         long m = pk_min(PK_MR, og - ip * PK_MR);
         float *d = dst + ip * nq * PK_MR;
         for (long u = 0, len; u < nq; u += len) {
@@ -46,15 +46,25 @@ static void pk_conv2d_backward_weight(const long *g, const float *x, const float
             long nq = pk_min(qb, Q - q0);
             float be = q0 > 0 ? 1.0f : beta;  /* later pixel blocks add to what the first wrote */
             pk_conv_offsets(g, q0, nq, qb, T, NULL);
-            pk_conv_pack_dy_rows(g, dy + gr * og * P, q0, nq, pa);
-            for (long k0 = 0; k0 < K; k0 += nb) {
-                long nk = pk_min(nb, K - k0);
-                pk_conv_pack_cols_t(g, xg, T, qb, k0, nk, nq, pb);
-                PK_PARALLEL_FOR(og * nk * nq > PK_PAR_GEMM_MIN)  /* threads own row strips of dw (and its update) */
-                for (long ir = 0; ir < og; ir += PK_MR)
-                    for (long jr = 0; jr < nk; jr += PK_NR)
-                        pk_conv_tile(nq, pa + ir * nq, 0, pk_min(PK_MR, og - ir), pb + jr * nq, dwg + ir * K + k0 + jr,
-                                     K, pk_min(PK_NR, nk - jr), alpha, be);
+            /* one region per pixel block: threads pack shares of dy's row panels (shared),
+               then own column panels of dw, packing their own panels of colᵀ */
+            PK_REGION(og * K * nq > PK_PAR_GEMM_MIN)
+            {
+                long i0, i1;
+                pk_share((og + PK_MR - 1) / PK_MR, &i0, &i1);
+                pk_conv_pack_dy_rows(g, dy + gr * og * P, q0, nq, i0, i1, pa);
+                PK_BARRIER
+                for (long k0 = 0; k0 < K; k0 += nb) {
+                    long nk = pk_min(nb, K - k0), p0, p1;
+                    pk_share((nk + PK_NR - 1) / PK_NR, &p0, &p1);
+                    long j0 = p0 * PK_NR, j1 = pk_min(nk, p1 * PK_NR);
+                    if (j1 <= j0) continue;
+                    pk_conv_pack_cols_t(g, xg, T, qb, k0 + j0, j1 - j0, nq, pb + j0 * nq);
+                    for (long jr = j0; jr < j1; jr += PK_NR)
+                        for (long ir = 0; ir < og; ir += PK_MR)
+                            pk_conv_tile(nq, pa + ir * nq, 0, pk_min(PK_MR, og - ir), pb + jr * nq,
+                                         dwg + ir * K + k0 + jr, K, pk_min(PK_NR, nk - jr), alpha, be);
+                }
             }
         }
     }

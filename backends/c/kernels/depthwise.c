@@ -159,24 +159,34 @@ PK_INLINE void pk_dw_gather4(const pk_dw_job *jb, const float *const *src, const
     }
     for (long gi = 0, t = 0; gi < jb->ng; gi++) {
         pk_dwv s0 = pk_dwv_zero(), s1 = s0, s2 = s0, s3 = s0;
-        for (; t < jb->gend[gi]; t++) {
-            const float *r = src[t] + q;
-            pk_dwv k = pk_dwv_set1(w[t]);
-            s0 = pk_dwv_fma(k, pk_dwv_load(r + d[0]), s0);
-            if (lanes) k = pk_dwv_set1(w[ws + t]);
-            s1 = pk_dwv_fma(k, pk_dwv_load(r + d[1]), s1);
-            if (lanes) k = pk_dwv_set1(w[2 * ws + t]);
-            s2 = pk_dwv_fma(k, pk_dwv_load(r + d[2]), s2);
-            if (lanes) k = pk_dwv_set1(w[3 * ws + t]);
-            s3 = pk_dwv_fma(k, pk_dwv_load(r + d[3]), s3);
-        }
         const float *m = jb->mask[gi];
-        if (m) {
+        if (m) {  /* a wrapped read is padding: masked to zero before the product (0 · NaN = NaN) */
             m += mq;
-            s0 = pk_dwv_and(s0, pk_dwv_load(m + md[0]));
-            s1 = pk_dwv_and(s1, pk_dwv_load(m + md[1]));
-            s2 = pk_dwv_and(s2, pk_dwv_load(m + md[2]));
-            s3 = pk_dwv_and(s3, pk_dwv_load(m + md[3]));
+            pk_dwv m0 = pk_dwv_load(m + md[0]), m1 = pk_dwv_load(m + md[1]);
+            pk_dwv m2 = pk_dwv_load(m + md[2]), m3 = pk_dwv_load(m + md[3]);
+            for (; t < jb->gend[gi]; t++) {
+                const float *r = src[t] + q;
+                pk_dwv k = pk_dwv_set1(w[t]);
+                s0 = pk_dwv_fma(k, pk_dwv_and(pk_dwv_load(r + d[0]), m0), s0);
+                if (lanes) k = pk_dwv_set1(w[ws + t]);
+                s1 = pk_dwv_fma(k, pk_dwv_and(pk_dwv_load(r + d[1]), m1), s1);
+                if (lanes) k = pk_dwv_set1(w[2 * ws + t]);
+                s2 = pk_dwv_fma(k, pk_dwv_and(pk_dwv_load(r + d[2]), m2), s2);
+                if (lanes) k = pk_dwv_set1(w[3 * ws + t]);
+                s3 = pk_dwv_fma(k, pk_dwv_and(pk_dwv_load(r + d[3]), m3), s3);
+            }
+        } else {
+            for (; t < jb->gend[gi]; t++) {
+                const float *r = src[t] + q;
+                pk_dwv k = pk_dwv_set1(w[t]);
+                s0 = pk_dwv_fma(k, pk_dwv_load(r + d[0]), s0);
+                if (lanes) k = pk_dwv_set1(w[ws + t]);
+                s1 = pk_dwv_fma(k, pk_dwv_load(r + d[1]), s1);
+                if (lanes) k = pk_dwv_set1(w[2 * ws + t]);
+                s2 = pk_dwv_fma(k, pk_dwv_load(r + d[2]), s2);
+                if (lanes) k = pk_dwv_set1(w[3 * ws + t]);
+                s3 = pk_dwv_fma(k, pk_dwv_load(r + d[3]), s3);
+            }
         }
         a0 = pk_dwv_add(a0, s0);
         a1 = pk_dwv_add(a1, s1);
@@ -196,8 +206,14 @@ static void pk_dw_gather_rest(const pk_dw_job *jb, const float *const *src, cons
         pk_dwv a = add ? pk_dwv_load(out + q) : pk_dwv_zero();
         for (long gi = 0, t = 0; gi < jb->ng; gi++) {
             pk_dwv s = pk_dwv_zero();
-            for (; t < jb->gend[gi]; t++) s = pk_dwv_fma(pk_dwv_set1(w[t]), pk_dwv_load(src[t] + d + q), s);
-            a = pk_dwv_add(a, jb->mask[gi] ? pk_dwv_and(s, pk_dwv_load(jb->mask[gi] + q)) : s);
+            if (jb->mask[gi]) {
+                pk_dwv m = pk_dwv_load(jb->mask[gi] + q);
+                for (; t < jb->gend[gi]; t++)
+                    s = pk_dwv_fma(pk_dwv_set1(w[t]), pk_dwv_and(pk_dwv_load(src[t] + d + q), m), s);
+            } else {
+                for (; t < jb->gend[gi]; t++) s = pk_dwv_fma(pk_dwv_set1(w[t]), pk_dwv_load(src[t] + d + q), s);
+            }
+            a = pk_dwv_add(a, s);
         }
         pk_dwv_store(out + q, a);
     }
@@ -205,10 +221,11 @@ static void pk_dw_gather_rest(const pk_dw_job *jb, const float *const *src, cons
         float a = add ? out[q] : 0.0f;
         for (long gi = 0, t = 0; gi < jb->ng; gi++) {
             float s = 0.0f;
-            for (; t < jb->gend[gi]; t++) s = pk_fmaf(w[t], src[t][d + q], s);
             pk_bits m;
             m.f = jb->mask[gi] ? jb->mask[gi][q] : 0.0f;
-            a += !jb->mask[gi] || m.u ? s : 0.0f;
+            int pad = jb->mask[gi] && !m.u;  /* padding: a zero that is still multiplied */
+            for (; t < jb->gend[gi]; t++) s = pk_fmaf(w[t], pad ? 0.0f : src[t][d + q], s);
+            a += s;
         }
         out[q] = a;
     }
@@ -264,7 +281,7 @@ static void pk_dw_dot(const pk_dw_job *jb, const float *base, const float *dy, l
             for (; q < P; q++) {
                 pk_bits mb;
                 mb.f = m ? m[q] : 0.0f;
-                tails[t] += !m || mb.u ? dy[q] * s[q] : 0.0f;
+                tails[t] += dy[q] * (!m || mb.u ? s[q] : 0.0f);  /* padding is a zero multiplied */
             }
         }
 }

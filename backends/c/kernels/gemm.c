@@ -258,38 +258,46 @@ static void pk_gemm_ep(long M, long N, long K,
     float *pa = work, *pb = work + mc_max * pk_min(K, PK_KC);
     int rows = PK_DIRECT_A && csa == 1, cols = PK_DIRECT_A && rsa == 1 && csa <= PK_COLS_MAX;
     for (long jc = 0; jc < N; jc += PK_NC) {
-        long nc = pk_min(PK_NC, N - jc);
+        long nc = pk_min(PK_NC, N - jc), n_panels = (nc + PK_NR - 1) / PK_NR;
         for (long pc = 0; pc < K; pc += PK_KC) {
             long kc = pk_min(PK_KC, K - pc);
             float be = pc > 0 ? 1.0f : beta;  /* later K blocks add to what the first wrote */
-            pk_pack_b(kc, nc, b + pc * rsb + jc * csb, rsb, csb, pb);
-            for (long ic = 0; ic < M; ic += PK_MC) {
-                long mc = pk_min(PK_MC, M - ic);
-                if (!rows && !cols) pk_pack_a(mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
-                long n_panels = (nc + PK_NR - 1) / PK_NR;
-                PK_PARALLEL_FOR(mc * nc * kc > PK_PAR_GEMM_MIN)
-                for (long jp = 0; jp < n_panels; jp++) {
-                    long jr = jp * PK_NR, n = pk_min(PK_NR, nc - jr);
-                    for (long ir = 0; ir < mc; ir += PK_MR) {
-                        long m = pk_min(PK_MR, mc - ir);
-                        float *ct = c + (ic + ir) * rsc + (jc + jr) * csc;
-                        const float *at = a + (ic + ir) * rsa + pc * csa;
-                        int whole = m == PK_MR && n == PK_NR && csc == 1;
-                        float acc[PK_MR * PK_NR] PK_ALIGNED(64);
-                        float *dst = whole ? ct : acc;
-                        long rs = whole ? rsc : PK_NR;
-                        float al = whole ? alpha : 1.0f, bt = whole ? be : 0.0f;
-                        if (rows) pk_micro_kernel_rows(kc, at, rsa, m, pb + jr * kc, dst, rs, al, bt);
-                        else if (cols) pk_micro_kernel_cols(kc, at, csa, m, pb + jr * kc, dst, rs, al, bt);
-                        else pk_micro_kernel(kc, pa + ir * kc, pb + jr * kc, dst, rs, al, bt);
-                        if (!whole) pk_store_tile(m, n, acc, ct, rsc, csc, alpha, be);
+            /* one region per K block: each thread packs its own share of B's column panels
+               and computes those panels for every row block (so no barrier after packing);
+               a packed A block is shared (one thread packs it between two barriers) */
+            PK_REGION(M * nc * kc > PK_PAR_GEMM_MIN && n_panels > 1)
+            {
+                long p0, p1;
+                pk_share(n_panels, &p0, &p1);
+                long j0 = p0 * PK_NR, j1 = pk_min(nc, p1 * PK_NR);
+                if (j1 > j0) pk_pack_b(kc, j1 - j0, b + pc * rsb + (jc + j0) * csb, rsb, csb, pb + j0 * kc);
+                for (long ic = 0; ic < M; ic += PK_MC) {
+                    long mc = pk_min(PK_MC, M - ic);
+                    if (!rows && !cols) {
+                        PK_BARRIER  /* every thread is done with the previous A block */
+                        PK_SINGLE
+                        pk_pack_a(mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
                     }
-                }
-                if (ep && pc + kc == K) {  /* the MC×NC block is final: threads own row strips of it */
-                    PK_PARALLEL_FOR(mc * nc >= PK_PAR_MIN)
-                    for (long r = 0; r < mc; r += PK_MR)
-                        pk_epilogue_tile(ep, c + (ic + r) * rsc + jc * csc, rsc, csc, ic + r, jc,
-                                         pk_min(PK_MR, mc - r), nc);
+                    for (long jr = j0; jr < j1; jr += PK_NR) {
+                        long n = pk_min(PK_NR, nc - jr);
+                        for (long ir = 0; ir < mc; ir += PK_MR) {
+                            long m = pk_min(PK_MR, mc - ir);
+                            float *ct = c + (ic + ir) * rsc + (jc + jr) * csc;
+                            const float *at = a + (ic + ir) * rsa + pc * csa;
+                            int whole = m == PK_MR && n == PK_NR && csc == 1;
+                            float acc[PK_MR * PK_NR] PK_ALIGNED(64);
+                            float *dst = whole ? ct : acc;
+                            long rs = whole ? rsc : PK_NR;
+                            float al = whole ? alpha : 1.0f, bt = whole ? be : 0.0f;
+                            if (rows) pk_micro_kernel_rows(kc, at, rsa, m, pb + jr * kc, dst, rs, al, bt);
+                            else if (cols) pk_micro_kernel_cols(kc, at, csa, m, pb + jr * kc, dst, rs, al, bt);
+                            else pk_micro_kernel(kc, pa + ir * kc, pb + jr * kc, dst, rs, al, bt);
+                            if (!whole) pk_store_tile(m, n, acc, ct, rsc, csc, alpha, be);
+                        }
+                    }
+                    /* this thread's columns of the MC×NC block are final: its epilogue */
+                    if (ep && pc + kc == K && j1 > j0)
+                        pk_epilogue_tile(ep, c + ic * rsc + (jc + j0) * csc, rsc, csc, ic, jc + j0, mc, j1 - j0);
                 }
             }
         }

@@ -132,17 +132,18 @@ PK_INLINE void pk_conv_pack_row(const float *xc, const int32_t *o, long run, lon
     for (long u = 0; u < PK_NR; u++) d[u] = u < n && o[u] >= 0 ? xc[o[u]] : 0.0f;
 }
 
-/* Rows k0..k0+kc of col, columns q0..q0+nq (the block T and R were built for), packed as
-   the GEMM's B operand: NR-column panels, k-major inside a panel (dst[jp·kc·NR + k·NR + u]),
-   zero beyond nq. xg: x at the group's first channel. */
+/* Rows k0..k0+kc of col, columns j0..j1 of the block q0..q0+nq that T and R were built for
+   (j0 a multiple of NR: a thread's share of the panels), packed as the GEMM's B operand:
+   NR-column panels, k-major inside a panel (dst[jp·kc·NR + k·NR + u]), zero beyond j1.
+   xg: x at the group's first channel. */
 static void pk_conv_pack_cols(const long *g, const float *xg, const int32_t *T, const int32_t *R, long k0, long kc,
-                              long nq, float *dst) {
+                              long j0, long j1, float *dst) {
     PK_CONV_GEOMETRY(g);
     long npan = (nb + PK_NR - 1) / PK_NR, HW = H * W;
     for (long kk = 0; kk < kc; kk++) {
         long c = (k0 + kk) / taps, t = (k0 + kk) % taps;
-        for (long jp = 0; jp * PK_NR < nq; jp++)
-            pk_conv_pack_row(xg + c * HW, T + t * nb + jp * PK_NR, R[t * npan + jp], pk_min(PK_NR, nq - jp * PK_NR), W,
+        for (long jp = j0 / PK_NR; jp * PK_NR < j1; jp++)
+            pk_conv_pack_row(xg + c * HW, T + t * nb + jp * PK_NR, R[t * npan + jp], pk_min(PK_NR, j1 - jp * PK_NR), W,
                              dst + (jp * kc + kk) * PK_NR);
     }
 }

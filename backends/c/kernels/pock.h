@@ -48,9 +48,39 @@ static int pock_threads = PK_THREADS;
 #endif
 PK_INLINE int pk_threads(void) { return pock_threads > 0 ? pock_threads : omp_get_max_threads(); }
 #define PK_PARALLEL_FOR(cond) PK_PRAGMA(omp parallel for schedule(static) if(cond) num_threads(pk_threads()))
+/* `stmt` on ranges [lo, hi) of 0..n, one per thread, when `cond` (else once on all of it): the
+   work is a call of a serial function, so the compiler sees its restrict parameters (an omp
+   parallel loop's body is outlined with its operands in a struct, restrict lost). */
+#define PK_SPLIT(n, cond, lo, hi, stmt) do { \
+    long pk_n_ = (n); \
+    if ((cond) && pk_threads() > 1) { \
+        PK_PRAGMA(omp parallel num_threads(pk_threads())) \
+        { \
+            long pk_t_ = omp_get_thread_num(), pk_nt_ = omp_get_num_threads(); \
+            long lo = pk_n_ * pk_t_ / pk_nt_, hi = pk_n_ * (pk_t_ + 1) / pk_nt_; \
+            if (hi > lo) { stmt; } \
+        } \
+    } else { long lo = 0, hi = pk_n_; stmt; } \
+} while (0)
+/* A parallel region (one fork/join for a kernel's packing, products and epilogues), its
+   barriers, and this thread's share [lo, hi) of n items (the same split for every loop of
+   the region: a thread uses only what it packed itself, no barrier between). */
+#define PK_REGION(cond) PK_PRAGMA(omp parallel if(cond) num_threads(pk_threads()))
+#define PK_BARRIER PK_PRAGMA(omp barrier)
+#define PK_SINGLE PK_PRAGMA(omp single)
+PK_INLINE void pk_share(long n, long *lo, long *hi) {
+    long t = omp_get_thread_num(), nt = omp_get_num_threads();
+    *lo = n * t / nt;
+    *hi = n * (t + 1) / nt;
+}
 #else
 PK_INLINE int pk_threads(void) { return 1; }
 #define PK_PARALLEL_FOR(cond)
+#define PK_REGION(cond)
+#define PK_BARRIER
+#define PK_SINGLE
+PK_INLINE void pk_share(long n, long *lo, long *hi) { *lo = 0; *hi = n; }
+#define PK_SPLIT(n, cond, lo, hi, stmt) do { long lo = 0, hi = (n); stmt; } while (0)
 #endif
 /* A sum the compiler may vectorize (reassociate) although -ffast-math is off: needs
    -fopenmp-simd (the targets pass it); other compilers ignore the pragma. */
@@ -149,6 +179,12 @@ PK_INLINE float pk_selectf(int c, float a, float b) {
 #else
 #define pk_nanmaxf(m, v) ((v) > (m) || (v) != (v) ? (v) : (m))
 #endif
+/* x^y for a y known only at run time (a value in the arena): 1, 2 and 3 multiply, as the
+   renderer's literal exponents do; the test is invariant in a map's loop, so the compiler
+   unswitches it and the x*x loop vectorizes (powf is a libm call per element) */
+PK_INLINE float pk_powf(float x, float y) {
+    return y == 2.0f ? x * x : y == 3.0f ? x * x * x : y == 1.0f ? x : powf(x, y);
+}
 PK_INLINE float pk_sigmoidf(float x) { return 1.0f / (1.0f + pk_expf(-x)); }
 PK_INLINE float pk_tanhf(float x) { return 2.0f / (1.0f + pk_expf(-2.0f * x)) - 1.0f; }
 /* erf(x) = x P(x^2) / Q(x^2) on |x| <= 4, ±1 beyond (erf(4) rounds to 1): the rational
