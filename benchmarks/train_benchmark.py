@@ -4,6 +4,7 @@
     python benchmarks/train_benchmark.py --workloads W1 --rounds 5 --no-torch-compile
     python benchmarks/train_benchmark.py --workloads W2 --profile   # where the C step's time goes
     python benchmarks/train_benchmark.py --workloads W2,W6 --threads 1,2   # threads (issue 19); W6: GPT-2-style
+    python benchmarks/train_benchmark.py --threads 1,2        # issue 19's table: W1..W4 and W6 at 1 and 2 threads
 
 Per workload, in one process and interleaved round by round (the machine's clock drifts by
 tens of percent within minutes, so only ratios within a round are trusted): compiled sparse
@@ -169,6 +170,7 @@ def bench(workload: str, rounds: int, use_compile: bool, profile: bool, threads=
         r.step()
     times: dict[str, list[float]] = {k if len(threads) == 1 else f"{k} {t}t": [] for k in runs for t in threads}
     sgemm: list[float] = []
+    load0 = os.getloadavg()[0]  # the machine's load (other processes' threads take the cores)
     for _ in range(rounds):
         for t in threads:  # interleaved: every run at every thread count in each round
             torch.set_num_threads(t)
@@ -179,7 +181,7 @@ def bench(workload: str, rounds: int, use_compile: bool, profile: bool, threads=
         torch.set_num_threads(threads[0])
         sgemm.append(sgemm_rate(reps=2))  # in every round: the clock drifts with the load
     out = {"times_ms": {k: 1e3 * statistics.median(v) for k, v in times.items()}, "info": info,
-           "sgemm": statistics.median(sgemm), "threads": list(threads)}
+           "sgemm": statistics.median(sgemm), "threads": list(threads), "load": (load0, os.getloadavg()[0])}
     if profile:
         prof = runs["ours sparse"].trainer.profile()
         agg: dict[str, float] = {}
@@ -220,7 +222,7 @@ def threads_table(results: dict) -> str:
     the compiled step's speed-up over its first thread count, and the ratios to PyTorch there."""
     runs = ("ours sparse", "ours sparse r1/4", "ours full", "eager full", "eager scheme", "compile scheme")
     head = ["workload", "threads", *runs, "sparse speed-up", "full speed-up", "eager-scheme/sparse",
-            "compile-scheme/sparse", "eager-full/full"]
+            "compile-scheme/sparse", "eager-full/full", "load (1-min, before/after)"]
     lines = [" | ".join(head)]
     for w, r in results.items():
         t, ts = r["times_ms"], r["threads"]
@@ -230,7 +232,7 @@ def threads_table(results: dict) -> str:
             cells = [f"{w} {W.NAMES[w]}", str(n), *(f"{get(k, n):.1f}" if get(k, n) else "n/a" for k in runs),
                      ratio(get("ours sparse", ts[0]), get("ours sparse", n)), ratio(get("ours full", ts[0]), get("ours full", n)),
                      ratio(get("eager scheme", n), get("ours sparse", n)), ratio(get("compile scheme", n), get("ours sparse", n)),
-                     ratio(get("eager full", n), get("ours full", n))]
+                     ratio(get("eager full", n), get("ours full", n)), "%.2f / %.2f" % r["load"]]
             lines.append(" | ".join(cells))
     lines.append("\ntimes: ms per training step, medians of rounds; in each round every run at every thread "
                  "count (torch.set_num_threads, the compiled Trainer's device.set_threads on one OpenMP build)")
@@ -239,7 +241,7 @@ def threads_table(results: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workloads", default="W1,W2,W3,W4")
+    ap.add_argument("--workloads", help="default W1,W2,W3,W4; with several --threads counts also W6")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--no-torch-compile", action="store_true")
     ap.add_argument("--profile", action="store_true", help="time each step of the compiled sparse run")
@@ -255,6 +257,8 @@ def main() -> int:
         assert threads and min(threads) >= 1
     except (ValueError, AssertionError):
         ap.error(f"--threads {args.threads!r}: expected thread counts such as 1,2")
+    if args.workloads is None:
+        args.workloads = "W1,W2,W3,W4" + (",W6" if len(threads) > 1 else "")
     torch.set_num_threads(threads[0])
     np.random.seed(0)
     results = {}

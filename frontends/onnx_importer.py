@@ -70,7 +70,7 @@ def supported_ops() -> list[str]:
 
 
 def _load_translations() -> None:
-    from . import onnx_layer_ops, onnx_math_ops, onnx_nn_ops, onnx_ops  # noqa: F401  (registering is the import)
+    from . import onnx_layer_ops, onnx_math_ops, onnx_nn_ops, onnx_ops, onnx_quant_ops  # noqa: F401  (registering is the import)
 
 
 def node_ref(proto, index: int | None = None) -> str:
@@ -104,7 +104,8 @@ def translation_for(proto, opset: int, index: int | None = None) -> Translation:
 def _onnx_elements() -> dict[int, Any]:
     from onnx import TensorProto as P
 
-    return {P.FLOAT: T.f32, P.DOUBLE: T.f64, P.FLOAT16: T.f16, P.INT64: T.i64, P.INT32: T.i32, P.BOOL: T.i1}
+    return {P.FLOAT: T.f32, P.DOUBLE: T.f64, P.FLOAT16: T.f16, P.INT64: T.i64, P.INT32: T.i32, P.BOOL: T.i1,
+            P.INT8: T.i8, P.UINT8: T.ui8}  # 8-bit: quantized tensors (onnx_quant_ops.py)
 
 
 def element_of_onnx(code: int) -> Any:
@@ -113,7 +114,7 @@ def element_of_onnx(code: int) -> Any:
         import onnx
 
         raise OnnxImportError(f"element type {onnx.TensorProto.DataType.Name(code)} is not supported "
-                              "(float, double, float16, int64, int32, bool are)")
+                              "(float, double, float16, int64, int32, int8, uint8, bool are)")
     return el
 
 

@@ -187,3 +187,57 @@ def test_a_process_forked_after_a_threaded_step_trains_on_one_thread(tmp_path):
     script.write_text(_FORK.format(tests=str(here), passes=str(here.parent / "passes")))
     res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-3000:]
+
+
+def _conv_net():
+    """Convolutions on each path of conv2d*.c (direct and buffered output, two K blocks, two dcol
+    row blocks, strided), a max-pool and its gradient, a 1×1 convolution and a residual."""
+    import torch
+    import torch.nn as nn
+
+    from pockengine.frontends import from_torch
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(3, 32, 3, padding=1)
+            self.pool = nn.MaxPool2d(3, 2, 1)
+            self.c2 = nn.Conv2d(32, 32, 3, padding=1)  # K = 288: two K blocks, two dcol row blocks
+            self.c3 = nn.Conv2d(32, 16, 3, stride=2, padding=1)  # 3×3 outputs: the buffered block
+            self.c4 = nn.Conv2d(16, 16, 1)
+            self.fc = nn.Linear(16, 5)
+
+        def forward(self, x):
+            h = self.pool(torch.relu(self.c1(x)))
+            h = torch.relu(self.c2(h)) + h
+            h = torch.relu(self.c3(h))
+            return self.fc((self.c4(h) + h).mean((2, 3)))
+
+    torch.manual_seed(0)
+    m = Net().eval()
+    x = torch.randn(4, 3, 12, 12)
+    return m, x, from_torch(m, (x,))
+
+
+def test_conv_paths_threaded_bitwise_and_like_torch():
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    m, x, prog = _conv_net()
+    rng = np.random.default_rng(0)
+    batches = [(rng.standard_normal(x.shape).astype(np.float32), rng.integers(0, 5, 4)) for _ in range(4)]
+    runs = {}
+    for t in (1, 2, 3):  # every threadable loop forced on (FORCE): 3 threads split panels unevenly
+        tr = _trainer(prog, t, ("sgd", None, dict(lr=0.05)))
+        runs[t] = [tr.step(a, y) for a, y in batches]
+    assert runs[2] == runs[1] and runs[3] == runs[1]
+    opt = torch.optim.SGD(m.parameters(), lr=0.05)
+    want = []
+    for a, y in batches:
+        opt.zero_grad()
+        loss = F.cross_entropy(m(torch.from_numpy(a)), torch.from_numpy(y))
+        loss.backward()
+        opt.step()
+        want.append(float(loss.detach()))
+    assert runs[1] == pytest.approx(want, rel=1e-4)

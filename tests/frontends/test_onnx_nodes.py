@@ -34,7 +34,8 @@ MODULE = {"And": "and_", "BatchNormalization": "batch_normalization", "Range": "
 SLOW_MODULES = {"AveragePool", "MaxPool"}  # their case generators run 3-D reference pools (~10 s)
 NEWEST = 28
 TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
-         onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.BOOL}
+         onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.BOOL,
+         onnx.TensorProto.INT8, onnx.TensorProto.UINT8}  # 8-bit: quantized models (onnx_quant_ops.py)
 WINDOW_OPS = {"Conv", "MaxPool", "AveragePool"}
 
 
@@ -47,7 +48,7 @@ def _tensor_types(model) -> set[int]:
 # (predicate on (case name, model), fragment of the expected error, why it is out of scope)
 REFUSED = [
     (lambda name, m: not _tensor_types(m) <= TYPES, "element type|only tensors are supported",
-     "element types beyond f16/f32/f64/i32/i64/bool (int8, uint*, bf16, float8) and sequences"),
+     "element types beyond f16/f32/f64/i32/i64/i8/u8/bool (int16, uint16+, int4, bf16, float8) and sequences"),
     (lambda name, m: any(n.op_type in WINDOW_OPS for n in m.graph.node)
      and len(m.graph.input[0].type.tensor_type.shape.dim) == 5 and _3d_refused(m), "3-D|dilations",
      "3-D pooling with ceil_mode, or averaging with padding excluded from the count"),

@@ -1,5 +1,6 @@
 """from_torch's contract: names, roles and state, errors, saving, and `pockengine import`."""
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,21 @@ def test_unsupported_op_names_op_node_and_source_line():
     assert "aten.topk.default" in msg and "node 'topk'" in msg
     assert "test_torch_import.py:" in msg and "torch.topk(y, 2)" in msg
     assert "supported_ops('torch') lists the" in msg and "\n" not in msg
+
+
+def test_an_import_leaves_gc_and_torch_settings_as_it_found_them():
+    import gc
+
+    for module, args in ((Sorts(), (torch.randn(3, 4),)), (Counter(), (torch.ones(3),))):
+        with contextlib.suppress(FrontendError):  # a refusal (imported twice: with stack traces) and a success
+            from_torch(module, args)
+        assert gc.isenabled() and torch.fx.config.do_not_emit_stack_traces is False
+    gc.disable()
+    try:
+        from_torch(Counter(), (torch.ones(3),))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_training_mode_gets_a_hint():

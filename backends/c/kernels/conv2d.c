@@ -58,9 +58,12 @@ static void pk_conv2d(const long *g, const float *x, const float *w, float *y, f
                 long p0, p1;
                 pk_share(np, &p0, &p1);
                 long j0 = p0 * PK_NR, j1 = pk_min(nq, p1 * PK_NR);
+                /* this thread's panels, at a place that does not move with kc (the last K
+                   block is shorter: its panels must not reach into another thread's) */
+                float *pbt = pb + j0 * pk_min(K, PK_KC);
                 for (long pc = 0; pc < K; pc += PK_KC) {
                     long kc = pk_min(PK_KC, K - pc);
-                    if (j1 > j0) pk_conv_pack_cols(g, xg, T, R, pc, kc, j0, j1, pb);
+                    if (j1 > j0) pk_conv_pack_cols(g, xg, T, R, pc, kc, j0, j1, pbt);
                     for (long ic = 0; ic < og; ic += PK_MC) {
                         long mc = pk_min(PK_MC, og - ic);
                         if (!direct_a) {
@@ -74,7 +77,7 @@ static void pk_conv2d(const long *g, const float *x, const float *w, float *y, f
                                 long o = ic + ir;
                                 float *c = direct_out ? y + ((q / P * O) + gr * og + o) * P + q % P : buf + o * nb + jr;
                                 pk_conv_tile(kc, direct_a ? wg + o * K + pc : pa + ir * kc, direct_a ? K : 0,
-                                             pk_min(PK_MR, mc - ir), pb + jr * kc, c, direct_out ? P : nb, n, 1.0f,
+                                             pk_min(PK_MR, mc - ir), pbt + (jr - j0) * kc, c, direct_out ? P : nb, n, 1.0f,
                                              pc > 0 ? 1.0f : 0.0f);
                             }
                         }

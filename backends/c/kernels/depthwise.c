@@ -579,9 +579,39 @@ static void pk_depthwise_forward(const long *g, const float *x, const float *w, 
     else pk_dw_general_forward(g, x, w, y, work);
 }
 
+/* dx of each channel one of whose weights is NaN or ±inf, by the definition (an output
+   pixel adds w·dy to the input pixels its taps read; padding receives nothing): the flat
+   path reads zero rows around dy, and 0 · NaN would put NaN where no output reaches. */
+static void pk_dw_input_nonfinite(const long *g, const float *dy, const float *w, float *dx) {
+    PK_CONV_GEOMETRY(g);
+    long mult = O / C;
+    for (long c = 0; c < C; c++) {
+        int finite = 1;
+        for (long t = 0; t < mult * taps; t++) finite &= w[c * mult * taps + t] - w[c * mult * taps + t] == 0.0f;
+        if (finite) continue;
+        for (long n = 0; n < N; n++) {
+            float *d = dx + (n * C + c) * H * W;
+            memset(d, 0, H * W * sizeof(float));
+            for (long o = c * mult; o < (c + 1) * mult; o++)
+                for (long q = 0; q < P; q++) {
+                    float v = dy[(n * O + o) * P + q];
+                    for (long i = 0; i < KH; i++)
+                        for (long j = 0; j < KW; j++) {
+                            long ih = q / WO * SH - PT + i * DH, iw = q % WO * SW - PL + j * DW;
+                            if (ih >= 0 && ih < H && iw >= 0 && iw < W) d[ih * W + iw] += w[o * taps + i * KW + j] * v;
+                        }
+                }
+        }
+    }
+}
+
 static void pk_depthwise_backward_input(const long *g, const float *dy, const float *w, float *dx, float *work) {
-    if (pk_dw_flat(g, 1)) pk_dw_flat_input(g, dy, w, dx, work);
-    else pk_dw_general_input(g, dy, w, dx, work);
+    if (pk_dw_flat(g, 1)) {
+        pk_dw_flat_input(g, dy, w, dx, work);
+        pk_dw_input_nonfinite(g, dy, w, dx);
+    } else {
+        pk_dw_general_input(g, dy, w, dx, work);
+    }
 }
 
 static void pk_depthwise_backward_weight(const long *g, const float *x, const float *dy, float *dw, float alpha,

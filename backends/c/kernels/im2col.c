@@ -134,7 +134,8 @@ PK_INLINE void pk_conv_pack_row(const float *xc, const int32_t *o, long run, lon
 
 /* Rows k0..k0+kc of col, columns j0..j1 of the block q0..q0+nq that T and R were built for
    (j0 a multiple of NR: a thread's share of the panels), packed as the GEMM's B operand:
-   NR-column panels, k-major inside a panel (dst[jp·kc·NR + k·NR + u]), zero beyond j1.
+   NR-column panels from j0 on, k-major inside a panel (dst[(jp - j0/NR)·kc·NR + k·NR + u]),
+   zero beyond j1.
    xg: x at the group's first channel. */
 static void pk_conv_pack_cols(const long *g, const float *xg, const int32_t *T, const int32_t *R, long k0, long kc,
                               long j0, long j1, float *dst) {
@@ -144,7 +145,7 @@ static void pk_conv_pack_cols(const long *g, const float *xg, const int32_t *T, 
         long c = (k0 + kk) / taps, t = (k0 + kk) % taps;
         for (long jp = j0 / PK_NR; jp * PK_NR < j1; jp++)
             pk_conv_pack_row(xg + c * HW, T + t * nb + jp * PK_NR, R[t * npan + jp], pk_min(PK_NR, j1 - jp * PK_NR), W,
-                             dst + (jp * kc + kk) * PK_NR);
+                             dst + ((jp - j0 / PK_NR) * kc + kk) * PK_NR);
     }
 }
 

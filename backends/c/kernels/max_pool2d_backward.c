@@ -1,10 +1,11 @@
 /* max_pool2d_backward (train.max_pool2d_backward): each dy goes to the first maximum of its
    window (row-major order, as PyTorch picks), found again from x; a window holding NaN
-   sends it to its first NaN (numpy's argmax, torch's max_pool2d indices). */
-static void pk_max_pool2d_backward(long NC, long H, long W, long KH, long KW, long SH, long SW, long PT, long PL,
-                                   long DH, long DW, long HO, long WO, const float *x, const float *dy, float *dx) {
-    memset(dx, 0, NC * H * W * sizeof(float));
-    for (long p = 0; p < NC; p++) {
+   sends it to its first NaN (numpy's argmax, torch's max_pool2d indices). Threads own planes. */
+PK_NOINLINE static void pk_max_pool2d_backward_planes(long p0, long p1, long H, long W, long KH, long KW, long SH,
+                                                      long SW, long PT, long PL, long DH, long DW, long HO, long WO,
+                                                      const float *x, const float *dy, float *dx) {
+    memset(dx + p0 * H * W, 0, (p1 - p0) * H * W * sizeof(float));
+    for (long p = p0; p < p1; p++) {
         const float *xin = x + p * H * W, *g = dy + p * HO * WO;
         float *out = dx + p * H * W;
         for (long oh = 0; oh < HO; oh++)
@@ -24,4 +25,9 @@ static void pk_max_pool2d_backward(long NC, long H, long W, long KH, long KW, lo
                 if (at >= 0) out[at] += g[oh * WO + ow];
             }
     }
+}
+static void pk_max_pool2d_backward(long NC, long H, long W, long KH, long KW, long SH, long SW, long PT, long PL,
+                                   long DH, long DW, long HO, long WO, const float *x, const float *dy, float *dx) {
+    PK_SPLIT(NC, NC > 1 && NC * HO * WO * KH * KW >= PK_PAR_MIN, p0, p1,
+             pk_max_pool2d_backward_planes(p0, p1, H, W, KH, KW, SH, SW, PT, PL, DH, DW, HO, WO, x, dy, dx));
 }
