@@ -33,7 +33,7 @@ from ..ir.ops import quant as Q
 from ..ir.ops import reduce as R
 from ..ir.ops import shape as S
 from ..ir.ops.state import ConstantOp, GetOp, ParamOp
-from .onnx_importer import Known, element, infer_roles, shape, translates
+from .onnx_importer import Known, element, element_of_onnx, infer_roles, shape, translates
 from .onnx_nn_ops import _window
 from .onnx_ops import axis_of, cast, reshape
 
@@ -132,8 +132,15 @@ def quantize_linear(g, n):
         return _output_element(n) if zp is None else _quant_element(n, zp, "the zero point")
 
     scale, zp, _ = _affine_inputs(g, n, x, zp_kind)
-    # opset 19's `saturate` applies to float8 outputs only; integer outputs always saturate
-    return g.emit(Q.QuantizeOp, x, cast(g, scale, element(x)), zp)
+    # opset 19's `saturate` applies to float8 outputs only; integer outputs always saturate.
+    # The division runs in the scale's type (opset 28 `precision`, which may name another)
+    precision = n.attr("precision", 0) if n.opset >= 28 else 0
+    if precision:
+        el = element_of_onnx(precision)
+        if not T.is_float(el):
+            raise n.error(f"precision {_onnx_name(precision)} is not a float type")
+        scale = cast(g, scale, el)
+    return g.emit(Q.QuantizeOp, cast(g, x, element(scale)), scale, zp)
 
 
 @translates("DequantizeLinear", 10)
@@ -144,10 +151,13 @@ def dequantize_linear(g, n):
                                                                                          (i8, T.ui8, i32)))
     if element(zp) != el:
         raise n.error(f"zero point {element(zp)} and input {el} differ")
-    if n.opset >= 23 and n.attr("output_dtype", 0) not in (0, 1):
-        raise n.error(f"output_dtype {_onnx_name(n.attr('output_dtype'))} is not supported (float is)")
-    if isinstance(x, Known) and el != i32 and x.array.size > 1:
-        x = _frozen(g, x)  # an int8 weight: stored as int8, dequantized in the IR
+    out_el = element_of_onnx(n.attr("output_dtype")) if n.opset >= 23 and n.attr("output_dtype", 0) else None
+    if out_el is not None and not T.is_float(out_el):
+        raise n.error(f"output_dtype {_onnx_name(n.attr('output_dtype'))} is not a float type")
+    if out_el is not None and out_el != element(scale):
+        scale = cast(g, scale, out_el)  # (q - z)·s in the output type
+    if el != i32:
+        x = _weight(g, x)  # an int8 weight: stored as int8, dequantized in the IR
     pair = _fused_pair(g, x, scale, zp)
     if pair is not None:
         return pair
@@ -177,6 +187,12 @@ def _frozen(g, v: Known) -> SSAValue:
     get = GetOp.of(g.params[name])
     g.block.add_op(get)
     return get.result
+
+
+def _weight(g, v):
+    """An integer tensor known at import (a quantized weight) as a frozen parameter, not an
+    inline constant; activations pass through."""
+    return _frozen(g, v) if isinstance(v, Known) and v.array.size > 1 else v
 
 
 def _same(g, a, b) -> bool:
@@ -248,7 +264,7 @@ def _matmul_integer(g, n, a, az_at, b, bz_at):
         raise n.error(f"1-D operands are not supported ({T.fmt(shape(a))} x {T.fmt(shape(b))})")
     az = _zp_of(n, az_at, a, "the lhs", -2)
     bz = _zp_of(n, bz_at, b, "the rhs", -1)
-    return g.emit(Q.MatmulIntegerOp, a, b, az, bz)
+    return g.emit(Q.MatmulIntegerOp, _weight(g, a), _weight(g, b), az, bz)
 
 
 @translates("MatMulInteger", 10)
@@ -262,7 +278,7 @@ def _conv_integer(g, n, x, xz_at, w, wz_at):
     strides, dil, lo, hi = _window(n, x, shape(w)[2:])
     xz = _zp_of(n, xz_at, x, "the input")
     wz = _zp_of(n, wz_at, w, "the weight", 0)
-    return g.emit(Q.ConvIntegerOp, x, w, xz, wz, stride=strides, dilation=dil, padding=[*lo, *hi],
+    return g.emit(Q.ConvIntegerOp, _weight(g, x), _weight(g, w), xz, wz, stride=strides, dilation=dil, padding=[*lo, *hi],
                   groups=n.attr("group", 1))
 
 

@@ -147,6 +147,8 @@ def separate_kernels(files: dict[str, str], target: Target, flags: list[str], in
     prototypes = [line for line in (decl / "pk_separate.h").read_text().splitlines(keepends=True)
                   if any(f'"pkx_pk_{k}"' in line for k in moved)]
     obj = cache_dir() / f"kobj-{unit.key}"
+    if obj.with_suffix(".failed").exists():
+        return None  # it did not build with this compiler and flags: model.c stays whole
     return SimpleNamespace(model_c=model_c, prototypes="".join(prototypes),
                            object=lambda: obj / "kernels.o" if _verified(obj, "kernels.o") else None,
                            build=lambda: kernel_object(unit, decl, target, flags, include))

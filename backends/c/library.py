@@ -97,6 +97,10 @@ def _conv_block(limit: int, total: int) -> int:
     return min(max(16, limit // 16 * 16), -(-total // 16) * 16)
 
 
+# threads the depthwise kernels may run on, each with its own plane workspace (depthwise.c PK_DW_SLOTS)
+DW_SLOTS = 8
+
+
 class CKernelLibrary(KernelLibrary):
     """The C kernels: the table above, GEMM tiles `tiles` and the packing block `kc`."""
 
@@ -135,10 +139,10 @@ class CKernelLibrary(KernelLibrary):
             hp = max(pt + h, (ho - 1) * sh + (kh - 1) * dh + 1)
             wp = max(pl + w, (wo - 1) * sw + (kw - 1) * dw + 1)
             flat = 0  # with stride ≤ 2 the flat path's masks, per batched plane phases, dy, dx phases; weights
-            if sh == sw <= 2:
+            if sh == sw <= 2:  # (the per-plane parts once per thread slot: DW_SLOTS)
                 ps, batch = (ho + (kh - 1) * dh // sh + 3) * wo, 4 if ho * wo < 64 else 1
-                flat = kw * ho * wo + batch * ((sh * sh + 1) * ps + sh * sh * ho * wo) + o * kh * kw
-            return geometry + [0, 0], max(hp * wp, flat)
+                flat = kw * ho * wo + DW_SLOTS * batch * ((sh * sh + 1) * ps + sh * sh * ho * wo) + o * kh * kw
+            return geometry + [0, 0], max(DW_SLOTS * hp * wp, flat)
         if kh == kw == 1 and tuple(p.stride) == (1, 1) and not any(p.padding) and ho * wo >= POINTWISE_GEMM_FROM:
             # a 1×1 convolution over large images: per image, x (or dx) is the GEMM operand itself
             gemm = {"forward": (og, ho * wo, i), "input": (i, ho * wo, og), "weight": (og, i, ho * wo)}[kind]

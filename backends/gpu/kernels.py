@@ -231,19 +231,8 @@ for (long o = GRP(0); o < ny; o += NGRP(0)) {{
 POOL = "long NC, long H, long W, long KH, long KW, long SH, long SW, long PT, long PL, long DH, long DW, long HO, long WO"
 MAX_POOL = KernelDef("pk_max_pool2d", params(POOL + ", f32* x, f32* y"), """
 for (long e = GID(0); e < NC * HO * WO; e += LSZ(0) * NGRP(0)) {
-    long p = e / (HO * WO), oh = (e / WO) % HO, ow = e % WO;
-    float m = -INFINITY;
-    for (long i = 0; i < KH; i++) {
-        long ih = oh * SH - PT + i * DH;
-        if (ih < 0 || ih >= H) continue;
-        for (long j = 0; j < KW; j++) {
-            long iw = ow * SW - PL + j * DW;
-            if (iw < 0 || iw >= W) continue;
-            float v = x[(p * H + ih) * W + iw];
-            m = (v > m || v != v) ? v : m;
-        }
-    }
-    y[e] = m;
+    long p = e / (HO * WO), at = pk_window_first_max(x + p * H * W, H, W, KH, KW, SH, SW, PT, PL, DH, DW, (e / WO) % HO, e % WO);
+    y[e] = at < 0 ? -INFINITY : x[p * H * W + at];
 }""", doc="max_pool2d: a work-item per output; NaN wins")
 
 # the backward gathers: each input cell sums dy over the windows whose first maximum it is
@@ -257,19 +246,8 @@ for (long e = GID(0); e < NC * H * W; e += LSZ(0) * NGRP(0)) {
         for (long j = 0; j < KW; j++) {
             long b = iw0 + PL - j * DW;
             if (b < 0 || b % SW != 0 || b / SW >= WO) continue;
-            long oh = a / SH, ow = b / SW, at = -1;
-            float m = -INFINITY;
-            for (long u = 0; u < KH; u++) {
-                long ih = oh * SH - PT + u * DH;
-                if (ih < 0 || ih >= H) continue;
-                for (long v = 0; v < KW; v++) {
-                    long iw = ow * SW - PL + v * DW;
-                    if (iw < 0 || iw >= W) continue;
-                    float xv = x[(p * H + ih) * W + iw];
-                    if (xv > m || at < 0 || (xv != xv && m == m)) { m = xv; at = ih * W + iw; }
-                }
-            }
-            if (at == ih0 * W + iw0) s += dy[(p * HO + oh) * WO + ow];
+            long at = pk_window_first_max(x + p * H * W, H, W, KH, KW, SH, SW, PT, PL, DH, DW, a / SH, b / SW);
+            if (at == ih0 * W + iw0) s += dy[(p * HO + a / SH) * WO + b / SW];
         }
     }
     dx[e] = s;

@@ -124,6 +124,25 @@ PK_FN float pk_silu_grad(float x) {
     float s = pk_sigmoidf(x);
     return s * (1.0f + x * (1.0f - s));
 }
+/* The first maximum of max-pool window (oh, ow) of plane x (H x W): its index ih * W + iw,
+   -1 if the window lies in the padding. A NaN is a maximum (the first NaN wins); the forward
+   takes its value, the backward asks which cell it is. */
+PK_FN long pk_window_first_max(PK_GLOBAL float *x, long H, long W, long KH, long KW, long SH, long SW,
+                               long PT, long PL, long DH, long DW, long oh, long ow) {
+    long at = -1;
+    float m = -INFINITY;
+    for (long u = 0; u < KH; u++) {
+        long ih = oh * SH - PT + u * DH;
+        if (ih < 0 || ih >= H) continue;
+        for (long v = 0; v < KW; v++) {
+            long iw = ow * SW - PL + v * DW;
+            if (iw < 0 || iw >= W) continue;
+            float xv = x[ih * W + iw];
+            if (xv > m || at < 0 || (xv != xv && m == m)) { m = xv; at = ih * W + iw; }
+        }
+    }
+    return at;
+}
 /* Group-wide reductions over red[LSZ] (LSZ a power of two): every work-item of the group
    calls them with its own value and gets the group's result. */
 PK_FN float pk_group_sum(PK_LOCAL float *red, float v, long lid, long lsz) {

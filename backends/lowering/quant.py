@@ -144,8 +144,9 @@ def _matmul(lw, a: View, b: View, c: View) -> None:
     ra, ca = a.elem_strides()[-2:]
     rb, cb = b.elem_strides()[-2:]
     work = lw.scratch(lw.library.gemm_workspace(m, n, k))
-    lw.call("matmul", dict(nbatch=len(batch), batch=batch or (1,), sa=sa or (0,), sb=sb or (0,), sc=sc or (0,),
-                           m=m, n=n, k=k, a=a, ra=ra, ca=ca, b=b, rb=rb, cb=cb, c=c, work=work), [a, b], [c, work])
+    lw.call("matmul", {"nbatch": len(batch), "batch": batch or (1,), "sa": sa or (0,), "sb": sb or (0,),
+                       "sc": sc or (0,), "m": m, "n": n, "k": k, "a": a, "ra": ra, "ca": ca, "b": b, "rb": rb, "cb": cb,
+                       "c": c, "work": work}, [a, b], [c, work])
 
 
 @lowers(Q.ConvIntegerOp)
@@ -164,7 +165,8 @@ def lower_conv_integer(lw, op):
         xs, ws = (x, w) if c1 - c0 == cin else (_packed(lw, _sub_view(x, 1, c0, c1)), _packed(lw, _sub_view(w, 1, c0, c1)))
         geometry, floats = lw.library.conv_plan("forward", xs.shape, ws.shape, op.p, y.shape)
         work = lw.scratch(floats)
-        lw.call("conv2d", dict(geometry=geometry, x=xs, w=ws, y=part, work=work, epilogue=None), [xs, ws], [part, work])
+        lw.call("conv2d", {"geometry": geometry, "x": xs, "w": ws, "y": part, "work": work, "epilogue": None},
+                [xs, ws], [part, work])
         _accumulate(lw, y, part, c0 == 0)
 
 

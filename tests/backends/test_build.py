@@ -6,10 +6,10 @@ import subprocess
 import numpy as np
 import programs as P
 import pytest
-from pockengine.backends.c import build as B
-from pockengine.backends.runtime import Trainer
 from pockengine.backends import get_target
+from pockengine.backends.c import build as B
 from pockengine.backends.lower_to_kernels import lower_program
+from pockengine.backends.runtime import Trainer
 
 CALLS = """static const long pk_shape0[] = {1, 2};
 static const long pk_shape1[] = {3, 4};
@@ -147,3 +147,6 @@ def test_a_kernel_object_that_fails_to_build_leaves_model_c_whole(tmp_path, monk
     lib = B.build_library(kp, get_target("c"))
     assert "pkx_pk_conv2d" not in _exports(lib) and list(tmp_path.glob("kobj-*.failed"))
     _trains_like_the_interpreter(prog, kp, lib)
+    seen = _compiles(monkeypatch)
+    B.build_library(_cnn(3)[1], get_target("c"))
+    assert seen == ["pk_prefix.h.gch", "libmodel.so"]  # known to fail: not tried again, model.c whole at once

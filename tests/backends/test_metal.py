@@ -355,3 +355,61 @@ y[GID(0)] = red[LID(0)];
     # an operand past the threadgroup array
     _, err = run("simdgroup_load(a, red, 8, ulong2(0, 1));")
     assert err and "outside the launch's threadgroup memory" in err, err
+
+
+HOST_SYMBOLS = {  # what the host may need at link time: Metal, Foundation, the ObjC runtime, libSystem, libc++abi
+    "_MTLCreateSystemDefaultDevice", "_OBJC_CLASS_$_NSBundle", "_OBJC_CLASS_$_NSString", "_OBJC_CLASS_$_NSURL",
+    "___CFConstantStringClassReference", "_objc_msgSend", "_objc_release", "_objc_retain", "_objc_storeStrong",
+    "_objc_retainAutoreleasedReturnValue", "_objc_autoreleasePoolPush", "_objc_autoreleasePoolPop",
+    "_objc_claimAutoreleasedReturnValue", "_objc_autoreleaseReturnValue", "_objc_retainAutoreleaseReturnValue",
+    "_getenv", "_memcpy", "_memset", "_snprintf", "__Unwind_Resume", "___cxa_atexit", "___dso_handle",
+    "___gxx_personality_v0"}
+
+
+def _host_compile(out, host_text=None):
+    """model.mm (schedule + metal_host.mm + entry points) compiled by clang as Objective-C++
+    with ARC for arm64 macOS, against the declaration subsets of Foundation, Metal and libc in
+    backends/metal/emulator/apple_*.h: (returncode, stderr, undefined symbols)."""
+    from pockengine.backends.metal.program import HERE
+
+    sdk = out / "sdk"
+    for name, src in (("Foundation/Foundation.h", "apple_foundation.h"), ("Metal/Metal.h", "apple_metal.h"),
+                      ("stdio.h", "apple_libc.h"), ("string.h", "apple_libc.h"), ("stdlib.h", "apple_libc.h")):
+        (sdk / name).parent.mkdir(parents=True, exist_ok=True)
+        (sdk / name).write_text((HERE / "emulator" / src).read_text())
+    if host_text is not None:
+        (out / "metal_host.mm").write_text(host_text)
+    resource = subprocess.run(["clang", "-print-resource-dir"], capture_output=True, text=True, check=True).stdout.strip()
+    res = subprocess.run(["clang++", "--target=arm64-apple-macos13", "-x", "objective-c++", "-std=c++17", "-fobjc-arc",
+                          "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter", "-nostdinc", "-nostdinc++",
+                          "-isystem", f"{resource}/include", "-Isdk", "-c", "model.mm", "-o", "model.o"],
+                         cwd=out, capture_output=True, text=True, check=False)
+    syms = set()
+    if res.returncode == 0:
+        nm = shutil.which("llvm-nm") or shutil.which("llvm-nm-14")
+        syms = set(subprocess.run([nm, "-u", "model.o"], cwd=out, capture_output=True, text=True, check=True).stdout.split())
+    return res.returncode, res.stderr, syms
+
+
+def test_the_objective_c_host_compiles_for_arm64_macos_against_the_api_it_uses(tmp_path):
+    """metal_host.mm type-checks against Apple's documented signatures of every Foundation
+    and Metal call it makes (ARC on: a selector no protocol declares is an error), compiles
+    to an arm64 Mach-O object, and needs nothing at link time but Metal, Foundation, the
+    Objective-C runtime and libSystem. A misspelled selector or a wrong argument type fails."""
+    if not shutil.which("clang++") or not (shutil.which("llvm-nm") or shutil.which("llvm-nm-14")):
+        pytest.skip("clang++ and llvm-nm needed")
+    _, _, files = _sources("cnn-sgd")
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    rc, err, syms = _host_compile(tmp_path)
+    assert rc == 0, err[-3000:]
+    assert {"_MTLCreateSystemDefaultDevice", "_objc_msgSend", "_OBJC_CLASS_$_NSString"} <= syms
+    assert syms <= HOST_SYMBOLS, syms - HOST_SYMBOLS
+    host = files["metal_host.mm"]
+    for wrong, right in (("setBuffer:(g->buf == 0 ? pk.P : pk.A) offset:", "setBuffer:(g->buf == 0 ? pk.P : pk.A) at:"),
+                         ("[enc setComputePipelineState:pk.pso[l->fn]]", "[enc setComputePipelineState:pk.P]"),
+                         ("[cb waitUntilCompleted];", "[cb waitUntilScheduled];")):
+        assert wrong in host
+        rc, err, _ = _host_compile(tmp_path, host.replace(wrong, right))
+        assert rc != 0 and "error" in err, (right, err[-1500:])

@@ -191,7 +191,8 @@ def test_a_process_forked_after_a_threaded_step_trains_on_one_thread(tmp_path):
 
 def _conv_net():
     """Convolutions on each path of conv2d*.c (direct and buffered output, two K blocks, two dcol
-    row blocks, strided), a max-pool and its gradient, a 1×1 convolution and a residual."""
+    row blocks, strided), depthwise ones on the flat and the padded-plane path (depthwise.c:
+    planes per thread slot), a max-pool and its gradient, a 1×1 convolution and a residual."""
     import torch
     import torch.nn as nn
 
@@ -205,11 +206,14 @@ def _conv_net():
             self.c2 = nn.Conv2d(32, 32, 3, padding=1)  # K = 288: two K blocks, two dcol row blocks
             self.c3 = nn.Conv2d(32, 16, 3, stride=2, padding=1)  # 3×3 outputs: the buffered block
             self.c4 = nn.Conv2d(16, 16, 1)
+            self.d1 = nn.Conv2d(32, 32, 3, padding=1, groups=32)  # flat path
+            self.d2 = nn.Conv2d(32, 32, 3, stride=3, padding=1, groups=32)  # padded planes
             self.fc = nn.Linear(16, 5)
 
         def forward(self, x):
             h = self.pool(torch.relu(self.c1(x)))
             h = torch.relu(self.c2(h)) + h
+            h = torch.relu(self.d1(h)) + self.d2(h).mean((2, 3), keepdim=True)
             h = torch.relu(self.c3(h))
             return self.fc((self.c4(h) + h).mean((2, 3)))
 

@@ -22,12 +22,12 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
-from onnx import TensorProto as P  # noqa: E402
-from onnx import helper as h  # noqa: E402
-from onnx import numpy_helper  # noqa: E402
-from pockengine import from_onnx  # noqa: E402
-from pockengine.frontends.onnx_importer import OnnxImportError  # noqa: E402
-from pockengine.passes import run_pipeline  # noqa: E402
+from onnx import TensorProto as P
+from onnx import helper as h
+from onnx import numpy_helper
+from pockengine import from_onnx
+from pockengine.frontends.onnx_importer import OnnxImportError
+from pockengine.passes import run_pipeline
 
 
 def ort_run(model, feeds):
@@ -74,7 +74,13 @@ SHAPES = {"cnn": (4, 3, 8, 8), "block": (2, 3, 16)}
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self, xs):
@@ -251,14 +257,25 @@ def torch_eval(model, x, leaves: dict):
         elif nd.op_type == "Gemm":
             out = i[0] @ (i[1].T if a.get("transB") else i[1]) + i[2]
         else:
-            out = {"Relu": lambda: torch.relu(i[0]), "Flatten": lambda: i[0].flatten(a.get("axis", 1)),
-                   "MatMul": lambda: i[0] @ i[1], "Add": lambda: i[0] + i[1], "Mul": lambda: i[0] * i[1],
-                   "Div": lambda: i[0] / i[1], "Erf": lambda: torch.erf(i[0]),
-                   "Constant": lambda: torch.tensor(numpy_helper.to_array(a["value"])),
-                   "LayerNormalization": lambda: F.layer_norm(i[0], i[1].shape, i[1], i[2], a.get("epsilon", 1e-5)),
-                   }[nd.op_type]()
+            out = _simple(nd.op_type, i, a)
         env[nd.output[0]] = out
     return env[g.output[0].name], values
+
+
+def _simple(op_type, i, a):
+    import torch.nn.functional as F
+
+    if op_type == "Relu":
+        return torch.relu(i[0])
+    if op_type == "Flatten":
+        return i[0].flatten(a.get("axis", 1))
+    if op_type == "Constant":
+        return torch.tensor(numpy_helper.to_array(a["value"]))
+    if op_type == "LayerNormalization":
+        return F.layer_norm(i[0], i[1].shape, i[1], i[2], a.get("epsilon", 1e-5))
+    if op_type == "Erf":
+        return torch.erf(i[0])
+    return {"MatMul": torch.matmul, "Add": torch.add, "Mul": torch.mul, "Div": torch.div}[op_type](i[0], i[1])
 
 
 @pytest.mark.parametrize("name", ["cnn", "block"])
@@ -338,3 +355,27 @@ def test_refusals_name_the_node():
     assert "1-D" in _refusal(
         h.make_node("MatMulInteger", ["a", "b"], ["y"], name="mm"), [("a", P.UINT8, [4]), ("b", P.UINT8, [4, 2])],
         [("y", P.INT32)], {})
+
+
+@pytest.mark.parametrize("fmt", ["qop", "dyn"])
+def test_training_steps_of_integer_formats_on_c_equal_the_interpreter(models, fmt):
+    """QOperator (QLinearConv, then a float Gemm) and dynamic (ConvInteger/MatMulInteger) CNNs:
+    the float ops after the integer contractions train; C and the interpreter agree."""
+    import pockengine
+
+    prog = from_onnx(models["cnn", fmt])
+    trainable = {p.sym_name.data for p in prog.params() if p.is_trainable}
+    assert trainable
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal(SHAPES["cnn"]).astype(np.float32), rng.integers(0, 5, SHAPES["cnn"][0])
+    compiled = pockengine.compile(prog.copy(), loss="cross_entropy", optimizer="sgd", lr=0.1, threads=1)
+    interp = prog.copy()
+    run_pipeline(interp, "autodiff{loss=cross_entropy optimizer=sgd lr=0.1}")
+    for _ in range(2):
+        loss_c = compiled.step(x, y)
+        loss_i = float(interp.run("train_step", x, y))
+        assert loss_c == pytest.approx(loss_i, rel=1e-5)
+    got = compiled.parameters()
+    for k in trainable:
+        np.testing.assert_allclose(got[k], interp.weights[k], rtol=1e-5, atol=1e-6, err_msg=k)
+        assert not np.array_equal(interp.weights[k], prog.weights[k]), f"{k} did not move"

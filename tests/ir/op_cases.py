@@ -530,7 +530,7 @@ CASES: dict[type[Operation], Callable] = {
     ConstantOp: constant,
 }
 
-from quant_cases import QUANT_CASES  # noqa: E402  (it builds on the generators above)
+from quant_cases import QUANT_CASES
 
 CASES.update(QUANT_CASES)
 

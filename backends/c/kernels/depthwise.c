@@ -110,11 +110,20 @@ PK_INLINE long pk_dw_phase_floats(const long *g) {
    Workspace (the lowering's conv_plan mirrors it): the masks, KW·P, then per
    batched plane the S×S phase planes, a dy plane and dx's S×S phases; last the weights. */
 #define PK_DW_BATCH(P) ((P) < 64 ? 4 : 1)
+/* Threads (issue 19) own planes (forward, dx) or channels (dw, so each weight's sum over the
+   images keeps the serial order), each with its own slot of the per-plane workspace: at most
+   PK_DW_SLOTS threads (backends/c/library.py DW_SLOTS sizes the workspace for them). */
+#define PK_DW_SLOTS 8
+#define PK_DW_PAR(work) ((work) >= PK_PAR_MIN)
 
-/* Where the weights in tap order (O·taps floats) start in the workspace: after the above. */
+/* Floats of one thread's slot: the phase planes, a dy plane and dx's phases of B planes. */
+PK_INLINE long pk_dw_slot_floats(const long *g) {
+    long S = g[7], P = g[14] * g[15];
+    return PK_DW_BATCH(P) * ((S * S + 1) * pk_dw_phase_floats(g) + S * S * P);
+}
+/* Where the weights in tap order (O·taps floats) start in the workspace: after the masks and the slots. */
 PK_INLINE long pk_dw_weights_at(const long *g) {
-    long S = g[7], P = g[14] * g[15], B = PK_DW_BATCH(P);
-    return g[6] * P + B * ((S * S + 1) * pk_dw_phase_floats(g) + S * S * P);
+    return g[6] * g[14] * g[15] + PK_DW_SLOTS * pk_dw_slot_floats(g);
 }
 
 /* wt[o·taps + jb->w0 + t] = w[o·taps + jb->widx[t]] for the taps of the job, every channel */
@@ -384,8 +393,9 @@ static float *pk_dw_forward_job(const long *g, float *work, pk_dw_job *jb, long 
         }
         jb->gend[j] = (j + 1) * KH;
     }
-    float *ph = work + KW * P;
-    memset(ph, 0, PK_DW_BATCH(P) * S * S * PS * sizeof(float));
+    float *ph = work + KW * P;  /* slot 0; slot k at ph + k·pk_dw_slot_floats */
+    for (long k = 0; k < pk_min(pk_threads(), PK_DW_SLOTS); k++)  /* the slots threads will use */
+        memset(ph + k * pk_dw_slot_floats(g), 0, PK_DW_BATCH(P) * S * S * PS * sizeof(float));
     return ph;
 }
 
@@ -397,13 +407,19 @@ static void pk_dw_flat_forward(const long *g, const float *x, const float *w, fl
     pk_dw_job jb;
     float *ph = pk_dw_forward_job(g, work, &jb, &lo, &hi), *wt = work + pk_dw_weights_at(g);
     pk_dw_order_weights(&jb, w, O, taps, wt);
-    for (long n = 0; n < N; n++)
-        for (long c0 = 0; c0 < C; c0 += B) {
-            long nb = pk_min(B, C - c0);
-            for (long k = 0; k < nb; k++) pk_dw_fill_phases(g, x + (n * C + c0 + k) * H * W, lo, hi, PS, ph + k * PH);
+    long nblk = (C + B - 1) / B;
+    PK_REGION_N(PK_DW_PAR(N * O * P * taps) && N * nblk > 1, PK_DW_SLOTS)
+    {
+        long b0, b1;
+        float *my = ph + pk_thread() * pk_dw_slot_floats(g);
+        pk_share(N * nblk, &b0, &b1);
+        for (long b = b0; b < b1; b++) {
+            long n = b / nblk, c0 = b % nblk * B, nb = pk_min(B, C - c0);
+            for (long k = 0; k < nb; k++) pk_dw_fill_phases(g, x + (n * C + c0 + k) * H * W, lo, hi, PS, my + k * PH);
             for (long o = c0 * mult; o < (c0 + 1) * mult; o++)
-                pk_dw_gather(&jb, ph, wt + o * taps, taps, y + (n * O + o) * P, P, 0, nb, PH, P);
+                pk_dw_gather(&jb, my, wt + o * taps, taps, y + (n * O + o) * P, P, 0, nb, PH, P);
         }
+    }
 }
 
 /* dw: per image and channel (in memory order), one masked dot product per tap, added into dw. */
@@ -412,22 +428,28 @@ static void pk_dw_flat_weight(const long *g, const float *x, const float *dy, fl
     PK_CONV_GEOMETRY(g);
     long mult = O / C, lo, hi, PS = pk_dw_phase_floats(g);
     pk_dw_job jb;
-    pk_dwv acc[PK_DW_TAPS];
-    float tails[PK_DW_TAPS];
     float *ph = pk_dw_forward_job(g, work, &jb, &lo, &hi);
     for (long o = 0; o < O * taps; o++) dw[o] = beta != 0.0f ? beta * dw[o] : 0.0f;
-    for (long n = 0; n < N; n++)
-        for (long c = 0; c < C; c++) {
-            pk_dw_fill_phases(g, x + (n * C + c) * H * W, lo, hi, PS, ph);
-            for (long o = c * mult; o < (c + 1) * mult; o++) {
-                for (long t = 0; t < taps; t++) {
-                    acc[t] = pk_dwv_zero();
-                    tails[t] = 0.0f;
+    PK_REGION_N(PK_DW_PAR(N * O * P * taps) && C > 1, PK_DW_SLOTS)
+    {
+        long c0, c1;
+        float *my = ph + pk_thread() * pk_dw_slot_floats(g);
+        pk_dwv acc[PK_DW_TAPS];
+        float tails[PK_DW_TAPS];
+        pk_share(C, &c0, &c1);
+        for (long c = c0; c < c1; c++)
+            for (long n = 0; n < N; n++) {  /* each dw entry adds the images in order, as on one thread */
+                pk_dw_fill_phases(g, x + (n * C + c) * H * W, lo, hi, PS, my);
+                for (long o = c * mult; o < (c + 1) * mult; o++) {
+                    for (long t = 0; t < taps; t++) {
+                        acc[t] = pk_dwv_zero();
+                        tails[t] = 0.0f;
+                    }
+                    pk_dw_dot(&jb, my, dy + (n * O + o) * P, P, acc, tails);
+                    for (long t = 0; t < taps; t++) dw[o * taps + jb.widx[t]] += alpha * (pk_dwv_sum(acc[t]) + tails[t]);
                 }
-                pk_dw_dot(&jb, ph, dy + (n * O + o) * P, P, acc, tails);
-                for (long t = 0; t < taps; t++) dw[o * taps + jb.widx[t]] += alpha * (pk_dwv_sum(acc[t]) + tails[t]);
             }
-        }
+    }
 }
 
 /* dx: phase (ph, pw) of dx (HO×WO, at dxph + (ph·S + pw)·P) gathers dy, held in a plane with
@@ -437,7 +459,7 @@ static void pk_dw_flat_weight(const long *g, const float *x, const float *dy, fl
 static void pk_dw_flat_input(const long *g, const float *dy, const float *w, float *dx, float *work) {
     PK_CONV_GEOMETRY(g);
     long S = SH, mult = O / C, lo, hi, PS = pk_dw_phase_floats(g), pr, pc, si, sj, B = mult == 1 ? PK_DW_BATCH(P) : 1;
-    float *dyb = work + KW * P + B * S * S * PS, *dxph = dyb + B * PS;
+    float *slot0 = work + KW * P;  /* per thread: phase planes (unused here), a dy plane, dx's phases */
     pk_dw_job jobs[4];
     pk_dw_row_shifts(g, &lo, &hi);
     for (long k = 0; k < S * S; k++) {
@@ -467,10 +489,16 @@ static void pk_dw_flat_input(const long *g, const float *dy, const float *w, flo
         pk_dw_order_weights(&jobs[f], w, O, taps, wt);
     }
     int direct = S == 1 && H == HO && W == WO;
-    memset(dyb, 0, B * PS * sizeof(float));
-    for (long n = 0; n < N; n++)
-        for (long c0 = 0; c0 < C; c0 += B) {
-            long nb = pk_min(B, C - c0), os = direct ? P : S * S * P;
+    long nblk = (C + B - 1) / B;
+    for (long k = 0; k < pk_min(pk_threads(), PK_DW_SLOTS); k++)  /* the slots threads will use */
+        memset(slot0 + k * pk_dw_slot_floats(g) + B * S * S * PS, 0, B * PS * sizeof(float));
+    PK_REGION_N(PK_DW_PAR(N * O * P * taps) && N * nblk > 1, PK_DW_SLOTS)
+    {
+        long b0, b1;
+        float *dyb = slot0 + pk_thread() * pk_dw_slot_floats(g) + B * S * S * PS, *dxph = dyb + B * PS;
+        pk_share(N * nblk, &b0, &b1);
+        for (long b = b0; b < b1; b++) {
+            long n = b / nblk, c0 = b % nblk * B, nb = pk_min(B, C - c0), os = direct ? P : S * S * P;
             float *out = direct ? dx + (n * C + c0) * P : dxph;
             for (long o = c0 * mult; o < (c0 + 1) * mult; o++) {
                 for (long k = 0; k < nb; k++)
@@ -489,6 +517,7 @@ static void pk_dw_flat_input(const long *g, const float *dy, const float *w, flo
                 }
             }
         }
+    }
 }
 
 /* ---- The general path (strides above 2, unequal strides, windows that leave the flat path). */
@@ -505,12 +534,17 @@ static void pk_dw_pad(const float *x, long H, long W, long PT, long PL, long hp,
     for (long h = 0; h < H; h++) memcpy(xp + (h + PT) * wp + PL, x + h * W, W * sizeof(float));
 }
 
-static void pk_dw_general_forward(const long *g, const float *x, const float *w, float *y, float *xp) {
+static void pk_dw_general_forward(const long *g, const float *x, const float *w, float *y, float *work) {
     PK_CONV_GEOMETRY(g);
     long hp, wp, mult = O / C;
     pk_dw_padded(g, &hp, &wp);
-    for (long n = 0; n < N; n++)
-        for (long c = 0; c < C; c++) {
+    PK_REGION_N(PK_DW_PAR(N * O * P * taps) && N * C > 1, PK_DW_SLOTS)
+    {
+        long p0, p1;
+        float *xp = work + pk_thread() * hp * wp;  /* this thread's padded plane */
+        pk_share(N * C, &p0, &p1);
+        for (long nc = p0; nc < p1; nc++) {
+            long n = nc / C, c = nc % C;
             pk_dw_pad(x + (n * C + c) * H * W, H, W, PT, PL, hp, wp, xp);
             for (long o = c * mult; o < (c + 1) * mult; o++)
                 for (long oh = 0; oh < HO; oh++) {
@@ -524,15 +558,21 @@ static void pk_dw_general_forward(const long *g, const float *x, const float *w,
                         }
                 }
         }
+    }
 }
 
 /* dx: every output's gradient spread back over its window in a padded plane, then cropped. */
-static void pk_dw_general_input(const long *g, const float *dy, const float *w, float *dx, float *dxp) {
+static void pk_dw_general_input(const long *g, const float *dy, const float *w, float *dx, float *work) {
     PK_CONV_GEOMETRY(g);
     long hp, wp, mult = O / C;
     pk_dw_padded(g, &hp, &wp);
-    for (long n = 0; n < N; n++)
-        for (long c = 0; c < C; c++) {
+    PK_REGION_N(PK_DW_PAR(N * O * P * taps) && N * C > 1, PK_DW_SLOTS)
+    {
+        long p0, p1;
+        float *dxp = work + pk_thread() * hp * wp;
+        pk_share(N * C, &p0, &p1);
+        for (long nc = p0; nc < p1; nc++) {
+            long n = nc / C, c = nc % C;
             memset(dxp, 0, hp * wp * sizeof(float));
             for (long o = c * mult; o < (c + 1) * mult; o++)
                 for (long oh = 0; oh < HO; oh++)
@@ -545,31 +585,39 @@ static void pk_dw_general_input(const long *g, const float *dy, const float *w, 
             for (long h = 0; h < H; h++)
                 memcpy(dx + ((n * C + c) * H + h) * W, dxp + (h + PT) * wp + PL, W * sizeof(float));
         }
+    }
 }
 
-/* dw[o][i][j] = alpha · Σ_n Σ_(oh,ow) dy · x_padded at the tap (+ beta · dw). */
+/* dw[o][i][j] = alpha · Σ_n Σ_(oh,ow) dy · x_padded at the tap (+ beta · dw); threads own
+   channels, each weight adding the images in order. */
 static void pk_dw_general_weight(const long *g, const float *x, const float *dy, float *dw, float alpha, float beta,
-                                 float *xp) {
+                                 float *work) {
     PK_CONV_GEOMETRY(g);
     long hp, wp, mult = O / C;
     pk_dw_padded(g, &hp, &wp);
     for (long o = 0; o < O * KH * KW; o++) dw[o] = beta != 0.0f ? beta * dw[o] : 0.0f;
-    for (long n = 0; n < N; n++)
-        for (long c = 0; c < C; c++) {
-            pk_dw_pad(x + (n * C + c) * H * W, H, W, PT, PL, hp, wp, xp);
-            for (long o = c * mult; o < (c + 1) * mult; o++)
-                for (long i = 0; i < KH; i++)
-                    for (long j = 0; j < KW; j++) {
-                        float s = 0.0f;
-                        for (long oh = 0; oh < HO; oh++) {
-                            const float *src = xp + (oh * SH + i * DH) * wp + j * DW;
-                            const float *r = dy + (n * O + o) * P + oh * WO;
-                            PK_SIMD_SUM(s)
-                            for (long ow = 0; ow < WO; ow++) s += r[ow] * src[ow * SW];
+    PK_REGION_N(PK_DW_PAR(N * O * P * taps) && C > 1, PK_DW_SLOTS)
+    {
+        long c0, c1;
+        float *xp = work + pk_thread() * hp * wp;
+        pk_share(C, &c0, &c1);
+        for (long c = c0; c < c1; c++)
+            for (long n = 0; n < N; n++) {
+                pk_dw_pad(x + (n * C + c) * H * W, H, W, PT, PL, hp, wp, xp);
+                for (long o = c * mult; o < (c + 1) * mult; o++)
+                    for (long i = 0; i < KH; i++)
+                        for (long j = 0; j < KW; j++) {
+                            float s = 0.0f;
+                            for (long oh = 0; oh < HO; oh++) {
+                                const float *src = xp + (oh * SH + i * DH) * wp + j * DW;
+                                const float *r = dy + (n * O + o) * P + oh * WO;
+                                PK_SIMD_SUM(s)
+                                for (long ow = 0; ow < WO; ow++) s += r[ow] * src[ow * SW];
+                            }
+                            dw[(o * KH + i) * KW + j] += alpha * s;
                         }
-                        dw[(o * KH + i) * KW + j] += alpha * s;
-                    }
-        }
+            }
+    }
 }
 
 /* ---- Entry points */

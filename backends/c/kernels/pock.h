@@ -66,6 +66,9 @@ PK_INLINE int pk_threads(void) { return pock_threads > 0 ? pock_threads : omp_ge
    barriers, and this thread's share [lo, hi) of n items (the same split for every loop of
    the region: a thread uses only what it packed itself, no barrier between). */
 #define PK_REGION(cond) PK_PRAGMA(omp parallel if(cond) num_threads(pk_threads()))
+/* at most n threads: a kernel with n per-thread workspace slots (pk_thread() picks one) */
+#define PK_REGION_N(cond, n) PK_PRAGMA(omp parallel if(cond) num_threads(pk_threads() < (n) ? pk_threads() : (n)))
+PK_INLINE long pk_thread(void) { return omp_get_thread_num(); }
 #define PK_BARRIER PK_PRAGMA(omp barrier)
 #define PK_SINGLE PK_PRAGMA(omp single)
 PK_INLINE void pk_share(long n, long *lo, long *hi) {
@@ -77,6 +80,8 @@ PK_INLINE void pk_share(long n, long *lo, long *hi) {
 PK_INLINE int pk_threads(void) { return 1; }
 #define PK_PARALLEL_FOR(cond)
 #define PK_REGION(cond)
+#define PK_REGION_N(cond, n)
+PK_INLINE long pk_thread(void) { return 0; }
 #define PK_BARRIER
 #define PK_SINGLE
 PK_INLINE void pk_share(long n, long *lo, long *hi) { *lo = 0; *hi = n; }

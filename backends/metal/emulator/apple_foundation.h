@@ -17,8 +17,10 @@ typedef signed char BOOL;
 #define nil ((id)0)
 #define NS_ENUM(type, name) enum name : type name; enum name : type
 #define NS_OPTIONS(type, name) type name; enum : type
-#define NS_ASSUME_NONNULL_BEGIN
-#define NS_ASSUME_NONNULL_END
+#define NS_ASSUME_NONNULL_BEGIN _Pragma("clang assume_nonnull begin")
+#define NS_ASSUME_NONNULL_END _Pragma("clang assume_nonnull end")
+
+NS_ASSUME_NONNULL_BEGIN
 
 @protocol NSObject
 @end
@@ -30,7 +32,7 @@ __attribute__((objc_root_class))
 @end
 
 @interface NSString : NSObject
-+ (instancetype)stringWithUTF8String:(const char *)nullTerminatedCString;
++ (nullable instancetype)stringWithUTF8String:(const char *)nullTerminatedCString;
 @property (readonly) const char *UTF8String;
 @property (readonly, copy) NSString *stringByDeletingLastPathComponent;
 - (NSString *)stringByAppendingPathComponent:(NSString *)str;
@@ -46,10 +48,11 @@ __attribute__((objc_root_class))
 
 @interface NSBundle : NSObject
 @property (class, readonly, strong) NSBundle *mainBundle;
-@property (readonly, copy) NSString *executablePath;
+@property (nullable, readonly, copy) NSString *executablePath;
 @end
 
 @interface NSError : NSObject
 @property (readonly, copy) NSString *localizedDescription;
 @end
+NS_ASSUME_NONNULL_END
 #endif

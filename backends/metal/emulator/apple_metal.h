@@ -8,6 +8,7 @@
 #ifndef POCK_METAL_SHIM
 #define POCK_METAL_SHIM
 #import <Foundation/Foundation.h>
+NS_ASSUME_NONNULL_BEGIN
 
 typedef struct {
     NSUInteger width, height, depth;
@@ -76,10 +77,11 @@ typedef NS_ENUM(NSUInteger, MTLCommandBufferStatus) {
 @protocol MTLDevice <NSObject>
 - (nullable id<MTLCommandQueue>)newCommandQueue;
 - (nullable id<MTLBuffer>)newBufferWithLength:(NSUInteger)length options:(MTLResourceOptions)options;
-- (nullable id<MTLLibrary>)newLibraryWithURL:(NSURL *)url error:(NSError **)error;
+- (nullable id<MTLLibrary>)newLibraryWithURL:(NSURL *)url error:(NSError *_Nullable *_Nullable)error;
 - (nullable id<MTLComputePipelineState>)newComputePipelineStateWithFunction:(id<MTLFunction>)computeFunction
-                                                                       error:(NSError **)error;
+                                                                       error:(NSError *_Nullable *_Nullable)error;
 @end
 
-extern "C" id<MTLDevice> MTLCreateSystemDefaultDevice(void);
+extern "C" id<MTLDevice> _Nullable MTLCreateSystemDefaultDevice(void);
+NS_ASSUME_NONNULL_END
 #endif
