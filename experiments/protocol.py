@@ -259,7 +259,13 @@ def run(setup: Setup, out: Path, seeds=(0, 1, 2), timing_rounds: int = 5, log=pr
         meta["full_memory"] = compiled(program0, setup, None).memory["training_extra"]
     full_memory = meta["full_memory"]
     log(f"[{time.time() - t0:5.0f} s] full backprop plans {full_memory / 2**20:.2f} MiB")
-    rows = setup.schemes(setup, program0, full_memory, out, log)
+    config = json.dumps(setup.info.get("config"), sort_keys=True, default=str)
+    if meta.get("rows") and meta.get("config") == config:  # resumed: the search's schemes are known
+        rows = meta["rows"]
+        setup.info.update({k: v for k, v in meta.get("info", {}).items() if k not in setup.info})
+    else:
+        rows = setup.schemes(setup, program0, full_memory, out, log)
+    meta["config"] = config
     for name, text in rows.items():
         if text is not None:
             (out / "schemes").mkdir(parents=True, exist_ok=True)

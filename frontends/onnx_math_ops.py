@@ -65,6 +65,21 @@ def ceil_op(g, n):
     return g.emit(E.NegOp, floor(g, g.emit(E.NegOp, n.input(0))))
 
 
+@translates("Round", 11)
+def round_op(g, n):
+    """Round half to even: floor, then up where the fraction is over 1/2, and at exactly 1/2 up only
+    from an odd floor. |x| ≥ 2^52 (integral already), ±inf and NaN pass through unchanged."""
+    x = n.input(0)
+    r = floor(g, x)
+    d = g.emit(E.SubOp, x, r)
+    half, one = scalar(g, 0.5, x), scalar(g, 1.0, x)
+    odd = g.emit(E.SubOp, r, g.emit(E.MulOp, scalar(g, 2.0, x), floor(g, g.emit(E.MulOp, r, half))))
+    up = g.emit(E.WhereOp, g.emit(E.GtOp, d, half), one, g.emit(E.WhereOp, g.emit(E.LtOp, d, half),
+                                                                     scalar(g, 0.0, x), odd))
+    small = g.emit(E.LtOp, g.emit(E.AbsOp, x), scalar(g, 2.0 ** 52, x))
+    return g.emit(E.WhereOp, small, g.emit(E.AddOp, r, up), x)
+
+
 @translates("Mod", 10)
 def mod(g, n):
     """fmod=0: a - floor(a / b)·b (sign of b); fmod=1: a - trunc(a / b)·b (sign of a)."""
