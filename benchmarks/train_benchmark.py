@@ -19,6 +19,7 @@ report) against the measured single-thread sgemm rate.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -171,6 +172,8 @@ def bench(workload: str, rounds: int, use_compile: bool, profile: bool, threads=
     times: dict[str, list[float]] = {k if len(threads) == 1 else f"{k} {t}t": [] for k in runs for t in threads}
     sgemm: list[float] = []
     load0 = os.getloadavg()[0]  # the machine's load (other processes' threads take the cores)
+    gc.collect()
+    gc.disable()  # as timeit does: a full collection over the compiled programs' IR took ~10% of W2's rounds
     for _ in range(rounds):
         for t in threads:  # interleaved: every run at every thread count in each round
             torch.set_num_threads(t)
@@ -180,6 +183,7 @@ def bench(workload: str, rounds: int, use_compile: bool, profile: bool, threads=
                 times[k if len(threads) == 1 else f"{k} {t}t"].append(_timed(r.step))
         torch.set_num_threads(threads[0])
         sgemm.append(sgemm_rate(reps=2))  # in every round: the clock drifts with the load
+    gc.enable()
     out = {"times_ms": {k: 1e3 * statistics.median(v) for k, v in times.items()}, "info": info,
            "sgemm": statistics.median(sgemm), "threads": list(threads), "load": (load0, os.getloadavg()[0])}
     if profile:

@@ -66,7 +66,7 @@ class Config:
     def tiny(cls) -> Config:
         return cls(width=0.35, stages=2, batch=4, n_train=16, n_val=8, n_test=8, steps=3, pretrain_epochs=1,
                    pretrain_n=64, search_steps=2, search_bias_ks=(2,), search_last_layers=1, search_ratios=("1",),
-                   lr_grid=(1e-3, 3e-3), lr_steps=2, search_workers=1)
+                   lr_grid=(3e-3,), lr_steps=2, search_workers=1)
 
 
 def _divisible(v: float, d: int = 8) -> int:

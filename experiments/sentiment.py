@@ -56,7 +56,7 @@ class Config:
     @classmethod
     def tiny(cls) -> Config:
         """Seconds, for tests: a 2-layer slice of the pretrained model, a few steps."""
-        return cls(max_len=16, batch=4, n_train=32, n_val=16, n_test=16, steps=4, lr_grid=(1e-4, 1e-3), lr_steps=2,
+        return cls(max_len=16, batch=4, n_train=32, n_val=16, n_test=16, steps=4, lr_grid=(1e-3,), lr_steps=2,
                    search_steps=2, search_val=16, search_bias_ks=(2,), search_blocks=(1,), search_ratios=("1",),
                    search_workers=1)
 

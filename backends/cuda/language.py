@@ -12,6 +12,7 @@ HEAD = r"""
 #include <math.h>
 typedef long long pk_i64;
 typedef unsigned char pk_u8;
+typedef signed char pk_i8;
 #define PK_FN __device__ __forceinline__
 #define PK_LOCAL
 #define PK_GLOBAL

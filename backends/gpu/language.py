@@ -27,11 +27,11 @@ import re
 from dataclasses import dataclass
 
 # buffer kinds: element type of a typed pointer; scalars: long (64-bit) or float
-BUFFER_TYPES = {"f32*": "float", "i64*": "pk_i64", "i32*": "int", "u8*": "pk_u8"}
+BUFFER_TYPES = {"f32*": "float", "i64*": "pk_i64", "i32*": "int", "u8*": "pk_u8", "i8*": "pk_i8"}
 SCALAR_TYPES = {"long": "long", "float": "float"}
-DTYPE_BUFFER = {"f32": "f32*", "i64": "i64*", "i32": "i32*", "i1": "u8*"}
-# the kernel IR's dtypes as data-parallel types (the prelude typedefs pk_i64 / pk_u8)
-DP_TYPES = {"f32": "float", "i64": "pk_i64", "i32": "int", "i1": "pk_u8", "f64": "float"}
+DTYPE_BUFFER = {"f32": "f32*", "i64": "i64*", "i32": "i32*", "i1": "u8*", "i8": "i8*", "u8": "u8*"}
+# the kernel IR's dtypes as data-parallel types (the prelude typedefs pk_i64 / pk_u8 / pk_i8)
+DP_TYPES = {"f32": "float", "i64": "pk_i64", "i32": "int", "i1": "pk_u8", "f64": "float", "i8": "pk_i8", "u8": "pk_u8"}
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,13 @@ def project_files(target: Target) -> dict[str, str]:
     return {"main.c": runner_main(), "Makefile": target.makefile()}
 
 
-def target() -> Target:
+def target(simdgroup_gemm: bool = True) -> Target:
+    """simdgroup_gemm=False keeps every GEMM on the base's scalar tiles (an A/B switch for
+    timing the SIMD-group kernels on a Mac; backends/metal/gemm.py)."""
     from ..gpu.device import GpuDevice, data_parallel_library
     from .program import MetalProgram
     from .toolchain import MetalToolchain
 
-    language = MetalProgram()
+    language = MetalProgram(simdgroup_gemm)
     return Target("metal", language, data_parallel_library(), MetalToolchain(),
                   lambda: GpuDevice(language.function_names), project_files)

@@ -107,7 +107,6 @@ def emulator_stubs(kernels: list[KernelDef]) -> str:
     """One C++ call stub per kernel for the CPU emulator: typed buffer pointers, the scalar
     struct, the threadgroup arrays and the work-item's position, from untyped tables."""
     from ..gpu.language import BUFFER_TYPES
-
     from .gemm import uses_simdgroup
 
     out = ["struct pk_ids { uint3 gid, lid, grp, lsz, ngrp; uint sgi; };",

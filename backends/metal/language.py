@@ -32,6 +32,7 @@ HEAD = r"""
 using namespace metal;
 typedef long pk_i64;
 typedef uchar pk_u8;
+typedef char pk_i8;  /* signed in MSL (the emulator builds with -fsigned-char) */
 #define PK_FN inline
 #define PK_LOCAL threadgroup
 #define PK_GLOBAL device

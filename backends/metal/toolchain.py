@@ -12,9 +12,9 @@ from pathlib import Path
 
 from ..target import Target, Toolchain
 
-EMU_FLAGS = ["-std=c++17", "-O2", "-Wall", "-Wno-attributes", "-Wno-unused-function", "-Wno-unused-variable",
+EMU_FLAGS = ["-std=c++17", "-O2", "-fsigned-char", "-Wall", "-Wno-attributes", "-Wno-unused-function", "-Wno-unused-variable",
              "-Wno-unused-but-set-variable"]
-CLANG_EMU_FLAGS = ["-std=c++17", "-O2", "-Wall", "-Wno-unknown-attributes", "-Wno-unused-function", "-Wno-unused-variable"]
+CLANG_EMU_FLAGS = ["-std=c++17", "-O2", "-fsigned-char", "-Wall", "-Wno-unknown-attributes", "-Wno-unused-function", "-Wno-unused-variable"]
 
 
 @dataclass
@@ -68,7 +68,7 @@ model.air: model.metal
 model.metallib: model.air
 \t$(METALLIB) model.air -o $@
 
-model-emu: main.o emu_model.cpp model.h schedule.h model.metal emulator/host.cpp emulator/metal_stdlib
+model-emu: main.o emu_model.cpp model.h schedule.h model.metal emulator/host.cpp emulator/metal_stdlib emulator/metal_simdgroup_matrix
 \t$(CXX) {emu} -D_XOPEN_SOURCE=700 -Iemulator -c emu_model.cpp -o emu_model.o
 \t$(CXX) -o $@ main.o emu_model.o
 

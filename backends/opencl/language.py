@@ -11,6 +11,7 @@ HEAD = r"""
 /* OpenCL C 1.2 spelling of the pockengine data-parallel base */
 typedef long pk_i64;
 typedef uchar pk_u8;
+typedef char pk_i8;
 #define PK_FN static inline
 #define PK_LOCAL __local
 #define PK_GLOBAL __global

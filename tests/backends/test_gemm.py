@@ -245,3 +245,15 @@ def test_neon_kernel_under_qemu(tmp_path):
     cs = edge_cases(quick=True)
     target = get_target("arm64")
     cs.run(build(tmp_path, target.cc, target.cflags, target.ldflags), tmp_path, target.runner)
+
+
+@pytest.mark.parametrize("march", ["native", "x86-64"])
+def test_threaded_kernel(tmp_path, host_cc, march):
+    """Built with OpenMP on 3 threads and every region forced on (issue 19): threads pack their
+    own B panels and a share of each packed A block (the x86-64 build packs every A), and run the
+    epilogue on their own columns; uneven splits of panels and rows included."""
+    if march == "x86-64" and platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the plain-C build is the x86-64 baseline")
+    flags = get_target("c").cflags if march == "native" else [*COMMON_FLAGS, "-march=x86-64"]
+    threads = ["-fopenmp", "-DPK_THREADS=3", "-DPK_PAR_MIN=1", "-DPK_PAR_GEMM_MIN=0"]
+    edge_cases(quick=True).run(build(tmp_path, host_cc, [*flags, *threads], ["-fopenmp"]), tmp_path)

@@ -1,10 +1,14 @@
-"""Threads across the compiled step (issue 19): pock.h's PK_PARALLEL_FOR splits the outer
-loops of GEMM/conv column panels, epilogue row strips, row kernels (softmax, norms,
-cross-entropy backward, the chunked lm_head's softmax and bias gradient) and maps, each
-thread owning whole output elements. Built with the thresholds at zero (every such loop
-threaded, even on these small programs), 20 steps at 1, 2 and 4 threads give bitwise the
-same losses, within 1e-5 of the build without OpenMP, and those are the interpreter's. The written project threads
-with `make THREADS=N` / POCK_THREADS (x86, arm64 under qemu-aarch64, an ASan build)."""
+"""Threads across the compiled step (issue 19). pock.h's PK_PARALLEL_FOR splits the outer loops of the row kernels
+(softmax, norms, cross-entropy backward, the chunked lm_head's softmax and bias gradient). PK_SPLIT gives each
+thread a range of a map's outer loop (or of a max-pool's planes), run by a serial function with restrict operands. PK_REGION runs one parallel
+region per GEMM K block, per convolution block (each thread packs and computes its own column panels), per
+depthwise call (planes or channels, a workspace slot per thread). In every case a thread owns
+whole output elements.
+
+Built with the thresholds at zero, so every such loop is threaded even on these small programs, 20 steps at 1, 2
+and 4 threads (3 for the convolution paths) give bitwise the same losses. They are within 1e-5 of the build without
+OpenMP, and those are the interpreter's (or torch's). The written project threads with `make THREADS=N` /
+POCK_THREADS (x86, arm64 under qemu-aarch64, an ASan build)."""
 
 from __future__ import annotations
 

@@ -50,8 +50,8 @@ static void pk_conv2d(const long *g, const float *x, const float *w, float *y, f
         for (long gr = 0; gr < G; gr++) {
             const float *xg = x + gr * cg * H * W, *wg = w + gr * og * K;
             /* one region per block: each thread packs its share of the column panels and
-               computes them for every row block (a packed weight block is shared: one thread
-               packs it between barriers); then threads own rows of the buffered copy-out */
+               computes them for every row block (a packed weight block is shared: each thread
+               packs a share between barriers); then threads own rows of the buffered copy-out */
             long np = (nq + PK_NR - 1) / PK_NR;
             PK_REGION(og * nq * K > PK_PAR_GEMM_MIN && np > 1)
             {
@@ -66,10 +66,14 @@ static void pk_conv2d(const long *g, const float *x, const float *w, float *y, f
                     if (j1 > j0) pk_conv_pack_cols(g, xg, T, R, pc, kc, j0, j1, pbt);
                     for (long ic = 0; ic < og; ic += PK_MC) {
                         long mc = pk_min(PK_MC, og - ic);
-                        if (!direct_a) {
+                        if (!direct_a) {  /* the weight block packed by all, a share of its panels each */
+                            long a0, a1;
                             PK_BARRIER
-                            PK_SINGLE
-                            pk_pack_a(mc, kc, wg + ic * K + pc, K, 1, pa);
+                            pk_share((mc + PK_MR - 1) / PK_MR, &a0, &a1);
+                            if (a1 > a0)
+                                pk_pack_a(pk_min(mc, a1 * PK_MR) - a0 * PK_MR, kc, wg + (ic + a0 * PK_MR) * K + pc, K, 1,
+                                          pa + a0 * PK_MR * kc);
+                            PK_BARRIER
                         }
                         for (long jr = j0; jr < j1; jr += PK_NR) {
                             long q = q0 + jr, n = pk_min(PK_NR, nq - jr);

@@ -264,7 +264,7 @@ static void pk_gemm_ep(long M, long N, long K,
             float be = pc > 0 ? 1.0f : beta;  /* later K blocks add to what the first wrote */
             /* one region per K block: each thread packs its own share of B's column panels
                and computes those panels for every row block (so no barrier after packing);
-               a packed A block is shared (one thread packs it between two barriers) */
+               a packed A block is shared (each thread packs a share, between two barriers) */
             PK_REGION(M * nc * kc > PK_PAR_GEMM_MIN && n_panels > 1)
             {
                 long p0, p1;
@@ -273,10 +273,14 @@ static void pk_gemm_ep(long M, long N, long K,
                 if (j1 > j0) pk_pack_b(kc, j1 - j0, b + pc * rsb + (jc + j0) * csb, rsb, csb, pb + j0 * kc);
                 for (long ic = 0; ic < M; ic += PK_MC) {
                     long mc = pk_min(PK_MC, M - ic);
-                    if (!rows && !cols) {
+                    if (!rows && !cols) {  /* A packed by all, a share of its MR-row panels each */
+                        long a0, a1;
                         PK_BARRIER  /* every thread is done with the previous A block */
-                        PK_SINGLE
-                        pk_pack_a(mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
+                        pk_share((mc + PK_MR - 1) / PK_MR, &a0, &a1);
+                        if (a1 > a0)
+                            pk_pack_a(pk_min(mc, a1 * PK_MR) - a0 * PK_MR, kc, a + (ic + a0 * PK_MR) * rsa + pc * csa,
+                                      rsa, csa, pa + a0 * PK_MR * kc);
+                        PK_BARRIER
                     }
                     for (long jr = j0; jr < j1; jr += PK_NR) {
                         long n = pk_min(PK_NR, nc - jr);

@@ -27,7 +27,10 @@
    on `pk_threads()` threads when its work `cond` is at least PK_PAR_MIN, else serial. Each
    thread owns whole output elements and computes each exactly as the serial loop does, so
    results are bitwise the same at every thread count. libgomp keeps its threads between
-   regions (a pool): a region costs a wake-up, not a thread start. pock_threads (0: OpenMP's
+   regions (a pool): a region costs a wake-up, not a thread start. Maps and pools split their
+   outer loop over a serial function (PK_SPLIT: an omp loop's outlined body loses restrict);
+   GEMM and the convolutions run one region per block (PK_REGION), each thread packing and
+   computing its own panels. pock_threads (0: OpenMP's
    default, OMP_NUM_THREADS else all cores) is set by the Device (pockengine.compile(threads=N))
    or main.c (POCK_THREADS, `make THREADS=N`); weak, so every object defining it shares one. */
 #ifndef PK_PAR_MIN

@@ -12,6 +12,9 @@
    the result; a SIMD-group some of whose lanes wait at a SIMD-group operation while others
    wait at a barrier or have ended is divergent use and fails the run, as do partial
    SIMD-groups and operands outside the launch's threadgroup memory.
+   Between meeting points the work-items run one after another, in thread order, or in reverse
+   order with POCK_METAL_EMU_ORDER=reverse: a missing barrier shows in one order or the other
+   when one work-item reads what another writes (a read before the write sees stale data).
    Threadgroup memory is filled with 0xff (NaN) before each group: Metal leaves it
    uninitialized. Included by emu_model.cpp after schedule.h, model.metal and the stubs. */
 #include <cstdio>
@@ -21,7 +24,7 @@
 
 static struct {
     unsigned char *P, *A;
-    int open, failed;
+    int open, failed, reverse;
     char error[512];
 } pk;
 
@@ -192,49 +195,50 @@ static int pk_launch_one(const pk_launch *l) {
     if (per == 0 || per > 1024) return pk_fail("threads per threadgroup outside 1..1024");
     if (ki->barrier && pk_fibers_for(per)) return -1;
     uint3 ng = {G[0], G[1], G[2]}, ls = {L[0], L[1], L[2]};
-    for (unsigned gz = 0; gz < G[2]; gz++)
-        for (unsigned gy = 0; gy < G[1]; gy++)
-            for (unsigned gx = 0; gx < G[0]; gx++) {
-                for (int t = 0; t < ki->ntg; t++) memset(tgmem[t], 0xff, ki->tg[t]);
-                uint3 grp = {gx, gy, gz};
-                size_t n = 0;
-                for (unsigned lz = 0; lz < L[2]; lz++)
-                    for (unsigned ly = 0; ly < L[1]; ly++)
-                        for (unsigned lx = 0; lx < L[0]; lx++, n++) {
-                            pk_ids id = {{gx * L[0] + lx, gy * L[1] + ly, gz * L[2] + lz}, {lx, ly, lz}, grp, ls, ng,
-                                        (unsigned)(n / PK_SIMD_WIDTH)};
-                            if (!ki->barrier) {
-                                pk_job.fn(b, pk_job.s, tg, &id);
-                                continue;
-                            }
-                            pk_fiber *f = &pk_fibers[n];
-                            f->id = id;
-                            f->state = PK_RUNNING;
-                            getcontext(&f->ctx);
-                            f->ctx.uc_stack.ss_sp = pk_stacks + n * PK_STACK;
-                            f->ctx.uc_stack.ss_size = PK_STACK;
-                            f->ctx.uc_link = &pk_main_ctx;
-                            makecontext(&f->ctx, pk_fiber_main, 0);
-                        }
-                if (!ki->barrier) continue;
-                for (;;) {
-                    for (size_t t = 0; t < per; t++) {
-                        if (pk_fibers[t].state != PK_RUNNING) continue;
-                        pk_cur = (int)t;
-                        swapcontext(&pk_main_ctx, &pk_fibers[t].ctx);
-                        pk_cur = -1;
-                    }
-                    int simd = pk_simdgroups(per);
-                    if (simd < 0) return -1;
-                    if (simd) continue;
-                    size_t done = 0;
-                    for (size_t t = 0; t < per; t++) done += pk_fibers[t].state == PK_DONE;
-                    if (done == per) break;
-                    if (done) return pk_fail("divergent barrier: some work-items of a threadgroup ended while others wait");
-                    for (size_t t = 0; t < per; t++) pk_fibers[t].state = PK_RUNNING; /* all at the barrier */
-                }
-                if (pk.failed) return -1;
+    size_t ngroups = (size_t)G[0] * G[1] * G[2];
+    for (size_t gi = 0; gi < ngroups; gi++) {
+        size_t g = pk.reverse ? ngroups - 1 - gi : gi; /* threadgroups may run in any order */
+        unsigned gx = (unsigned)(g % G[0]), gy = (unsigned)(g / G[0] % G[1]), gz = (unsigned)(g / ((size_t)G[0] * G[1]));
+        uint3 grp = {gx, gy, gz};
+        for (int t = 0; t < ki->ntg; t++) memset(tgmem[t], 0xff, ki->tg[t]);
+        for (size_t i = 0; i < per; i++) {
+            size_t n = pk.reverse && !ki->barrier ? per - 1 - i : i; /* n: the linear thread index */
+            unsigned lx = (unsigned)(n % L[0]), ly = (unsigned)(n / L[0] % L[1]), lz = (unsigned)(n / ((size_t)L[0] * L[1]));
+            pk_ids id = {{gx * L[0] + lx, gy * L[1] + ly, gz * L[2] + lz}, {lx, ly, lz}, grp, ls, ng,
+                         (unsigned)(n / PK_SIMD_WIDTH)};
+            if (!ki->barrier) {
+                pk_job.fn(b, pk_job.s, tg, &id);
+                continue;
             }
+            pk_fiber *f = &pk_fibers[n];
+            f->id = id;
+            f->state = PK_RUNNING;
+            getcontext(&f->ctx);
+            f->ctx.uc_stack.ss_sp = pk_stacks + n * PK_STACK;
+            f->ctx.uc_stack.ss_size = PK_STACK;
+            f->ctx.uc_link = &pk_main_ctx;
+            makecontext(&f->ctx, pk_fiber_main, 0);
+        }
+        if (!ki->barrier) continue;
+        for (;;) {
+            for (size_t i = 0; i < per; i++) {
+                size_t t = pk.reverse ? per - 1 - i : i;
+                if (pk_fibers[t].state != PK_RUNNING) continue;
+                pk_cur = (int)t;
+                swapcontext(&pk_main_ctx, &pk_fibers[t].ctx);
+                pk_cur = -1;
+            }
+            int simd = pk_simdgroups(per);
+            if (simd < 0) return -1;
+            if (simd) continue;
+            size_t done = 0;
+            for (size_t t = 0; t < per; t++) done += pk_fibers[t].state == PK_DONE;
+            if (done == per) break;
+            if (done) return pk_fail("divergent barrier: some work-items of a threadgroup ended while others wait");
+            for (size_t t = 0; t < per; t++) pk_fibers[t].state = PK_RUNNING; /* all at the barrier */
+        }
+        if (pk.failed) return -1;
+    }
     return pk.failed ? -1 : 0;
 }
 
@@ -245,6 +249,8 @@ extern "C" int pock_device_open(void) {
     pk.A = (unsigned char *)calloc(1, (size_t)PK_DEVICE_BYTES);
     if (!pk.P || !pk.A) return pk_fail("out of memory for the buffers");
     memcpy(pk.A + PK_IMAGE_OFFSET, pk_image, (size_t)PK_IMAGE_BYTES);
+    const char *order = getenv("POCK_METAL_EMU_ORDER");
+    pk.reverse = order && strcmp(order, "reverse") == 0;
     pk.open = 1;
     return 0;
 }
