@@ -71,7 +71,7 @@ class TorchRun:
         loss = torch_loss(self.fn(*self.inputs), self.labels, self.kind)
         loss.backward()
         self.opt.step()
-        return float(loss)
+        return float(loss.detach())
 
 
 class OursRun:

@@ -180,7 +180,7 @@ def test_every_kernel_matches_the_interpreter():
     settings(max_examples=1, deadline=None, suppress_health_check=list(HealthCheck))(run)()
 
 
-def _emulate(body: str, n: int = 192):
+def _emulate(body: str, n: int = 192, flags: tuple[str, ...] = ()):
     """One hand-written kernel (y: f32[n], long n; a 64-float threadgroup array `red`) run by
     the emulator over 3 threadgroups of 64: (y, error)."""
     import ctypes
@@ -204,8 +204,8 @@ def _emulate(body: str, n: int = 192):
                                    '#include "emulator/host.cpp"', "static unsigned char P0[PK_PARAMS_BYTES];",
                                    'extern "C" void run(void *y) { void *o[1] = {y}; pk_run(0, P0, 0, o); }'])}
     cxx = get_target("metal").toolchain
-    lib = ctypes.CDLL(str(build_cached(files, [cxx.cc, *cxx.cflags, "-Iemulator", "-fPIC", "-shared", "-o", "t.so",
-                                               "emu.cpp"], "t.so")))
+    lib = ctypes.CDLL(str(build_cached(files, [cxx.cc, *cxx.cflags, *flags, "-Iemulator", "-fPIC", "-shared", "-o",
+                                               "t.so", "emu.cpp"], "t.so")))
     lib.pock_device_error.restype = ctypes.c_char_p
     y = np.zeros(n, np.float32)
     lib.run(ctypes.c_void_p(y.ctypes.data))
@@ -431,3 +431,25 @@ def test_the_simdgroup_switch_trains_the_same_on_the_scalar_gemm():
         runs.append([tr.step(x, y) for x, y in P.batches(prog, 3)])
         tr.close()
     assert runs[0] == pytest.approx(runs[1], rel=1e-5)
+
+
+def test_the_reverse_order_build_exposes_a_missing_barrier_and_trains_the_same():
+    """Work-items run one after another between meeting points, so a read of another
+    work-item's write with no barrier between them passes in one order; the -DPK_EMU_REVERSE
+    build runs threadgroups and work-items in reverse order and catches the other half. The
+    generated kernels give the same results in both orders."""
+    racy = "red[LID(0)] = (float)LID(0);\ny[GID(0)] = LID(0) > 0 ? red[LID(0) - 1] : -1.0f;"
+    want = np.tile(np.arange(-1, 63), 3).astype(np.float32)
+    y, err = _emulate(racy)
+    assert err is None and np.array_equal(y, want)  # forward order: the race goes unseen
+    y, err = _emulate(racy, flags=("-DPK_EMU_REVERSE",))
+    assert err is None and np.isnan(y[1:64]).all()  # reverse order: stale (NaN) reads
+    y, err = _emulate(racy.replace("\ny", "\nBARRIER();\ny"), flags=("-DPK_EMU_REVERSE",))
+    assert err is None and np.array_equal(y, want)
+    prog, trained = _program("attention-sgd")
+    tgt = get_target("metal")
+    kp = lower_program(trained, library=tgt.library)
+    rev, host = Trainer(trained.copy(), kp, tgt.load(kp, extra_cflags=("-DPK_EMU_REVERSE",))), _trainer(trained, "c")
+    for x, y_ in P.batches(prog, 3):
+        assert rev.step(x, y_) == pytest.approx(host.step(x, y_), rel=1e-4, abs=1e-6)
+    rev.close()

@@ -13,7 +13,7 @@
    wait at a barrier or have ended is divergent use and fails the run, as do partial
    SIMD-groups and operands outside the launch's threadgroup memory.
    Between meeting points the work-items run one after another, in thread order, or in reverse
-   order with POCK_METAL_EMU_ORDER=reverse: a missing barrier shows in one order or the other
+   order when built with -DPK_EMU_REVERSE (threadgroups too): a missing barrier shows in one order or the other
    when one work-item reads what another writes (a read before the write sees stale data).
    Threadgroup memory is filled with 0xff (NaN) before each group: Metal leaves it
    uninitialized. Included by emu_model.cpp after schedule.h, model.metal and the stubs. */
@@ -249,8 +249,9 @@ extern "C" int pock_device_open(void) {
     pk.A = (unsigned char *)calloc(1, (size_t)PK_DEVICE_BYTES);
     if (!pk.P || !pk.A) return pk_fail("out of memory for the buffers");
     memcpy(pk.A + PK_IMAGE_OFFSET, pk_image, (size_t)PK_IMAGE_BYTES);
-    const char *order = getenv("POCK_METAL_EMU_ORDER");
-    pk.reverse = order && strcmp(order, "reverse") == 0;
+#ifdef PK_EMU_REVERSE
+    pk.reverse = 1;
+#endif
     pk.open = 1;
     return 0;
 }
