@@ -11,7 +11,8 @@
    then reads its phase plane at q + a constant offset: the whole plane, however small, is
    one stream of vectors with KH·KW fused multiply-adds each. A read whose column
    leaves the row wraps into the next or previous row; a mask per tap column (an AND with all
-   ones or zero, so no NaN leaks) cancels those. dx is the same stream run backwards: each of
+   ones or zero, so no NaN leaks) cancels those reads before the multiply: such a read is
+   padding, a zero that is still multiplied (0 · NaN weight = NaN, as with zero-padded planes). dx is the same stream run backwards: each of
    its S×S phase planes gathers dy (with zero rows around it) through the taps that land on
    that phase, and the phases are interleaved into dx. dw is one masked dot product per tap.
    Vectors: AVX2/FMA (8 lanes) on x86-64, NEON (4) on arm64, four plain C lanes elsewhere. */
