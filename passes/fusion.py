@@ -416,8 +416,14 @@ def fuse_elementwise(block: Block, epilogues: bool = True) -> dict[str, int]:
 
     def can_join(gids: set[int], op: Operation) -> bool:
         members = {m for g in gids for m in groups[g]} | {op}
-        return len(gids & hosts) <= 1 and all(u.operation in members or pos.get(u.operation, -1) > pos[op]
-                                               for m in members - {op} for r in m.results for u in r.uses)
+        if len(gids & hosts) > 1:
+            return False
+        # an epilogue runs after its contraction: the contraction may not read the group's own work
+        # (a residual `conv(h) + h` whose h is an elementwise group would merge with it otherwise)
+        if any(v.owner in members for m in members if isinstance(m, CONTRACTIONS) for v in m.operands):
+            return False
+        return all(u.operation in members or pos.get(u.operation, -1) > pos[op]
+                   for m in members - {op} for r in m.results for u in r.uses)
 
     for op in ops:
         host = epilogue_domain(op) if epilogues else None

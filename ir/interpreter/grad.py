@@ -85,7 +85,13 @@ def run_max_pool2d_backward(interp, op, x, dy):
     xp = np.full(dxp.shape, -np.inf)
     xp[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]] = x
     win = windows(xp, kh, kw, p.stride, p.dilation)[:, :, :ho, :wo].reshape(*dy.shape, kh * kw)
-    first = win.argmax(axis=-1)  # first maximum in row-major window order, as PyTorch picks
+    inside = np.zeros(dxp.shape, bool)
+    inside[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]] = True
+    ins = windows(inside, kh, kw, p.stride, p.dilation)[:, :, :ho, :wo].reshape(*dy.shape, kh * kw)
+    # the first maximum among the window's cells inside the input, in row-major order (a NaN is the
+    # maximum), as PyTorch picks: padding never wins, even over a window of -inf
+    m = np.where(ins, win, -np.inf).max(axis=-1, keepdims=True)
+    first = (ins & ((win == m) | (np.isnan(win) & np.isnan(m)))).argmax(axis=-1)
     # dy goes to the maximum only (a scatter, as PyTorch): `dy * mask` would spread a NaN dy over the window
     return _pool_backward(op, dy, *x.shape[2:], p.dilation, lambda i, j: np.where(first == i * kw + j, dy, 0))
 

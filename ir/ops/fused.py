@@ -23,7 +23,7 @@ over the rows (passes/fusion.py, backends/lowering/loss.py).
 from __future__ import annotations
 
 from xdsl.dialects.builtin import StringAttr, TensorType
-from xdsl.ir import Block, Region
+from xdsl.ir import Block, BlockArgument, Region
 from xdsl.irdl import (
     IRDLOperation,
     irdl_op_definition,
@@ -97,6 +97,14 @@ class FusedOp(IRDLOperation):
         last = self.block.last_op
         if not isinstance(last, YieldOp) or [v.type for v in last.operands] != list(self.result_types):
             raise VerifyException("train.fused: the region must end in train.yield of the result types")
+        if self.group_kind == "epilogue":  # the contraction runs first, its elementwise work after it
+            from .linalg import Conv2dOp, LinearOp, MatmulOp
+
+            for op in self.block.ops:
+                if isinstance(op, (LinearOp, MatmulOp, Conv2dOp)) and any(
+                        not isinstance(v, BlockArgument) for v in op.operands):
+                    raise VerifyException(f"train.fused (epilogue): {op.name} reads a value computed inside "
+                                          f"the group; a contraction's operands must be the group's inputs")
 
     def print(self, printer: Printer) -> None:
         printer.print_string("(")

@@ -28,23 +28,32 @@ def epilogue_programs(draw):
     """A contraction, an elementwise chain on its result, a classifier head."""
     kind = draw(st.sampled_from(["linear", "matmul", "conv2d"]))
     batch, c = draw(st.integers(1, 3)), draw(st.integers(2, 5))
+    # an elementwise chain before the contraction that a residual after it reads again
+    # (`conv(h) + h`): the chain must not join the contraction's epilogue group
+    pre = draw(st.booleans())
     if kind == "conv2d":
         n = M.Net((batch, c, 5, 5), draw(st.integers(0, 1000)))
-        o, k = draw(st.integers(2, 6)), draw(st.sampled_from([1, 3]))
-        s = draw(st.sampled_from([1, 2]))
+        o, k = (c, 3) if pre else (draw(st.integers(2, 6)), draw(st.sampled_from([1, 3])))
+        s = 1 if pre else draw(st.sampled_from([1, 2]))
+        if pre:
+            n.x = n.op(E.ReluOp.build(n.op(E.AddOp.build(n.x, n.op(S.ReshapeOp.build(
+                n.param("pre.bias", (c,), "bias"), [1, c, 1, 1]))))))
         w = n.param("conv.weight", (o, c, k, k))
         y = n.op(L.Conv2dOp.build(n.x, w, stride=(s, s), padding=(k // 2,) * 4))
         channel = lambda name: n.op(S.ReshapeOp.build(n.param(name, (o,), "bias"), [1, o, 1, 1]))
     else:
-        o = draw(st.integers(2, 7))
+        o = c if pre else draw(st.integers(2, 7))
         shape = (batch, 3, c) if kind == "matmul" else (batch, c)
         n = M.Net(shape, draw(st.integers(0, 1000)))
+        if pre:
+            n.x = n.op(E.TanhOp.build(n.op(E.AddOp.build(n.x, n.param("pre.bias", (c,), "bias")))))
         if kind == "matmul":
             y = n.op(L.MatmulOp.build(n.x, n.param("mm.weight", (c, o))))
         else:
             y = n.op(L.LinearOp.build(n.x, n.param("fc.weight", (o, c))))
         channel = lambda name: n.param(name, (o,), "bias")
-    values, v = [y], y
+    pre_v = n.x if pre else None
+    values, v = [y] + ([pre_v] if pre else []), y
     for i in range(draw(st.integers(1, 4))):
         step = draw(st.sampled_from(["bias", "unary", "scale", "residual", "bn"]))
         if step == "bias":
@@ -60,6 +69,8 @@ def epilogue_programs(draw):
             n.bn(f"bn{i}", o)
             v = n.x
         values.append(v)
+    if pre:
+        v = n.op(E.AddOp.build(v, pre_v))
     if kind == "conv2d":
         v = n.op(S.ReshapeOp.build(n.op(L.GlobalAvgPoolOp.build(v)), [batch, o]))
     elif kind == "matmul":
