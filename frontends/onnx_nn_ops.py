@@ -20,7 +20,7 @@ from ..ir.ops import norm as N
 from ..ir.ops import reduce as R
 from ..ir.ops import shape as S
 from . import decompositions as D
-from .onnx_importer import Known, shape, translates
+from .onnx_importer import Known, element, shape, translates
 from .onnx_math_ops import Builder
 from .onnx_ops import axis_of, gather_elements, reshape, scalar
 
@@ -78,8 +78,8 @@ def conv(g, n):
     return reshape(g, y, [*shape(y)[:2], shape(y)[3]]) if rank == 3 else y
 
 
-def _pool(g, n, op, **extra):
-    x = n.input(0)
+def _pool(g, n, op, x=None, **extra):
+    x = n.input(0) if x is None else x
     rank = len(shape(x))
     kernel = n.attr("kernel_shape")
     strides, dil, lo, hi = _window(n, x, kernel)
@@ -113,6 +113,12 @@ def _pool3d(g, n, op, x, kernel, strides, dil, lo, hi, extra):
 def max_pool(g, n):
     if n.wants(1):
         raise n.error("the Indices output of MaxPool is not supported")
+    x = n.input(0)
+    if element(x) in (T.i8, T.ui8):  # 8-bit values are exact in f32: pool them as floats
+        from ..ir.ops import quant as Q  # (train.cast has no 8-bit types: the identity affine maps)
+
+        one, zero = Known(np.ones((), np.float32)), Known(np.zeros((), T.numpy_dtype(element(x))))
+        return g.emit(Q.QuantizeOp, _pool(g, n, L.MaxPool2dOp, g.emit(Q.DequantizeOp, x, one, zero)), one, zero)
     return _pool(g, n, L.MaxPool2dOp)
 
 
