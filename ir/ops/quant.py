@@ -47,6 +47,23 @@ def _quant_params(x, scale, zp, what: str, q_types=Q_TYPES):
             raise VerifyException(f"{name} {T.fmt(T.shape(t))} does not broadcast to {what} {T.fmt(T.shape(x))}")
 
 
+def _float_input(x, scale, zp):
+    """A float input quantized with `scale` (of x's element type) and zero point `zp`."""
+    _quant_params(x, scale, zp, "input")
+    if T.element(scale) != T.element(x):
+        raise VerifyException(f"scale {scale} and input {x} have different element types")
+
+
+def _integer_operands(*operands):
+    """(tensor, zero point, what) of an integer contraction: an i8/ui8 tensor and a zero point
+    of its element type that broadcasts to it."""
+    for t, z, what in operands:
+        _integer_operand(t, what)
+        _quant_params(t, T.tensor((), T.f32), z, what)
+        if T.element(z) != T.element(t):
+            raise VerifyException(f"{what} zero point {z} and {what} {t} have different element types")
+
+
 class AffineOp(TrainOp):
     x = operand_def(TensorType)
     scale = operand_def(TensorType)
@@ -64,9 +81,7 @@ class QuantizeOp(AffineOp):
     @classmethod
     def infer(cls, types, p):
         x, s, z = types
-        _quant_params(x, s, z, "input")
-        if T.element(s) != T.element(x):
-            raise VerifyException(f"scale {s} and input {x} have different element types")
+        _float_input(x, s, z)
         return [T.tensor(T.shape(x), T.element(z))]
 
 
@@ -98,9 +113,7 @@ class FakeQuantizeOp(AffineOp):
     @classmethod
     def infer(cls, types, p):
         x, s, z = types
-        _quant_params(x, s, z, "input")
-        if T.element(s) != T.element(x):
-            raise VerifyException(f"scale {s} and input {x} have different element types")
+        _float_input(x, s, z)
         return [x]
 
 
@@ -145,11 +158,7 @@ class MatmulIntegerOp(TrainOp):
     @classmethod
     def infer(cls, types, p):
         a, b, az, bz = types
-        for t, z, what in ((a, az, "lhs"), (b, bz, "rhs")):
-            _integer_operand(t, what)
-            _quant_params(t, T.tensor((), T.f32), z, what)
-            if T.element(z) != T.element(t):
-                raise VerifyException(f"{what} zero point {z} and {what} {t} have different element types")
+        _integer_operands((a, az, "lhs"), (b, bz, "rhs"))
         (out,) = MatmulOp.infer([T.tensor(T.shape(a)), T.tensor(T.shape(b))], p)
         return [T.tensor(T.shape(out), i32)]
 
@@ -178,11 +187,7 @@ class ConvIntegerOp(TrainOp):
     @classmethod
     def infer(cls, types, p):
         x, w, xz, wz = types
-        for t, z, what in ((x, xz, "input"), (w, wz, "weight")):
-            _integer_operand(t, what)
-            _quant_params(t, T.tensor((), T.f32), z, what)
-            if T.element(z) != T.element(t):
-                raise VerifyException(f"{what} zero point {z} and {what} {t} have different element types")
+        _integer_operands((x, xz, "input"), (w, wz, "weight"))
         if T.shape(xz) and set(T.shape(xz)) != {1}:
             raise VerifyException(f"the input zero point must be per-tensor, got {T.fmt(T.shape(xz))}")
         (out,) = Conv2dOp.infer([T.tensor(T.shape(x)), T.tensor(T.shape(w))], p)
