@@ -25,6 +25,23 @@ from .language import KernelDef, params
 BM, BN, BK, TM, TN = 64, 64, 16, 4, 4
 GROUP = (BN // TN, BM // TM, 1)
 
+# The K-slice staging every tiled GEMM shares: A's and B's tiles into local memory, zero outside
+# the matrices, then a barrier; A is stored at @A_AT@, the layout its kernel reads (kk-major here).
+STAGE = """        for (long e = tid; e < @BM@ * @BK@; e += @NT@) {
+            long ii = e / @BK@, kk = e % @BK@, i = i0 + ii, k = k0 + kk;
+            float va = 0.0f;
+            if (i < M && k < K) { @LOAD_A@ }
+            As[@A_AT@] = va;
+        }
+        for (long e = tid; e < @BK@ * @BN@; e += @NT@) {
+            long kk = e / @BN@, jj = e % @BN@, k = k0 + kk, j = j0 + jj;
+            float vb = 0.0f;
+            if (k < K && j < N) { @LOAD_B@ }
+            Bs[kk * @BN@ + jj] = vb;
+        }
+        BARRIER();
+"""
+
 TEMPLATE = """
 long tx = LID(0), ty = LID(1), tid = ty * @GX@ + tx;
 long i0 = GRP(1) * @BM@, j0 = GRP(0) * @BN@;
@@ -35,20 +52,7 @@ for (long bt = GRP(2); bt < NB; bt += NGRP(2)) {
     for (int u = 0; u < @TM@; u++)
         for (int v = 0; v < @TN@; v++) acc[u][v] = 0.0f;
     for (long k0 = 0; k0 < K; k0 += @BK@) {
-        for (long e = tid; e < @BM@ * @BK@; e += @NT@) {
-            long ii = e / @BK@, kk = e % @BK@, i = i0 + ii, k = k0 + kk;
-            float va = 0.0f;
-            if (i < M && k < K) { @LOAD_A@ }
-            As[kk * @BM@ + ii] = va;
-        }
-        for (long e = tid; e < @BK@ * @BN@; e += @NT@) {
-            long kk = e / @BN@, jj = e % @BN@, k = k0 + kk, j = j0 + jj;
-            float vb = 0.0f;
-            if (k < K && j < N) { @LOAD_B@ }
-            Bs[kk * @BN@ + jj] = vb;
-        }
-        BARRIER();
-        for (int kk = 0; kk < @BK@; kk++) {
+@STAGE@        for (int kk = 0; kk < @BK@; kk++) {
             float ra[@TM@], rb[@TN@];
             for (int u = 0; u < @TM@; u++) ra[u] = As[kk * @BM@ + ty + u * @GY@];
             for (int v = 0; v < @TN@; v++) rb[v] = Bs[kk * @BN@ + tx + v * @GX@];
@@ -85,13 +89,14 @@ class GemmForm:
     store: str  # writes r to (i, j)
     doc: str
 
-    def kernel(self, template: str = TEMPLATE, suffix: str = "", local=None, extra: dict | None = None) -> KernelDef:
+    def kernel(self, template: str = TEMPLATE, suffix: str = "", local=None, extra: dict | None = None,
+               a_at: str = "kk * @BM@ + ii") -> KernelDef:
         """This form in `template` (the tiled one here; a language may bring its own, as Metal's
         simdgroup-matrix GEMM does, with the same hooks, parameters and grid)."""
         subs = {"@GX@": GROUP[0], "@GY@": GROUP[1], "@BM@": BM, "@BN@": BN, "@BK@": BK, "@TM@": TM, "@TN@": TN,
                 "@NT@": GROUP[0] * GROUP[1], **(extra or {}), "@SETUP@": self.setup, "@BATCH@": self.batch,
                 "@LOAD_A@": self.load_a, "@LOAD_B@": self.load_b, "@STORE@": self.store}
-        body = template
+        body = template.replace("@STAGE@", STAGE.replace("@A_AT@", a_at))
         for k, v in subs.items():
             body = body.replace(k, str(v))
         local = local or (("float", "As", BM * BK), ("float", "Bs", BK * BN))

@@ -29,6 +29,8 @@ from ..gpu.language import KernelDef
 SUFFIX = "_sg"
 MIN_DIM = 8
 
+A_AT = "ii * @BK@ + kk"  # A row-major in threadgroup memory: simdgroup_load reads 8×8 tiles of it
+
 TEMPLATE = """
 long tx = LID(0), ty = LID(1), tid = ty * @GX@ + tx;
 long i0 = GRP(1) * @BM@, j0 = GRP(0) * @BN@;
@@ -40,20 +42,7 @@ for (long bt = GRP(2); bt < NB; bt += NGRP(2)) {
     for (int u = 0; u < 2; u++)
         for (int v = 0; v < 4; v++) acc[u][v] = make_filled_simdgroup_matrix<float, 8, 8>(0.0f);
     for (long k0 = 0; k0 < K; k0 += @BK@) {
-        for (long e = tid; e < @BM@ * @BK@; e += @NT@) {
-            long ii = e / @BK@, kk = e % @BK@, i = i0 + ii, k = k0 + kk;
-            float va = 0.0f;
-            if (i < M && k < K) { @LOAD_A@ }
-            As[ii * @BK@ + kk] = va;
-        }
-        for (long e = tid; e < @BK@ * @BN@; e += @NT@) {
-            long kk = e / @BN@, jj = e % @BN@, k = k0 + kk, j = j0 + jj;
-            float vb = 0.0f;
-            if (k < K && j < N) { @LOAD_B@ }
-            Bs[kk * @BN@ + jj] = vb;
-        }
-        BARRIER();
-        for (int kk = 0; kk < @BK@; kk += 8) {
+@STAGE@        for (int kk = 0; kk < @BK@; kk += 8) {
             simdgroup_float8x8 ma[2], mb[4];
             for (int u = 0; u < 2; u++) simdgroup_load(ma[u], As, @BK@, ulong2((ulong)kk, (ulong)(si + 8 * u)));
             for (int v = 0; v < 4; v++) simdgroup_load(mb[v], Bs, @BN@, ulong2((ulong)(sj + 8 * v), (ulong)kk));
@@ -81,7 +70,7 @@ FORMS = {f.name: f for f in G.GEMM_FORMS}
 
 
 def sg_kernel(form: G.GemmForm) -> KernelDef:
-    return form.kernel(TEMPLATE, SUFFIX, LOCAL)
+    return form.kernel(TEMPLATE, SUFFIX, LOCAL, a_at=A_AT)
 
 
 def uses_simdgroup(k: KernelDef) -> bool:
